@@ -1,0 +1,1 @@
+"""Benchmark suites run by ``scripts/bench.py SUITE``. Scripts, never timed tests."""

@@ -1,0 +1,49 @@
+"""Shared timing and reporting helpers for the benchmark suites."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from typing import Callable, Iterable, Sequence
+
+import jax
+
+
+def block(tree):
+  """Waits for every array in a pytree (JAX arrays; anything else passes through)."""
+  return jax.tree_util.tree_map(
+      lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
+
+
+def median_seconds(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1,
+                   sync: Callable[[object], object] = block) -> tuple[float, list[float]]:
+  """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed calls."""
+  for _ in range(warmup):
+    sync(fn())
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    sync(fn())
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times), times
+
+
+def format_table(records: Sequence[dict], columns: Sequence[str]) -> str:
+  """A plain aligned text table of the given columns (missing values shown as '-')."""
+  def cell(r, c):
+    v = r.get(c, "-")
+    if isinstance(v, float):
+      return f"{v:.4g}"
+    return str(v)
+  rows = [list(columns)] + [[cell(r, c) for c in columns] for r in records]
+  widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+  lines = ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in rows]
+  lines.insert(1, "  ".join("-" * w for w in widths))
+  return "\n".join(lines)
+
+
+def write_json(path: str | None, records: Iterable[dict]) -> None:
+  if path:
+    with open(path, "w") as f:
+      json.dump(list(records), f, indent=1)
