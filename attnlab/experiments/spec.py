@@ -1,0 +1,144 @@
+"""Experiment files: loading them, their ``:arg`` string, their sweep grid and trial names.
+
+An experiment file is an ml_collections config file with two functions:
+``get_config(arg) -> ConfigDict`` (one training run) and ``get_sweep(arg) -> list[dict]`` (one dict
+of dotted config overrides per trial, e.g. ``{"model.name": "lstm", "task.distance": 16, "seed": 0}``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import itertools
+import os
+import re
+import types
+from typing import Any, Iterable, Mapping, Sequence
+
+_SCALARS = (bool, int, float, str)
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+  """One cell of a sweep grid: a training run with these overrides."""
+
+  name: str  # directory name under the sweep workdir
+  overrides: Mapping[str, Any]  # dotted config key -> scalar value
+
+
+def load_module(path: str) -> types.ModuleType:
+  """Imports a Python file by path (experiment files are not part of the package)."""
+  if not os.path.isfile(path):
+    raise ValueError(f"experiment file {path!r} does not exist")
+  name = "attnlab_experiment_" + re.sub(r"\W", "_", os.path.abspath(path))
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module
+
+
+def split_config_arg(config: str) -> tuple[str, str]:
+  """``"experiments/x.py:a=1,smoke"`` -> ``("experiments/x.py", "a=1,smoke")``."""
+  path, _, arg = config.partition(":")
+  return path, arg
+
+
+def parse_arg(arg: str | None, allowed: Iterable[str] = ()) -> dict[str, Any]:
+  """Parses ``"model=lstm,smoke"`` into ``{"model": "lstm", "smoke": True}``.
+
+  With ``allowed`` given, an unknown key raises ValueError listing the allowed ones.
+  """
+  out: dict[str, Any] = {}
+  for item in (arg or "").split(","):
+    item = item.strip()
+    if not item:
+      continue
+    key, eq, value = item.partition("=")
+    out[key.strip()] = value.strip() if eq else True
+  allowed = tuple(allowed)
+  if allowed:
+    unknown = sorted(set(out) - set(allowed))
+    if unknown:
+      raise ValueError(f"config arg: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+  return out
+
+
+def join_arg(parsed: Mapping[str, Any]) -> str:
+  """Inverse of ``parse_arg``."""
+  return ",".join(k if v is True else f"{k}={v}" for k, v in parsed.items() if v is not False)
+
+
+def grid(**axes: Sequence[Any]) -> list[dict[str, Any]]:
+  """The product of the axes, in order, as override dicts. Keys use ``__`` for dots.
+
+  ``grid(model__name=["rnn", "lstm"], seed=[0, 1])`` gives four dicts with keys ``model.name``
+  and ``seed``; the last axis varies fastest.
+  """
+  keys = [k.replace("__", ".") for k in axes]
+  for key, values in zip(keys, axes.values()):
+    if isinstance(values, (str, bytes)) or not len(values):
+      raise ValueError(f"grid axis {key!r} must be a non-empty list of values, got {values!r}")
+  return [dict(zip(keys, combo)) for combo in itertools.product(*axes.values())]
+
+
+def _short(value: Any) -> str:
+  if isinstance(value, float):
+    return f"{value:g}"
+  return str(value)
+
+
+def trial_name(overrides: Mapping[str, Any]) -> str:
+  """A readable, filesystem-safe name: ``{"model.name": "lstm", "task.distance": 16, "seed": 0}``
+  -> ``lstm-distance16-seed0``. ``*.name`` keys contribute their value alone."""
+  parts = []
+  for key, value in overrides.items():
+    leaf = key.rsplit(".", 1)[-1]
+    parts.append(_short(value) if leaf == "name" else f"{leaf}{_short(value)}")
+  name = "-".join(parts) or "trial"
+  return re.sub(r"[^A-Za-z0-9._=+-]", "_", name)
+
+
+def check_overrides(overrides: Any, index: int) -> dict[str, Any]:
+  if not isinstance(overrides, Mapping):
+    raise ValueError(f"get_sweep()[{index}] must be a dict of dotted overrides, got {overrides!r}")
+  for key, value in overrides.items():
+    if not isinstance(key, str) or not key:
+      raise ValueError(f"get_sweep()[{index}]: override keys must be dotted strings, got {key!r}")
+    if not isinstance(value, _SCALARS):
+      raise ValueError(f"get_sweep()[{index}]: {key}={value!r} is not a scalar "
+                       f"(allowed: {[t.__name__ for t in _SCALARS]}); put lists in get_config")
+  return dict(overrides)
+
+
+def make_trials(sweep: Sequence[Mapping[str, Any]]) -> list[Trial]:
+  """Names each override dict; names made unique with a ``-N`` suffix where two coincide."""
+  if isinstance(sweep, Mapping) or not isinstance(sweep, Sequence) or not sweep:
+    raise ValueError(f"get_sweep() must return a non-empty list of dicts, got {sweep!r}")
+  trials, seen = [], {}
+  for i, overrides in enumerate(sweep):
+    overrides = check_overrides(overrides, i)
+    name = trial_name(overrides)
+    if name in seen:
+      seen[name] += 1
+      name = f"{name}-{seen[name]}"
+    else:
+      seen[name] = 0
+    trials.append(Trial(name, overrides))
+  return trials
+
+
+def load_trials(config: str) -> list[Trial]:
+  """Loads ``FILE[:ARG]`` and returns its trials; ValueError if it has no grid."""
+  path, arg = split_config_arg(config)
+  module = load_module(path)
+  get_sweep = getattr(module, "get_sweep", None)
+  if get_sweep is None:
+    raise ValueError(f"{path} defines no get_sweep(arg): it is a single-run config, not a sweep "
+                     "(add get_sweep returning a list of override dicts)")
+  return make_trials(get_sweep(arg))
+
+
+def override_flags(overrides: Mapping[str, Any]) -> list[str]:
+  """``{"a.b": 1}`` -> ``["--config.a.b=1"]`` (ml_collections parses by the field's type)."""
+  return [f"--config.{k}={_short(v) if not isinstance(v, float) else repr(v)}"
+          for k, v in overrides.items()]

@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""Turns a sweep's results.csv into PNG figures.
+
+  scripts/plot.py --workdir runs/distance [--metric accuracy] [--out DIR]
+
+Writes METRIC_vs_KEY.png for each numeric grid value that varies (distance, noise rate, width...),
+METRIC_vs_length.png when trials were evaluated at several lengths, and cost_vs_length.png
+(throughput and peak memory) for cost sweeps; prints the paths.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+from attnlab import plotting
+from attnlab.experiments import results, runner
+
+flags.DEFINE_string("workdir", None, "sweep directory holding results.csv", required=True)
+flags.DEFINE_string("metric", None, "metric to plot (default: accuracy, mse or loss)")
+flags.DEFINE_string("out", None, "directory for the figures (default: the workdir)")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    rows = results.read_csv(os.path.join(FLAGS.workdir, "results.csv"))
+  except ValueError as e:
+    print(f"plot: error: {e}", file=sys.stderr)
+    return 2
+  metric = FLAGS.metric or results.default_metric(rows)
+  first = runner.read_json(os.path.join(FLAGS.workdir, rows[0]["trial"], "config.json")) if rows else None
+  paths = plotting.sweep_figures(rows, results.grid_keys(rows), metric, FLAGS.out or FLAGS.workdir,
+                                 train_max_length=(first or {}).get("train_max_length"))
+  if not paths:
+    print("plot: nothing to plot (no finished trials, or no grid value varies)", file=sys.stderr)
+    return 1
+  for path in paths:
+    print(path)
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)
