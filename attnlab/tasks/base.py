@@ -43,6 +43,7 @@ class Task:
   sample_fn: Callable[[jax.Array, int, int], dict]  # (rng, batch_size, length) -> batch
   input_kind: str = TOKENS  # one of INPUT_KINDS
   input_features: int = 0  # D for feature inputs
+  min_length: int = 1  # shortest input length L this config accepts (sample raises ValueError below)
 
   def __post_init__(self):
     if self.output_kind not in OUTPUT_KINDS:
