@@ -1,0 +1,197 @@
+"""``train_and_evaluate(config, workdir)``: the one training loop every comparison goes through.
+
+Straight-line: build, restore, then per step dispatch the compiled step and do the periodic work
+(log, evaluate, checkpoint). Metrics are read one step late (after the next step is dispatched),
+so the host never stalls the device; the ``finite`` flag is read that way every step, and
+synchronously before a checkpoint so a non-finite state is never saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+from absl import logging
+import jax
+import numpy as np
+
+from attnlab.tasks import lengths as lengths_lib
+from attnlab.train import checkpoint as checkpoint_lib
+from attnlab.train import config as config_lib
+from attnlab.train import models, optim, parallel
+from attnlab.train import state as state_lib
+from attnlab.train import writer as writer_lib
+
+_MIN_METRICS = ("loss", "mse")  # best_metric names ranked lower-is-better
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss, gradients or parameters became NaN/Inf; the run stopped without saving them."""
+
+
+class _StopRequest:
+  """Set by SIGTERM/SIGINT: the loop finishes the current step, saves and returns."""
+
+  def __init__(self):
+    self.signal = None
+    self._old = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._old[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signal = signal.Signals(signum).name
+
+  def __exit__(self, *exc):
+    for sig, handler in self._old.items():
+      signal.signal(sig, handler)
+
+
+def evaluate(eval_fn, state, eval_lengths, step: int) -> dict:
+  """One eval.jsonl record: ``{"step": S, "lengths": {"64": {metric: value}}}``."""
+  device_metrics = {n: eval_fn(state, n) for n in eval_lengths}  # dispatch all, then fetch
+  return {"step": step, "lengths": {str(n): parallel.host_scalars(m)
+                                    for n, m in device_metrics.items()}}
+
+
+def mean_over_lengths(record: dict) -> dict:
+  per_length = list(record["lengths"].values())
+  return {k: float(np.mean([m[k] for m in per_length])) for k in per_length[0]}
+
+
+def _write_summary(workdir: str, summary: dict) -> None:
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+      json.dump(summary, f, indent=1)
+
+
+def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
+                       allow_mismatch: bool = False) -> dict:
+  """Trains ``config`` in ``workdir`` (resuming from its checkpoints); returns summary.json."""
+  start_time = time.time()
+  setup = config_lib.build(config)  # every config error is raised here, before compiling
+  task, model = setup.task, setup.model
+  logging.info("task %s (%s, min length %d); model %s, %s parameters %s; resolved model "
+               "fields %s", task.name, task.output_kind, task.min_length,
+               setup.model_fields["name"], setup.param_counts["total"], setup.param_counts,
+               setup.model_fields)
+  checkpoint_lib.check_config(workdir, config.to_dict(), overwrite=overwrite,
+                              allow_mismatch=allow_mismatch)
+  lead = jax.process_index() == 0
+
+  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
+  mesh = parallel.make_mesh()
+
+  def create():
+    return state_lib.create(model, tx, schedule, task.output_kind,
+                            jax.random.PRNGKey(config.seed), models.dummy_inputs(task))
+
+  best_metric = config.best_metric or None
+  best_mode = "min" if best_metric and best_metric.split("/")[-1] in _MIN_METRICS else "max"
+  ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                     keep=config.keep_checkpoints, best_metric=best_metric,
+                                     best_mode=best_mode)
+  restored = ckpt.restore_latest(parallel.abstract_state(create, mesh))
+  if restored is None:
+    state = parallel.init_state(create, config.parallelism, mesh)
+  else:
+    state = parallel.from_saveable(restored[0], config.parallelism)
+    logging.info("resumed from checkpoint step %d", restored[1])
+  start = restored[1] if restored else 0
+
+  train_fn = parallel.make_train_fn(
+      task, parallelism=config.parallelism, mesh=mesh, batch_size=config.batch_size,
+      data_seed=config.data_seed, seed=config.seed,
+      accum_steps=config.optimizer.grad_accum_steps)
+  eval_fn = parallel.make_eval_fn(
+      task, mesh=mesh if config.parallelism == "jit" else None, batch_size=config.batch_size,
+      num_batches=config.eval_batches, eval_seed=config.eval_seed)
+  saveable = lambda s: parallel.to_saveable(s, config.parallelism)  # noqa: E731
+
+  writer = writer_lib.MetricWriter(workdir, enabled=lead, total_steps=config.num_steps,
+                                   initial_step=start)
+  summary = {"status": "failed", "step": start, "param_count": setup.param_counts["total"],
+             "d_model": setup.model_fields["d_model"], "final_eval": None}
+  last_eval = None
+  pending = None  # (step, metrics, tokens, time) of the step before the one just dispatched
+  tick = (start, time.time())  # throughput window start: (step, time)
+  step = start
+  try:
+    with _StopRequest() as stop:
+      while step < config.num_steps:
+        length = lengths_lib.train_length(config.data_seed, step, config.train_min_length,
+                                          config.train_max_length)
+        state, metrics = train_fn(state, length)
+        step += 1
+        writer.advance()
+        if pending is not None:  # read the previous step while this one runs
+          tick = _report(writer, pending, tick, config)
+        pending = (step, metrics, length)
+        is_last = step == config.num_steps
+        if step % config.eval_every == 0 or is_last:
+          _check_finite(step, metrics)
+          last_eval = evaluate(eval_fn, saveable(state), setup.eval_lengths, step)
+          writer.eval(last_eval)
+        if step % config.checkpoint_every == 0 or is_last or stop.signal:
+          _check_finite(step, metrics)
+          ckpt.save(step, saveable(state), _ckpt_metrics(last_eval, step), force=True)
+        if stop.signal:
+          logging.warning("%s received: saved step %d, stopping.", stop.signal, step)
+          summary["status"] = "preempted"
+          break
+      if pending is not None:
+        _report(writer, pending, tick, config)
+      if summary["status"] != "preempted":
+        summary["status"] = "done"
+        if last_eval is None:  # resumed a finished run: evaluate what it ended with
+          last_eval = evaluate(eval_fn, saveable(state), setup.eval_lengths, step)
+  except NonFiniteLossError as e:
+    summary["status"] = "nan"
+    summary["error"] = str(e)
+    logging.error("%s", e)
+    raise
+  finally:
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+    summary.update(step=step, wall_s=time.time() - start_time, final_eval=last_eval)
+    _write_summary(workdir, summary)
+  return summary
+
+
+def _ckpt_metrics(record, step):
+  # Best-checkpoint ranking uses the evaluation of this very step only.
+  if record is None or record["step"] != step:
+    return None
+  return {**mean_over_lengths(record), "lengths": record["lengths"]}
+
+
+def _check_finite(step, metrics):
+  if not bool(np.asarray(parallel.host_scalars({"f": metrics["finite"]})["f"])):
+    raise NonFiniteLossError(f"non-finite loss, gradients or parameters at step {step}; "
+                             "stopped without saving this state")
+
+
+def _report(writer, pending, tick, config):
+  """Checks the finite flag of a finished step; writes its metrics on log steps."""
+  step, metrics, length = pending
+  is_log = step % config.log_every == 0 or step == config.num_steps
+  if not is_log:
+    _check_finite(step, metrics)
+    return tick
+  scalars = parallel.host_scalars(metrics)
+  if not scalars.pop("finite"):
+    _check_finite(step, metrics)
+  now = time.time()
+  steps_per_s = (step - tick[0]) / max(now - tick[1], 1e-9)
+  scalars.update(steps_per_s=steps_per_s, tokens_per_s=steps_per_s * config.batch_size * length,
+                 length=length)
+  writer.train(step, scalars)
+  return (step, now)

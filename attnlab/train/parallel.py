@@ -1,0 +1,139 @@
+"""Data parallelism: the same train step compiled with jax.jit over a Mesh, or under jax.pmap.
+
+jit (default): the state is replicated (``P()``) and donated; the global batch is sampled inside
+the step and constrained to ``P("data")``, so with partitionable threefry each device (and each
+process, multi-host) generates only its own rows, and the values do not depend on the sharding.
+pmap: the state carries a leading device axis; each device samples the same global batch key and
+keeps its slice, gradients and metrics are averaged with ``pmean``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import logging
+import flax.jax_utils
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from attnlab.train import step as step_lib
+
+PARALLELISMS = ("jit", "pmap")
+AXIS = "data"  # mesh axis and pmap axis name
+# Environment variables that say a launcher (SLURM, Open MPI, TPU pods...) started several
+# processes, in which case jax.distributed.initialize() can find its peers without flags.
+_AUTO_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES",
+             "JAX_COORDINATOR_ADDRESS")
+
+
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None, auto: bool = False) -> None:
+  """Starts multi-host JAX from explicit flags, or lets JAX auto-detect a cluster launcher."""
+  if coordinator_address:
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id)
+  elif auto and any(int(os.environ.get(v, "0") or 0) > 1 if v.endswith(("NTASKS", "SIZE"))
+                    else os.environ.get(v) for v in _AUTO_ENV):
+    jax.distributed.initialize()
+  else:
+    return
+  logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
+               jax.process_index(), jax.process_count(), jax.local_device_count(),
+               jax.device_count())
+
+
+def validate(parallelism: str, batch_size: int, accum_steps: int) -> None:
+  if parallelism not in PARALLELISMS:
+    raise ValueError(f"parallelism={parallelism!r}; allowed: {PARALLELISMS}")
+  n = jax.device_count()
+  if batch_size % n:
+    raise ValueError(f"batch_size={batch_size} is not divisible by the device count ({n})")
+  if (batch_size // n) % accum_steps:
+    raise ValueError(f"batch_size={batch_size} over {n} devices gives {batch_size // n} rows per "
+                     f"device, not divisible by optimizer.grad_accum_steps={accum_steps}")
+
+
+def make_mesh() -> Mesh:
+  return Mesh(np.asarray(jax.devices()), (AXIS,))
+
+
+def init_state(create_fn, parallelism: str, mesh: Mesh):
+  """Builds the state on the devices: replicated over the mesh, or stacked for pmap."""
+  if parallelism == "pmap":
+    return flax.jax_utils.replicate(jax.jit(create_fn)(), jax.local_devices())
+  return jax.jit(create_fn, out_shardings=NamedSharding(mesh, P()))()
+
+
+def abstract_state(create_fn, mesh: Mesh):
+  """Shapes, dtypes and the replicated sharding of a state, for checkpoint restore."""
+  replicated = NamedSharding(mesh, P())
+  return jax.tree_util.tree_map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
+      jax.eval_shape(create_fn))
+
+
+def to_saveable(state, parallelism: str):
+  """The state as checkpoints hold it: one copy, whatever the parallelism."""
+  return flax.jax_utils.unreplicate(state) if parallelism == "pmap" else state
+
+
+def from_saveable(state, parallelism: str):
+  return flax.jax_utils.replicate(state, jax.local_devices()) if parallelism == "pmap" else state
+
+
+def make_train_fn(task, *, parallelism: str, mesh: Mesh, batch_size: int, data_seed: int,
+                  seed: int, accum_steps: int):
+  """``fn(state, length) -> (state, metrics)``; one compile per distinct length."""
+  data_rng = jax.random.PRNGKey(data_seed)
+  # The dropout stream: distinct from the init key (PRNGKey(seed)) by a fold_in.
+  dropout_rng = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+
+  if parallelism == "pmap":
+    def pmap_fn(state, length):
+      batch = step_lib.sample_batch(task, data_rng, state.step, batch_size, length)
+      index = jax.lax.axis_index(AXIS)
+      per = batch_size // jax.device_count()
+      batch = jax.tree_util.tree_map(
+          lambda x: jax.lax.dynamic_slice_in_dim(x, index * per, per), batch)
+      rng = jax.random.fold_in(dropout_rng, index)
+      return step_lib.train_step(state, batch, rng, accum_steps=accum_steps, axis_name=AXIS)
+    return jax.pmap(pmap_fn, axis_name=AXIS, static_broadcasted_argnums=1, donate_argnums=0)
+
+  batch_sharding = NamedSharding(mesh, P(AXIS))
+  replicated = NamedSharding(mesh, P())
+
+  def jit_fn(state, length):
+    batch = step_lib.sample_batch(task, data_rng, state.step, batch_size, length)
+    batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+    return step_lib.train_step(state, batch, dropout_rng, accum_steps=accum_steps)
+  return jax.jit(jit_fn, static_argnums=1, donate_argnums=0,
+                 out_shardings=(replicated, replicated))
+
+
+def make_eval_fn(task, *, mesh: Mesh | None, batch_size: int, num_batches: int, eval_seed: int):
+  """``fn(state, length) -> metrics`` averaged over ``num_batches`` fixed batches of ``length``."""
+  eval_rng = jax.random.PRNGKey(eval_seed)
+
+  def fn(state, length):
+    def one(i):
+      rng = jax.random.fold_in(jax.random.fold_in(eval_rng, length), i)
+      batch = task.sample(rng, batch_size, length)
+      if mesh is not None:
+        batch = jax.lax.with_sharding_constraint(batch, NamedSharding(mesh, P(AXIS)))
+      return step_lib.eval_step(state, batch)
+    per_batch = jax.lax.map(one, jnp.arange(num_batches))
+    return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), per_batch)
+
+  if mesh is None:
+    return jax.jit(fn, static_argnums=1)
+  return jax.jit(fn, static_argnums=1, out_shardings=NamedSharding(mesh, P()))
+
+
+def host_scalars(metrics) -> dict:
+  """Fetches replicated (or pmap-stacked) scalar metrics to Python floats."""
+  def get(x):
+    x = np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else np.asarray(x)
+    return float(x.reshape(-1)[0])
+  return {k: get(v) for k, v in metrics.items()}

@@ -1,0 +1,69 @@
+"""Where metrics go: absl log lines, metrics.jsonl / eval.jsonl, TensorBoard (tb/), a progress bar.
+
+Only the lead process writes; the others get a writer that does nothing but keep the same calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import logging
+import tensorboardX
+import tqdm
+
+
+def _fmt(scalars: dict) -> str:
+  return ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items()))
+
+
+class MetricWriter:
+  """Appends train and eval records of one workdir; a progress bar only on a terminal."""
+
+  def __init__(self, workdir: str, *, enabled: bool, total_steps: int, initial_step: int):
+    self.enabled = enabled
+    if not enabled:
+      return
+    os.makedirs(workdir, exist_ok=True)
+    self._metrics = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    self._eval = open(os.path.join(workdir, "eval.jsonl"), "a")
+    self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tb"))
+    self._bar = (tqdm.tqdm(total=total_steps, initial=initial_step, dynamic_ncols=True)
+                 if sys.stderr.isatty() else None)
+
+  def train(self, step: int, scalars: dict) -> None:
+    if not self.enabled:
+      return
+    logging.info("step %d: %s", step, _fmt(scalars))
+    self._metrics.write(json.dumps({"step": step, **scalars}) + "\n")
+    self._metrics.flush()
+    for k, v in scalars.items():
+      self._tb.add_scalar(f"train/{k}", v, step)
+    if self._bar is not None:
+      self._bar.set_postfix(loss=f"{scalars.get('loss', float('nan')):.4g}", refresh=False)
+
+  def eval(self, record: dict) -> None:
+    """``record = {"step": S, "lengths": {"64": {metric: value}}}``."""
+    if not self.enabled:
+      return
+    step = record["step"]
+    for length, scalars in record["lengths"].items():
+      logging.info("eval step %d length %s: %s", step, length, _fmt(scalars))
+      for k, v in scalars.items():
+        self._tb.add_scalar(f"eval/{k}/L{length}", v, step)
+    self._eval.write(json.dumps(record) + "\n")
+    self._eval.flush()
+
+  def advance(self, steps: int = 1) -> None:
+    if self.enabled and self._bar is not None:
+      self._bar.update(steps)
+
+  def close(self) -> None:
+    if not self.enabled:
+      return
+    if self._bar is not None:
+      self._bar.close()
+    self._metrics.close()
+    self._eval.close()
+    self._tb.close()
