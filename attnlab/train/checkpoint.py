@@ -1,0 +1,417 @@
+"""Checkpoints: orbax CheckpointManager with checksums, damaged-step fallback and config checks.
+
+Layout of ``directory`` (orbax): one folder per step, ``<step>/state`` (the train state, orbax
+``StandardSave``), ``<step>/meta`` (JSON: step and metrics), ``<step>/metrics`` (orbax's own copy
+used to rank the best step) and ``<step>/attnlab_sha256.json`` (size and sha256 of every file of the
+step, written inside orbax's temporary folder just before its atomic rename).
+
+Why the checksum sidecar: orbax/tensorstore detect a missing or truncated data file and most bit
+flips in OCDBT index nodes, but a flipped bit inside a raw chunk of array data restores silently
+with a wrong value (checked with orbax-checkpoint 0.12.8). Verifying the sidecar before each restore
+turns that into an error. A step without a sidecar (written by another tool, or on multi-host where
+each host writes only its own files) is restored unverified, with a warning.
+
+A step that fails to verify or restore is never deleted: ``restore_latest`` logs a warning naming
+the step and the cause, moves the step to ``<directory>_damaged/`` (so a resumed run can save that
+step number again) and falls back to the previous step. An interrupted save leaves only orbax's
+``<step>.orbax-checkpoint-tmp`` folder, which orbax never lists; it is removed at start-up with a
+warning (it was never committed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from typing import Any, Mapping
+
+from absl import logging
+import jax
+import orbax.checkpoint as ocp
+
+SIDECAR = "attnlab_sha256.json"
+TMP_SUFFIX = ".orbax-checkpoint-tmp"
+# Rewritten by orbax after the sidecar (commit markers, commit timestamp); not array data, and
+# orbax restores fine without them.
+_UNHASHED = ("commit_success.txt", "_CHECKPOINT_METADATA", SIDECAR)
+_BEST_MODES = ("max", "min")
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  """{"a": {"b": 1}} -> {"a/b": 1}."""
+  flat = {}
+  for k, v in tree.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, Mapping):
+      flat.update(_flatten(v, key + "/"))
+    else:
+      flat[key] = v
+  return flat
+
+
+def _scalar_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
+  """Flat JSON-safe copy of the finite scalar metrics (NaN never competes for best)."""
+  out = {}
+  for k, v in _flatten(metrics or {}).items():
+    try:
+      f = float(v)
+    except (TypeError, ValueError):
+      continue
+    if math.isfinite(f):
+      out[k] = f
+  return out
+
+
+def file_digests(root: str) -> dict[str, list]:
+  """{relative path: [size, sha256 hex]} of every file under ``root`` (markers excluded)."""
+  out = {}
+  for dirpath, _, files in os.walk(root):
+    for name in files:
+      if name in _UNHASHED:
+        continue
+      path = os.path.join(dirpath, name)
+      h = hashlib.sha256()
+      with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+          h.update(chunk)
+      out[os.path.relpath(path, root)] = [os.path.getsize(path), h.hexdigest()]
+  return out
+
+
+def verify_step_dir(step_dir: str) -> bool:
+  """Checks a step folder against its sidecar; raises ValueError naming the bad file.
+
+  Returns False when there is no sidecar (nothing to verify), True when all files match.
+  """
+  sidecar = os.path.join(step_dir, SIDECAR)
+  if not os.path.exists(sidecar):
+    return False
+  try:
+    with open(sidecar) as f:
+      expected = json.load(f)["files"]
+  except (OSError, ValueError, KeyError) as e:
+    raise ValueError(f"unreadable checksum file {SIDECAR}: {e}") from e
+  for rel, (size, digest) in sorted(expected.items()):
+    path = os.path.join(step_dir, rel)
+    if not os.path.exists(path):
+      raise ValueError(f"missing file {rel}")
+    actual_size = os.path.getsize(path)
+    if actual_size != size:
+      raise ValueError(f"truncated or resized file {rel}: {actual_size} bytes, expected {size}")
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+      while chunk := f.read(1 << 24):
+        h.update(chunk)
+    if h.hexdigest() != digest:
+      raise ValueError(f"checksum mismatch in {rel} (corrupted data)")
+  return True
+
+
+class Checkpointer:
+  """Saves and restores a train-state pytree under ``directory`` (see module docstring).
+
+  Keeps the last ``keep`` steps plus the best step by ``best_metric`` (a key of the metrics passed
+  to ``save``; nested dicts are addressed as "a/b"), ``best_mode`` "max" or "min".
+  """
+
+  def __init__(self, directory: str, *, keep: int = 3, best_metric: str | None = None,
+               best_mode: str = "max", async_save: bool = True, verify: bool = True):
+    if not isinstance(keep, int) or keep < 1:
+      raise ValueError(f"keep={keep!r} must be an integer >= 1")
+    if best_mode not in _BEST_MODES:
+      raise ValueError(f"best_mode={best_mode!r}; allowed: {_BEST_MODES}")
+    self.directory = os.path.abspath(os.fspath(directory))
+    self.damaged_directory = self.directory.rstrip("/") + "_damaged"
+    self.best_metric = best_metric.replace(".", "/") if best_metric else None
+    self._async = async_save
+    # Multi-host: each host writes its own files, so no single host can checksum the step.
+    self._checksums = verify and jax.process_count() == 1
+    self._pending: list[int] = []  # steps saved but not yet given a sidecar
+    self._lock = threading.Lock()
+    self._primary = jax.process_index() == 0
+    os.makedirs(self.directory, exist_ok=True)
+    self._remove_interrupted_saves()
+
+    policies = [ocp.checkpoint_managers.LatestN(n=keep)]
+    best_fn = None
+    if self.best_metric:
+      # Steps saved without the metric rank worst (orbax warns on every save given no metrics).
+      metric, worst = self.best_metric, -math.inf if best_mode == "max" else math.inf
+      best_fn = lambda m: m.get(metric, worst)  # noqa: E731
+      policies.append(ocp.checkpoint_managers.BestN(
+          get_metric_fn=best_fn, reverse=best_mode == "min", n=1,
+          keep_checkpoints_without_metrics=False))
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+        best_fn=best_fn, best_mode=best_mode,
+        enable_async_checkpointing=True,
+        async_options=ocp.AsyncOptions(post_finalization_callback=self._write_sidecar),
+        cleanup_tmp_directories=False)
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=options, item_names=("state", "meta"))
+
+  # -- saving ------------------------------------------------------------------------------------
+
+  def _remove_interrupted_saves(self) -> None:
+    if not self._primary:
+      return
+    for name in sorted(os.listdir(self.directory)):
+      if TMP_SUFFIX in name:
+        path = os.path.join(self.directory, name)
+        logging.warning("Checkpoint %s is a half-written save (interrupted before commit); "
+                        "ignoring and removing it.", path)
+        shutil.rmtree(path, ignore_errors=True)
+
+  def _write_sidecar(self) -> None:
+    """orbax callback: runs in its save thread after the step is written, before the rename."""
+    if not self._checksums or not self._primary:
+      return
+    with self._lock:
+      pending = list(self._pending)
+    for step in pending:
+      tmp = os.path.join(self.directory, f"{step}{TMP_SUFFIX}")
+      if not os.path.isdir(tmp):
+        continue
+      try:
+        digests = {"algorithm": "sha256", "step": step, "files": file_digests(tmp)}
+        with open(os.path.join(tmp, SIDECAR + ".tmp"), "w") as f:
+          json.dump(digests, f, indent=0, sort_keys=True)
+        os.replace(os.path.join(tmp, SIDECAR + ".tmp"), os.path.join(tmp, SIDECAR))
+      except OSError as e:  # never fail the save over its checksum; the step stays unverified
+        logging.error("Could not write checksums for checkpoint step %d: %s", step, e)
+      with self._lock:
+        self._pending.remove(step)
+
+  def save(self, step: int, state: Any, metrics: Mapping[str, Any] | None = None,
+           force: bool = False) -> bool:
+    """Starts saving ``state`` as ``step`` (asynchronously unless async_save=False).
+
+    Returns False (and saves nothing) if the step already exists or orbax's save policy declines.
+    The call returns once the arrays are copied; ``wait()`` blocks until the files are committed.
+    """
+    step = int(step)
+    if step in self._manager.all_steps():
+      logging.info("Checkpoint step %d already exists; not saving it again.", step)
+      return False
+    flat = _scalar_metrics(metrics)
+    ranked = flat if self.best_metric else None
+    with self._lock:
+      self._pending.append(step)
+    saved = self._manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            meta=ocp.args.JsonSave({"step": step, "metrics": flat, "time": time.time()})),
+        metrics=ranked, force=force)
+    if not saved:
+      with self._lock:
+        self._pending.remove(step)
+    elif not self._async:
+      self.wait()
+    return bool(saved)
+
+  def wait(self) -> None:
+    """Blocks until every started save is committed."""
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.close()
+
+  def __enter__(self) -> Checkpointer:
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  # -- restoring ---------------------------------------------------------------------------------
+
+  def steps(self) -> list[int]:
+    """Committed steps, ascending (damaged ones included until a restore finds them)."""
+    return sorted(self._manager.all_steps())
+
+  def latest_step(self) -> int | None:
+    steps = self.steps()
+    return steps[-1] if steps else None
+
+  def best_step(self) -> int | None:
+    """The step with the best ``best_metric`` (None if no saved step carries it)."""
+    if not self.best_metric:
+      return None
+    self.wait()  # the metrics of an in-flight step are only readable once it is committed
+    best = self._manager.best_step()
+    if best is None or self.best_metric not in (self._manager.metadata(best).metrics or {}):
+      return None
+    return best
+
+  def metadata(self, step: int) -> dict:
+    """The JSON saved beside ``step``: {"step", "metrics", "time"}."""
+    restored = self._manager.restore(
+        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return dict(restored["meta"])
+
+  def _restore_step(self, step: int, abstract_state: Any) -> Any:
+    step_dir = os.path.join(self.directory, str(step))
+    if self._checksums and not verify_step_dir(step_dir):
+      logging.warning("Checkpoint step %d has no %s; restoring it unverified.", step, SIDECAR)
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, abstract_state)
+    restored = self._manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                      meta=ocp.args.JsonRestore()))
+    if int(restored["meta"]["step"]) != step:
+      raise ValueError(f"meta names step {restored['meta']['step']}, folder is step {step}")
+    return restored["state"]
+
+  def restore(self, step: int | str, abstract_state: Any) -> Any:
+    """Restores ``step`` (an int, "best" or "latest"); raises ValueError if absent or damaged.
+
+    ``abstract_state`` gives structure, shapes, dtypes and shardings (arrays or
+    jax.ShapeDtypeStruct). "latest" means the latest good step, as ``restore_latest``.
+    """
+    if step == "latest":
+      found = self.restore_latest(abstract_state)
+      if found is None:
+        raise ValueError(f"no checkpoint in {self.directory}")
+      return found[0]
+    if step == "best":
+      if not self.best_metric:
+        raise ValueError("restore('best') needs a Checkpointer with best_metric set")
+      best = self.best_step()
+      if best is None:
+        raise ValueError(f"no checkpoint in {self.directory} has metric {self.best_metric!r}")
+      step = best
+    if not isinstance(step, int) or step not in self.steps():
+      raise ValueError(f"step={step!r} not found; allowed: 'best', 'latest' or one of "
+                       f"{self.steps()}")
+    try:
+      return self._restore_step(step, abstract_state)
+    except Exception as e:  # orbax/tensorstore raise ValueError, OSError, json errors...
+      raise ValueError(f"checkpoint step {step} in {self.directory} is damaged: "
+                       f"{type(e).__name__}: {e}") from e
+
+  def restore_latest(self, abstract_state: Any) -> tuple[Any, int] | None:
+    """(state, step) of the latest step that verifies and restores; None if there is none.
+
+    A damaged step is logged (step and cause), moved to ``<directory>_damaged/`` and skipped.
+    """
+    self.wait()
+    for step in reversed(self.steps()):
+      try:
+        return self._restore_step(step, abstract_state), step
+      except Exception as e:  # pylint: disable=broad-except
+        cause = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        moved = self._quarantine(step)
+        logging.warning("Checkpoint step %d is damaged (%s); moved it to %s and falling back "
+                        "to the previous step.", step, cause, moved)
+    return None
+
+  def _quarantine(self, step: int) -> str:
+    """Moves a damaged step out of orbax's sight (never deletes it)."""
+    src = os.path.join(self.directory, str(step))
+    dst = os.path.join(self.damaged_directory, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if self._primary:
+      os.makedirs(self.damaged_directory, exist_ok=True)
+      suffix = 0
+      while os.path.exists(dst + (f".{suffix}" if suffix else "")):
+        suffix += 1
+      dst += f".{suffix}" if suffix else ""
+      os.rename(src, dst)
+    self._manager.reload()
+    return dst
+
+
+# -- config.json -----------------------------------------------------------------------------------
+
+# Fields that only change bookkeeping, never the trained parameters or the evaluations: a resumed run
+# may change them freely. Everything else (num_steps included: it sets the learning-rate schedule's
+# horizon) must match unless allow_mismatch is asked.
+RESULT_NEUTRAL = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+_MISSING = "<missing>"
+
+
+def _config_tree(config: Any) -> dict:
+  """A ConfigDict or mapping as plain JSON data (tuples -> lists, dtypes -> str)."""
+  if hasattr(config, "to_dict"):
+    config = config.to_dict()
+  return json.loads(json.dumps(config, sort_keys=True, default=str))
+
+
+def _flat_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for k, v in tree.items():
+    if isinstance(v, Mapping) and v:
+      flat.update(_flat_config(v, f"{prefix}{k}."))
+    else:
+      flat[f"{prefix}{k}"] = v
+  return flat
+
+
+def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+  """{dotted field: (old, new)} for every field that differs ("<missing>" if absent)."""
+  a, b = _flat_config(old), _flat_config(new)
+  return {k: (a.get(k, _MISSING), b.get(k, _MISSING))
+          for k in sorted(set(a) | set(b)) if a.get(k, _MISSING) != b.get(k, _MISSING)}
+
+
+def _write_json_atomic(path: str, data: Any) -> None:
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(data, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def _move_aside(path: str) -> str:
+  stamp = time.strftime("%Y%m%d-%H%M%S")
+  dst, n = f"{path.rstrip('/')}.old-{stamp}", 0
+  while os.path.exists(dst + (f".{n}" if n else "")):
+    n += 1
+  dst += f".{n}" if n else ""
+  os.rename(path, dst)
+  return dst
+
+
+def check_config(workdir: str, config_dict: Any, *, overwrite: bool = False,
+                 allow_mismatch: bool = False) -> dict[str, tuple[Any, Any]]:
+  """Writes ``workdir/config.json`` or checks that the run there used the same config.
+
+  A workdir holding a different config raises ValueError listing "field: old -> new", unless
+  ``overwrite`` (the old workdir is renamed to ``<workdir>.old-<time>`` and a fresh one started) or
+  ``allow_mismatch`` (continue; the previous config.json is kept as ``config.old-<time>.json``).
+  Differences only in RESULT_NEUTRAL fields are accepted and recorded. Call it before anything
+  else writes to the workdir. Returns the accepted differences.
+  """
+  new = _config_tree(config_dict)
+  path = os.path.join(workdir, "config.json")
+  primary = jax.process_index() == 0
+  if overwrite and os.path.exists(workdir) and os.listdir(workdir) and primary:
+    moved = _move_aside(workdir)
+    logging.warning("overwrite: moved the previous run in %s to %s", workdir, moved)
+  if primary:
+    os.makedirs(workdir, exist_ok=True)
+  if not os.path.exists(path):
+    if primary:
+      _write_json_atomic(path, new)
+    return {}
+  with open(path) as f:
+    old = json.load(f)
+  diff = config_diff(old, new)
+  blocking = {k: v for k, v in diff.items() if k not in RESULT_NEUTRAL}
+  lines = "\n".join(f"  {k}: {o!r} -> {n!r}" for k, (o, n) in diff.items())
+  if blocking and not allow_mismatch:
+    raise ValueError(
+        f"workdir {workdir} holds a run with a different config ({path}); differing fields "
+        f"(old -> new):\n{lines}\nUse a new workdir, or ask to overwrite (the old run is moved "
+        f"aside) or to allow the mismatch (continue anyway).")
+  if diff and primary:
+    if blocking:
+      kept = os.path.join(workdir, f"config.old-{time.strftime('%Y%m%d-%H%M%S')}.json")
+      os.replace(path, kept)
+      logging.warning("Continuing %s with a different config (previous one kept in %s):\n%s",
+                      workdir, kept, lines)
+    else:
+      logging.info("Config of %s changed in result-neutral fields only:\n%s", workdir, lines)
+    _write_json_atomic(path, new)
+  return diff
