@@ -1,0 +1,70 @@
+"""Examples/s of on-device (jitted) sampling per task: ``scripts/bench.py data [--json FILE]``.
+
+Default batch 64, length 512 with each task's default config. A task whose config cannot take the
+length runs at its ``min_length`` instead and says so in the ``note`` column. Each timed call samples
+``--calls`` batches with step keys ``fold_in(rng, step)`` (as the training loop does) and waits for
+the last; the table shows the median over ``--repeats`` such calls and the compile time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+
+from attnlab.bench import timing
+from attnlab.tasks import registry
+
+
+def _bench_task(name: str, batch_size: int, length: int, calls: int, repeats: int) -> dict:
+  task = registry.get_task(name)
+  note = ""
+  if task.min_length > length:
+    note = f"length {length} < min_length {task.min_length}; ran at {task.min_length}"
+    length = task.min_length
+  if name == "modular_arithmetic" and length % 2 == 0:
+    note = f"expression of {length - 1} tokens after one pad (odd lengths only)"
+
+  @jax.jit
+  def sample_step(rng, step):
+    return task.sample(jax.random.fold_in(rng, step), batch_size, length)
+
+  rng = jax.random.key(0)
+  t0 = time.perf_counter()
+  timing.block(sample_step(rng, jnp.int32(0)))
+  compile_s = time.perf_counter() - t0
+
+  def run():
+    out = None
+    for i in range(calls):
+      out = sample_step(rng, jnp.int32(i + 1))
+    return out
+
+  median, _ = timing.median_seconds(run, repeats=repeats, warmup=1)
+  per_batch = median / calls
+  return {"task": name, "batch": batch_size, "length": length,
+          "us_per_batch": per_batch * 1e6, "examples_per_s": batch_size / per_batch,
+          "tokens_per_s": batch_size * length / per_batch, "compile_s": compile_s, "note": note}
+
+
+def main(args: list[str], json_path: str | None) -> list[dict]:
+  parser = argparse.ArgumentParser(prog="bench.py data", description=__doc__)
+  parser.add_argument("--batch_size", type=int, default=64)
+  parser.add_argument("--length", type=int, default=512)
+  parser.add_argument("--calls", type=int, default=20, help="batches per timed call")
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--tasks", default=",".join(registry.TASKS), help="comma-separated task names")
+  parser.add_argument("--quick", action="store_true", help="few repeats, length 128, for development")
+  opts = parser.parse_args(args)
+  if opts.quick:
+    opts.length, opts.calls, opts.repeats = min(opts.length, 128), 5, 3
+  records = [_bench_task(name, opts.batch_size, opts.length, opts.calls, opts.repeats)
+             for name in opts.tasks.split(",")]
+  print(f"on-device sampling, {jax.devices()[0].platform}, batch {opts.batch_size}, "
+        f"median of {opts.repeats} x {opts.calls} batches")
+  print(timing.format_table(records, ["task", "batch", "length", "us_per_batch", "examples_per_s",
+                                      "tokens_per_s", "compile_s", "note"]))
+  timing.write_json(json_path, records)
+  return records
