@@ -55,8 +55,9 @@ def validate(parallelism: str, batch_size: int, accum_steps: int) -> None:
                      f"device, not divisible by optimizer.grad_accum_steps={accum_steps}")
 
 
-def make_mesh() -> Mesh:
-  return Mesh(np.asarray(jax.devices()), (AXIS,))
+def make_mesh(devices=None) -> Mesh:
+  """A 1-D data mesh over ``devices`` (default: every device of every process)."""
+  return Mesh(np.asarray(jax.devices() if devices is None else devices), (AXIS,))
 
 
 def init_state(create_fn, parallelism: str, mesh: Mesh):

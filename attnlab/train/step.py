@@ -72,10 +72,10 @@ def train_step(state: TrainState, batch, rng, *, accum_steps: int = 1, axis_name
     grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
   updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  grad_norm, param_norm = optax.global_norm(grads), optax.global_norm(params)
+  grad_norm, param_norm = optax.tree.norm(grads), optax.tree.norm(params)
   finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm) & jnp.isfinite(param_norm)
   metrics = {**metrics, "grad_norm": grad_norm, "param_norm": param_norm,
-             "update_norm": optax.global_norm(updates),
+             "update_norm": optax.tree.norm(updates),
              "learning_rate": jnp.asarray(state.schedule(state.step), jnp.float32),
              "finite": finite}
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)

@@ -1,0 +1,52 @@
+"""Tiny configs shared by the training tests (smoke sizes, shrunk further)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from attnlab.train import config as config_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT = os.path.join(REPO, "experiments", "default.py")
+
+
+def tiny_config(model: str = "lstm", task: str = "copy", **overrides):
+  """experiments/default.py:...,smoke with width 8, one eval length and dotted overrides."""
+  config = config_lib.load_config_file(f"{DEFAULT}:model={model},task={task},smoke")
+  config.model.d_model = 8
+  config.model.d_ff = 16
+  config.eval_lengths = [config.train_min_length]
+  for dotted, value in overrides.items():
+    node = config
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+def train_steps(config, parallelism: str, devices=None, steps: int = 3):
+  """Runs ``steps`` compiled train steps outside the loop; returns (losses, host params)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from attnlab.train import models, optim, parallel, state as state_lib  # pylint: disable=g-import-not-at-top
+  setup = config_lib.build(config)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
+  mesh = parallel.make_mesh(devices)
+
+  def create():
+    return state_lib.create(setup.model, tx, schedule, setup.task.output_kind,
+                            jax.random.PRNGKey(config.seed), models.dummy_inputs(setup.task))
+
+  state = parallel.init_state(create, parallelism, mesh)
+  train_fn = parallel.make_train_fn(
+      setup.task, parallelism=parallelism, mesh=mesh, batch_size=config.batch_size,
+      data_seed=config.data_seed, seed=config.seed, accum_steps=config.optimizer.grad_accum_steps)
+  losses = []
+  for _ in range(steps):
+    state, metrics = train_fn(state, config.train_min_length)
+    losses.append(parallel.host_scalars(metrics)["loss"])
+  params = parallel.to_saveable(state, parallelism).params
+  params = jax.tree_util.tree_map(lambda x: np.asarray(x.addressable_data(0)), params)
+  return losses, params

@@ -1,0 +1,73 @@
+"""Each model family: one step changes every parameter, a short run lowers the loss.
+
+One representative per distinct code path in attnlab.train.models (rnn/gru share lstm's backbone,
+minlstm shares mingru's residual stack); the cells themselves are tested in tests/models.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+import pytest
+
+from attnlab.train import config as config_lib
+from attnlab.train import models, optim, state as state_lib, step as step_lib
+from tests.train import helpers
+
+STEPS = 25
+FAMILIES = ("lstm", "mingru", "lru", "transformer", "decoder", "encoder_decoder")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fast_compiles():
+  # These runs check learning, not XLA's optimizer: skipping most passes halves compile time.
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", False)
+
+
+def test_families_cover_the_registry():
+  assert set(FAMILIES) <= set(models.MODELS)
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def run(request):
+  """Trains one tiny model on one fixed batch; returns the params after 0, 1 and STEPS steps."""
+  config = helpers.tiny_config(request.param, "copy", **{"optimizer.learning_rate": 1e-2,
+                                                         "optimizer.warmup_steps": 0,
+                                                         "optimizer.decay": "constant"})
+  setup = config_lib.build(config)
+  tx, schedule = optim.make_optimizer(config.optimizer, STEPS)
+  state = jax.jit(lambda: state_lib.create(
+      setup.model, tx, schedule, setup.task.output_kind, jax.random.PRNGKey(0),
+      models.dummy_inputs(setup.task)))()
+  batch = setup.task.sample(jax.random.PRNGKey(1), config.batch_size, config.train_min_length)
+  train = jax.jit(functools.partial(step_lib.train_step, rng=jax.random.PRNGKey(2)))
+  params0 = jax.device_get(state.params)
+  losses = []
+  for i in range(STEPS):
+    state, metrics = train(state, batch)
+    losses.append(float(metrics["loss"]))
+    if i == 0:
+      params1 = jax.device_get(state.params)
+  return request.param, params0, params1, losses, metrics
+
+
+def test_one_step_changes_every_parameter(run):
+  name, params0, params1, _, _ = run
+  flat0 = jax.tree_util.tree_leaves_with_path(params0)
+  flat1 = jax.tree_util.tree_leaves(params1)
+  unchanged = [jax.tree_util.keystr(p) for (p, a), b in zip(flat0, flat1)
+               if np.array_equal(a, b)]
+  assert not unchanged, f"{name}: parameters unchanged by one step: {unchanged}"
+
+
+def test_short_run_lowers_the_loss(run):
+  name, _, _, losses, metrics = run
+  assert all(np.isfinite(losses)), (name, losses)
+  assert losses[-1] < 0.8 * losses[0], (name, losses)
+  assert bool(metrics["finite"])
+  for key in ("grad_norm", "param_norm", "update_norm", "learning_rate"):
+    assert np.isfinite(float(metrics[key])) and float(metrics[key]) > 0, (name, key)
