@@ -98,7 +98,7 @@ def sweep_figures(rows: Sequence[Mapping[str, Any]], grid_keys: Sequence[str], m
 
   - ``METRIC_vs_KEY.png`` for each numeric grid key that varies (e.g. distance, noise rate, width),
     one line per model (and per other varying key);
-  - ``METRIC_vs_length.png`` when trials were evaluated at several lengths;
+  - ``METRIC_vs_test_length.png`` when each trial was evaluated at several lengths;
   - ``cost_vs_length.png`` (throughput and peak memory) when throughput was logged and a length
     key varies.
   """
@@ -118,9 +118,10 @@ def sweep_figures(rows: Sequence[Mapping[str, Any]], grid_keys: Sequence[str], m
     paths.append(line_plot(series, os.path.join(out_dir, f"{metric}_vs_{_leaf(x_key)}.png"),
                            xlabel=x_key, ylabel=metric, logx=logx,
                            title=f"{metric} vs {_leaf(x_key)} (mean ± std over seeds)"))
-  by_length = metric_vs_length(done, metric, [k for k in varying if "length" not in k])
-  if by_length and len({x for s in by_length.values() for x in s[0]}) > 1:
-    paths.append(line_plot(by_length, os.path.join(out_dir, f"{metric}_vs_length.png"),
+  several = any(sum(k.startswith(f"{metric}@") for k in r) > 1 for r in done)
+  by_length = metric_vs_length(done, metric, varying) if several else {}
+  if by_length:
+    paths.append(line_plot(by_length, os.path.join(out_dir, f"{metric}_vs_test_length.png"),
                            xlabel="test length", ylabel=metric,
                            title=f"{metric} vs test length (trained up to {train_max_length})"
                            if train_max_length else f"{metric} vs test length"))

@@ -4,8 +4,9 @@
   scripts/plot.py --workdir runs/distance [--metric accuracy] [--out DIR]
 
 Writes METRIC_vs_KEY.png for each numeric grid value that varies (distance, noise rate, width...),
-METRIC_vs_length.png when trials were evaluated at several lengths, and cost_vs_length.png
-(throughput and peak memory) for cost sweeps; prints the paths.
+METRIC_vs_test_length.png when each trial was evaluated at several lengths, and cost_vs_length.png
+(throughput and peak memory) for cost sweeps; prints the paths. The metric defaults to the one the
+sweep's table used.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def main(argv):
   except ValueError as e:
     print(f"plot: error: {e}", file=sys.stderr)
     return 2
-  metric = FLAGS.metric or results.default_metric(rows)
+  manifest = runner.read_json(os.path.join(FLAGS.workdir, "sweep.json")) or {}
+  metric = FLAGS.metric or manifest.get("metric") or results.default_metric(rows)
   first = runner.read_json(os.path.join(FLAGS.workdir, rows[0]["trial"], "config.json")) if rows else None
   paths = plotting.sweep_figures(rows, results.grid_keys(rows), metric, FLAGS.out or FLAGS.workdir,
                                  train_max_length=(first or {}).get("train_max_length"))

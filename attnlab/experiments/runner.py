@@ -63,7 +63,8 @@ def checkpoint_steps(trial_dir: str) -> list[int]:
 
 def trial_command(train_command: Sequence[str], config: str, trial: spec.Trial,
                   trial_dir: str) -> list[str]:
-  return [*train_command, "--config", config, *spec.override_flags(trial.overrides),
+  return [*train_command, "--config", spec.trial_config(config, trial.overrides),
+          *spec.override_flags(trial.overrides),
           "--workdir", trial_dir]
 
 

@@ -17,13 +17,15 @@ def run_sweep(config: str, workdir: str, *, workers: int = 1, metric: str | None
               log: Callable[[str], None] = print) -> tuple[list[dict], str]:
   """Runs (or resumes) the sweep of ``FILE[:ARG]`` in ``workdir``; returns (rows, Markdown table).
 
-  Raises ValueError for a file without a grid, before anything runs.
+  Raises ValueError for a file without a grid, before anything runs. The table's metric defaults
+  to the experiment file's ``METRIC`` if it has one, else accuracy, mse or loss.
   """
   path, arg = spec.split_config_arg(config)
-  trials = spec.load_trials(config)
+  module, trials = spec.load_experiment(config)
+  metric = metric or getattr(module, "METRIC", None)
   os.makedirs(workdir, exist_ok=True)
   config = f"{os.path.abspath(path)}:{arg}" if arg else os.path.abspath(path)
-  manifest = {"config": config, "trials": [{"name": t.name, "overrides": dict(t.overrides)}
+  manifest = {"config": config, "metric": metric, "trials": [{"name": t.name, "overrides": dict(t.overrides)}
                                            for t in trials]}
   with open(os.path.join(workdir, MANIFEST), "w") as f:
     json.dump(manifest, f, indent=1)

@@ -55,3 +55,12 @@ def test_file_without_grid(tmp_path):
     spec.load_trials(f"{path}:smoke")
   with pytest.raises(ValueError, match="does not exist"):
     spec.load_trials(str(tmp_path / "missing.py"))
+
+
+def test_arg_keys_extend_the_config_argument():
+  overrides = {"arg.task": "parity", "model.name": "lstm", "arg.length": 64, "seed": 0}
+  assert spec.trial_name(overrides) == "parity-lstm-length64-seed0"
+  assert spec.override_flags(overrides) == ["--config.model.name=lstm", "--config.seed=0"]
+  assert spec.trial_config("e.py:smoke", overrides) == "e.py:smoke,task=parity,length=64"
+  assert spec.trial_config("e.py", overrides) == "e.py:task=parity,length=64"
+  assert spec.trial_config("e.py", {"seed": 1}) == "e.py"

@@ -1,0 +1,52 @@
+"""The default experiment: accuracy against dependency distance, per architecture.
+
+The distant-dependency task puts one key token exactly ``d`` positions before the query at the end
+of a fixed-length sequence (filler elsewhere); the model must output the key. Every model (simple
+RNN, LSTM, GRU, the parallel-scan minGRU and a Transformer encoder) is sized to the same parameter
+count (``model.target_params``), trained at each distance, and evaluated on fresh sequences.
+
+  scripts/sweep.py --config experiments/distance.py --workdir runs/distance --workers 2
+  scripts/plot.py --workdir runs/distance        # -> runs/distance/accuracy_vs_distance.png
+
+Variants: ``:demo`` (what scripts/demo.sh runs: fewer distances and steps, one seed, minutes on a
+2-core CPU), ``:smoke`` (seconds; tests). One trial alone:
+
+  scripts/train.py --config experiments/distance.py --config.model.name=gru \
+      --config.task.distance=64 --workdir runs/one
+"""
+
+from __future__ import annotations
+
+from attnlab.experiments import spec
+
+MODELS = ("rnn", "lstm", "gru", "mingru", "transformer")
+SIZES = {
+    "full": dict(distances=(1, 2, 4, 8, 16, 32, 64, 128, 256), seeds=(0, 1, 2), num_steps=3000,
+                 batch_size=64, target_params=58_000, num_layers=2, models=MODELS),
+    "demo": dict(distances=(2, 8, 32), seeds=(0,), num_steps=500, batch_size=32,
+                 target_params=14_000, num_layers=1, models=MODELS),
+    "smoke": dict(distances=(2, 4), seeds=(0,), num_steps=20, batch_size=8, target_params=3_900,
+                  num_layers=1, models=("lstm", "transformer")),
+}
+
+
+def get_config(arg: str | None = None):
+  parsed, size = spec.sized(arg, SIZES)
+  c = spec.base_config(__file__, "model=lstm,task=distant_dependency"
+                       + (",smoke" if "smoke" in parsed else ""))
+  length = max(size["distances"]) + 1  # one length for every distance: only d changes
+  c.task.distance = size["distances"][-1]
+  c.train_min_length = c.train_max_length = length
+  c.eval_lengths = [length]
+  c.model.target_params = size["target_params"]
+  c.model.num_layers = size["num_layers"]
+  spec.set_schedule(c, num_steps=size["num_steps"], batch_size=size["batch_size"],
+                    learning_rate=3e-3)
+  c.eval_batches = 4
+  return c
+
+
+def get_sweep(arg: str | None = None) -> list[dict]:
+  _, size = spec.sized(arg, SIZES)
+  return spec.grid(model__name=size["models"], task__distance=size["distances"],
+                   seed=size["seeds"])

@@ -1,0 +1,56 @@
+"""Length generalisation on the Chomsky-hierarchy tasks (Delétang et al. 2023, "Neural Networks and
+the Chomsky Hierarchy"): train on lengths 1..40 (drawn uniformly per step), test on every length
+41..500, score = accuracy averaged over the test lengths.
+
+  scripts/sweep.py --config experiments/length_generalization.py --workdir runs/lengthgen --workers 2
+  scripts/plot.py --workdir runs/lengthgen       # -> runs/lengthgen/accuracy_vs_test_length.png
+
+One cell of the grid (task x model), all its seeds:
+  scripts/sweep.py --config experiments/length_generalization.py:task=parity,model=lstm \
+      --workdir runs/lengthgen_parity_lstm
+One run: scripts/train.py --config experiments/length_generalization.py:task=parity,model=lstm \
+      --workdir runs/one
+``smoke`` (``:task=parity,model=lstm,smoke``) shrinks lengths, steps and sizes to seconds.
+Differences from the paper: fewer steps and seeds (the paper trains 1M steps, 10 seeds), and the
+Transformer uses sinusoidal positions unless ``--config.model.position`` says otherwise.
+"""
+
+from __future__ import annotations
+
+from attnlab.experiments import spec
+from attnlab.tasks import registry
+
+TASKS = ("parity", "even_pairs", "cycle_navigation", "modular_arithmetic", "reverse_string",
+         "duplicate_string", "bucket_sort")
+MODELS = ("rnn", "lstm", "gru", "mingru", "transformer")
+SIZES = {
+    "full": dict(train_max=40, test_lengths=tuple(range(41, 501)), seeds=(0, 1, 2),
+                 num_steps=20_000, batch_size=128, tasks=TASKS, models=MODELS),
+    "smoke": dict(train_max=8, test_lengths=(12, 16), seeds=(0,), num_steps=20, batch_size=8,
+                  tasks=("parity", "reverse_string"), models=("lstm", "transformer")),
+}
+_KEYS = ("task", "model")
+
+
+def get_config(arg: str | None = None):
+  parsed, size = spec.sized(arg, SIZES, keys=_KEYS)
+  task, model = parsed.get("task", "parity"), parsed.get("model", "lstm")
+  if task not in TASKS:
+    raise ValueError(f"length_generalization: task={task!r}; allowed: {TASKS}")
+  smoke = "smoke" in parsed
+  c = spec.base_config(__file__, f"model={model},task={task}" + (",smoke" if smoke else ""))
+  shortest = registry.get_task(task, **{k: v for k, v in c.task.items() if k != "name"}).min_length
+  # The paper samples 1..40; smoke keeps three lengths to keep the compiles few.
+  c.train_min_length = max(shortest, size["train_max"] - 2 if smoke else 1)
+  c.train_max_length = size["train_max"]
+  c.eval_lengths = list(size["test_lengths"])
+  spec.set_schedule(c, num_steps=size["num_steps"], batch_size=size["batch_size"],
+                    learning_rate=1e-3, evals=1)  # 460 test lengths: evaluate once, at the end
+  return c
+
+
+def get_sweep(arg: str | None = None) -> list[dict]:
+  parsed, size = spec.sized(arg, SIZES, keys=_KEYS)
+  tasks = [parsed["task"]] if "task" in parsed else size["tasks"]
+  models = [parsed["model"]] if "model" in parsed else size["models"]
+  return spec.grid(arg__task=tasks, model__name=models, seed=size["seeds"])

@@ -1,0 +1,40 @@
+"""Multi-query associative recall (MQAR) against model width: the Zoology setting (Arora et al.
+2024). Attention solves MQAR at small width; fixed-state recurrences need their state to grow with
+the number of key-value pairs, so their accuracy climbs with ``model.d_model``.
+
+  scripts/sweep.py --config experiments/mqar.py --workdir runs/mqar --workers 2
+  scripts/plot.py --workdir runs/mqar            # -> runs/mqar/accuracy_vs_d_model.png
+
+Models are causal, as in Zoology: the decoder-only Transformer and the recurrent models. No
+parameter matching here: width is the knob. ``:smoke`` shrinks it to seconds.
+"""
+
+from __future__ import annotations
+
+from attnlab.experiments import spec
+
+SIZES = {
+    "full": dict(widths=(32, 64, 128, 256), length=128, kv_pairs=16, seeds=(0, 1, 2),
+                 num_steps=5000, batch_size=64,
+                 models=("decoder", "lstm", "gru", "mingru", "lru")),
+    "smoke": dict(widths=(8, 16), length=16, kv_pairs=2, seeds=(0,), num_steps=20, batch_size=8,
+                  models=("decoder", "lstm")),
+}
+
+
+def get_config(arg: str | None = None):
+  parsed, size = spec.sized(arg, SIZES)
+  c = spec.base_config(__file__, "model=decoder,task=mqar" + (",smoke" if "smoke" in parsed else ""))
+  c.task.num_kv_pairs = size["kv_pairs"]
+  c.train_min_length = c.train_max_length = size["length"]
+  c.eval_lengths = [size["length"]]
+  c.model.d_model = size["widths"][-1]
+  c.model.num_layers = 2
+  spec.set_schedule(c, num_steps=size["num_steps"], batch_size=size["batch_size"],
+                    learning_rate=1e-3)
+  return c
+
+
+def get_sweep(arg: str | None = None) -> list[dict]:
+  _, size = spec.sized(arg, SIZES)
+  return spec.grid(model__name=size["models"], model__d_model=size["widths"], seed=size["seeds"])

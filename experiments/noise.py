@@ -1,0 +1,42 @@
+"""Sensitivity to noise: accuracy against the distractor rate, per architecture.
+
+The distant-dependency task at a fixed distance, with each filler position replaced by a distractor
+token with probability ``task.noise_rate`` (distractors are never keys, so the answer stays
+unambiguous). Models are parameter-matched as in distance.py.
+
+  scripts/sweep.py --config experiments/noise.py --workdir runs/noise --workers 2
+  scripts/plot.py --workdir runs/noise           # -> runs/noise/accuracy_vs_noise_rate.png
+
+``:smoke`` shrinks it to seconds.
+"""
+
+from __future__ import annotations
+
+from attnlab.experiments import spec
+
+SIZES = {
+    "full": dict(rates=(0.0, 0.1, 0.25, 0.5, 0.75, 0.9), distance=32, seeds=(0, 1, 2),
+                 num_steps=3000, batch_size=64, target_params=58_000,
+                 models=("rnn", "lstm", "gru", "mingru", "transformer")),
+    "smoke": dict(rates=(0.0, 0.5), distance=4, seeds=(0,), num_steps=20, batch_size=8,
+                  target_params=3_900, models=("lstm", "transformer")),
+}
+
+
+def get_config(arg: str | None = None):
+  parsed, size = spec.sized(arg, SIZES)
+  c = spec.base_config(__file__, "model=lstm,task=distant_dependency"
+                       + (",smoke" if "smoke" in parsed else ""))
+  length = 2 * size["distance"]  # filler (and so distractors) before and between key and query
+  c.task.distance = size["distance"]
+  c.train_min_length = c.train_max_length = length
+  c.eval_lengths = [length]
+  c.model.target_params = size["target_params"]
+  spec.set_schedule(c, num_steps=size["num_steps"], batch_size=size["batch_size"],
+                    learning_rate=3e-3)
+  return c
+
+
+def get_sweep(arg: str | None = None) -> list[dict]:
+  _, size = spec.sized(arg, SIZES)
+  return spec.grid(model__name=size["models"], task__noise_rate=size["rates"], seed=size["seeds"])
