@@ -257,7 +257,8 @@ class Checkpointer:
     step_dir = os.path.join(self.directory, str(step))
     if self._checksums and not verify_step_dir(step_dir):
       logging.warning("Checkpoint step %d has no %s; restoring it unverified.", step, SIDECAR)
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, abstract_state)
+    abstract = (None if abstract_state is None else
+                jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, abstract_state))
     restored = self._manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                       meta=ocp.args.JsonRestore()))
@@ -269,7 +270,8 @@ class Checkpointer:
     """Restores ``step`` (an int, "best" or "latest"); raises ValueError if absent or damaged.
 
     ``abstract_state`` gives structure, shapes, dtypes and shardings (arrays or
-    jax.ShapeDtypeStruct). "latest" means the latest good step, as ``restore_latest``.
+    jax.ShapeDtypeStruct); None restores the saved tree as nested dicts of arrays (for inspection).
+    "latest" means the latest good step, as ``restore_latest``.
     """
     if step == "latest":
       found = self.restore_latest(abstract_state)

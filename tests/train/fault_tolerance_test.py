@@ -1,0 +1,176 @@
+"""End to end through scripts/train.py: SIGKILL/SIGTERM resume, damaged checkpoints, NaN, configs.
+
+One module fixture runs (two of them side by side with the chain, to save wall time):
+  reference: an uninterrupted run;
+  chain: the same run SIGKILLed three times at random points, then SIGTERMed, then completed;
+  damaged: the reference workdir with its latest checkpoint bit-flipped, started again;
+  nan: a run with learning_rate=1e30.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from attnlab.train import checkpoint as ckpt
+
+pytestmark = pytest.mark.slow  # ~8 training subprocesses; ~90 s of CPU in all
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG = "experiments/default.py:model=lstm,task=copy,smoke"
+NUM_STEPS = 30
+# eval only at the end: every run start then compiles the train step only.
+OVERRIDES = [f"--config.num_steps={NUM_STEPS}", "--config.checkpoint_every=2",
+             "--config.eval_every=1000", "--config.log_every=1000"]
+TIMEOUT = 240  # per run; a healthy smoke run takes ~15 s on an idle 2-core machine
+
+
+def start(workdir, *extra):
+  log = open(f"{workdir}.log{len(glob.glob(f'{workdir}.log*'))}", "w")
+  cmd = [sys.executable, "scripts/train.py", "--config", CONFIG, "--workdir", workdir,
+         *OVERRIDES, *extra]
+  proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+  proc.log_path = log.name
+  return proc
+
+
+def finish(proc):
+  try:
+    rc = proc.wait(timeout=TIMEOUT)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    raise
+  return rc, open(proc.log_path).read()
+
+
+def committed_steps(workdir):
+  path = os.path.join(workdir, "checkpoints")
+  return sorted(int(n) for n in os.listdir(path) if n.isdigit()) if os.path.isdir(path) else []
+
+
+def interrupt_after_progress(workdir, sig, delay):
+  """Starts a run, waits until it commits a step beyond the existing ones, then signals it."""
+  before = max(committed_steps(workdir), default=0)
+  proc = start(workdir)
+  deadline = time.time() + TIMEOUT
+  while max(committed_steps(workdir), default=0) <= before:
+    if proc.poll() is not None or time.time() > deadline:
+      proc.kill()
+      pytest.fail(f"run ended or stalled before progress: {open(proc.log_path).read()[-3000:]}")
+    time.sleep(0.02)
+  time.sleep(delay)
+  proc.send_signal(sig)
+  rc, log = finish(proc)
+  return {"rc": rc, "log": log, "before": before, "after": committed_steps(workdir)}
+
+
+def final_state(workdir, step=NUM_STEPS):
+  with ckpt.Checkpointer(os.path.join(workdir, "checkpoints")) as c:
+    return c.restore(step, None)
+
+
+def assert_bit_equal(a, b):
+  assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    x, y = np.asarray(x), np.asarray(y)
+    assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("ft"))
+  ref_dir, chain_dir, nan_dir = (os.path.join(root, n) for n in ("ref", "chain", "nan"))
+  reference = start(ref_dir)
+  nan = start(nan_dir, "--config.optimizer.learning_rate=1e30", "--config.checkpoint_every=1")
+  rng = random.Random(0)
+  kills = [interrupt_after_progress(chain_dir, signal.SIGKILL, rng.uniform(0.0, 0.4))
+           for _ in range(3)]
+  term = interrupt_after_progress(chain_dir, signal.SIGTERM, 0.0)
+  resumed = finish(start(chain_dir))
+  out = {"root": root, "ref_dir": ref_dir, "chain_dir": chain_dir, "nan_dir": nan_dir,
+         "reference": finish(reference), "nan": finish(nan), "kills": kills, "term": term,
+         "resumed": resumed}
+  assert out["reference"][0] == 0, out["reference"][1][-3000:]
+  out["reference_state"] = final_state(ref_dir)
+  # Damage the reference's latest checkpoint (a bit flip inside array data) and start it again.
+  step_dir = os.path.join(ref_dir, "checkpoints", str(NUM_STEPS))
+  data = max((p for p in glob.glob(f"{step_dir}/state/**/d/*", recursive=True)),
+             key=os.path.getsize)
+  raw = bytearray(open(data, "rb").read())
+  raw[len(raw) // 2] ^= 0x01
+  open(data, "wb").write(bytes(raw))
+  out["damaged"] = finish(start(ref_dir))
+  return out
+
+
+def test_sigkill_three_times_then_resume_is_bit_exact(runs):
+  for k in runs["kills"]:
+    assert k["rc"] == -signal.SIGKILL
+  assert "resumed from checkpoint step" in runs["kills"][1]["log"]
+  rc, log = runs["resumed"]
+  assert rc == 0, log[-3000:]
+  chain = final_state(runs["chain_dir"])
+  assert int(np.asarray(chain["step"])) == NUM_STEPS
+  assert set(chain) >= {"params", "opt_state", "step"}
+  assert_bit_equal(chain, runs["reference_state"])
+
+
+def test_sigterm_saves_exits_zero_and_resumes_there(runs):
+  term = runs["term"]
+  assert term["rc"] == 0, term["log"][-3000:]
+  saved = max(term["after"])
+  assert saved < NUM_STEPS, "SIGTERM arrived after the run ended; the test proved nothing"
+  assert f"SIGTERM received: saved step {saved}, stopping" in term["log"]
+  summary = json.load(open(os.path.join(runs["chain_dir"], "summary.json")))
+  assert summary["status"] == "done"  # rewritten by the resumed run
+  assert f"resumed from checkpoint step {saved}" in runs["resumed"][1]
+
+
+def test_damaged_latest_resumes_from_previous_good_step(runs):
+  rc, log = runs["damaged"]
+  assert rc == 0, log[-3000:]
+  assert f"Checkpoint step {NUM_STEPS} is damaged" in log
+  assert "checksum mismatch" in log
+  assert f"resumed from checkpoint step {NUM_STEPS - 2}" in log
+  moved = os.listdir(os.path.join(runs["ref_dir"], "checkpoints_damaged"))
+  assert len(moved) == 1 and moved[0].startswith(f"{NUM_STEPS}-")
+  # Redone from step 28, the run ends exactly where the interrupted chain ended.
+  assert_bit_equal(final_state(runs["ref_dir"]), final_state(runs["chain_dir"]))
+
+
+def test_nan_stops_with_step_and_keeps_last_good_checkpoint(runs):
+  rc, log = runs["nan"]
+  assert rc != 0
+  assert "non-finite loss, gradients or parameters at step" in log
+  bad_step = int(log.split("non-finite loss, gradients or parameters at step ")[1].split(";")[0])
+  summary = json.load(open(os.path.join(runs["nan_dir"], "summary.json")))
+  assert summary["status"] == "nan"
+  steps = committed_steps(runs["nan_dir"])
+  assert steps and max(steps) < bad_step
+  state = final_state(runs["nan_dir"], max(steps))
+  assert int(np.asarray(state["step"])) == max(steps)
+  for leaf in jax.tree_util.tree_leaves(state):
+    assert np.all(np.isfinite(np.asarray(leaf, np.float64)))
+
+
+def test_different_config_is_refused_with_fields(runs):
+  from attnlab.train import config as config_lib  # pylint: disable=import-outside-toplevel
+  from attnlab.train import loop  # pylint: disable=import-outside-toplevel
+  config = config_lib.load_config_file(os.path.join(REPO, CONFIG))
+  config.num_steps, config.checkpoint_every, config.eval_every = NUM_STEPS, 2, 1000
+  config.log_every = 1000
+  config.seed, config.model.d_model = 1, 32
+  with pytest.raises(ValueError) as e:
+    loop.train_and_evaluate(config, runs["chain_dir"])
+  assert "seed: 0 -> 1" in str(e.value)
+  assert "model.d_model: 16 -> 32" in str(e.value)
