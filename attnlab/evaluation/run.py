@@ -1,0 +1,151 @@
+"""A trained run restored from its workdir alone (``config.json`` + ``checkpoints/``), and its
+evaluation at any lengths through the same compiled evaluation the training loop uses."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+
+from attnlab.train import checkpoint as checkpoint_lib
+from attnlab.train import config as config_lib
+from attnlab.train import loop, models, optim, parallel
+from attnlab.train import state as state_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """A restored run: its config, its built task and model, and the state at ``step``."""
+  workdir: str  # the training workdir
+  config: ml_collections.ConfigDict  # as saved in config.json
+  setup: config_lib.Setup  # task, model, resolved model fields
+  state: Any  # train_state.TrainState (single copy, replicated over the mesh)
+  step: int  # the restored step
+  mesh: Any  # the device mesh the state lives on
+
+
+def parse_checkpoint(text: str | int) -> str | int:
+  """``"best"``, ``"latest"`` or a non-negative step number."""
+  if isinstance(text, int) or str(text).strip().isdigit():
+    return int(text)
+  if text in ("best", "latest"):
+    return text
+  raise ValueError(f"--checkpoint={text!r}; allowed: 'best', 'latest' or a step number")
+
+
+def parse_lengths(items: Sequence[str | int]) -> tuple[int, ...]:
+  """Positive integer lengths, sorted and unique; ValueError naming the first bad one."""
+  out = set()
+  for item in items:
+    text = str(item).strip()
+    if not text.isdigit() or int(text) < 1:
+      raise ValueError(f"--lengths: {item!r} is not a positive integer")
+    out.add(int(text))
+  if not out:
+    raise ValueError("--lengths: no lengths given")
+  return tuple(sorted(out))
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise ValueError(f"{workdir} holds no config.json: not a training workdir")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def best_mode(metric: str) -> str:
+  return "min" if metric.split("/")[-1] in loop._MIN_METRICS else "max"  # as the loop ranks it
+
+
+def load_run(workdir: str, checkpoint: str | int = "latest", *,
+             capture_attention: bool = False) -> Run:
+  """Restores ``checkpoint`` ("latest", "best" or a step) of the run in ``workdir``.
+
+  Raises ValueError for a workdir without config or checkpoints, or a step it does not hold.
+  """
+  checkpoint = parse_checkpoint(checkpoint)
+  config = load_config(workdir)
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory) or not any(n.isdigit() for n in os.listdir(directory)):
+    raise ValueError(f"{workdir} holds no checkpoint (nothing under {directory})")
+  setup = config_lib.build(config, capture_attention=capture_attention)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
+  mesh = parallel.make_mesh()
+
+  def create():
+    return state_lib.create(setup.model, tx, schedule, setup.task.output_kind,
+                            jax.random.PRNGKey(config.seed), models.dummy_inputs(setup.task))
+
+  metric = config.get("best_metric") or None
+  ckpt = checkpoint_lib.Checkpointer(directory, keep=config.keep_checkpoints, best_metric=metric,
+                                     best_mode=best_mode(metric) if metric else "max")
+  try:
+    steps = ckpt.steps()
+    if checkpoint == "best":
+      step = ckpt.best_step()
+      if step is None:
+        raise ValueError(f"no checkpoint in {directory} is ranked by a best_metric "
+                         f"(best_metric={metric!r}); use --checkpoint latest or a step of {steps}")
+    elif checkpoint == "latest":
+      step = None
+    else:
+      step = checkpoint
+      if step not in steps:
+        raise ValueError(f"--checkpoint={step}: no such step in {directory}; saved steps: {steps}")
+    abstract = parallel.abstract_state(create, mesh)
+    if step is None:
+      found = ckpt.restore_latest(abstract)
+      if found is None:
+        raise ValueError(f"no restorable checkpoint in {directory}")
+      state, step = found
+    else:
+      state = ckpt.restore(step, abstract)
+  finally:
+    ckpt.close()
+  return Run(workdir=workdir, config=config, setup=setup, state=state, step=int(step), mesh=mesh)
+
+
+def check_lengths(run: Run, lengths: Sequence[int]) -> tuple[int, ...]:
+  lengths = parse_lengths(lengths)
+  task = run.setup.task
+  if lengths[0] < task.min_length:
+    raise ValueError(f"--lengths: {lengths[0]} is below task {task.name!r}'s minimum length "
+                     f"{task.min_length}")
+  max_len = run.setup.model_fields.get("max_len")
+  if (run.setup.model_fields.get("position") == "learned"
+      and run.setup.model_fields["name"] in models.ATTENTION_MODELS and lengths[-1] > max_len):
+    raise ValueError(f"--lengths: {lengths[-1]} exceeds the learned position table "
+                     f"(model.max_len={max_len}) of this run")
+  return lengths
+
+
+def evaluate_lengths(run: Run, lengths: Sequence[int], *, batch_size: int | None = None,
+                     num_batches: int | None = None) -> dict:
+  """``{"step", "lengths": {"64": {metric: value}}, "mean": {metric: mean over lengths}}``.
+
+  Uses the training run's evaluation batches (``eval_seed``, ``batch_size``, ``eval_batches``
+  unless overridden), so at a trained length it reproduces the logged evaluation.
+  """
+  lengths = check_lengths(run, lengths)
+  config = run.config
+  mesh = run.mesh if config.parallelism == "jit" else None
+  eval_fn = parallel.make_eval_fn(
+      run.setup.task, mesh=mesh, batch_size=batch_size or config.batch_size,
+      num_batches=num_batches or config.eval_batches, eval_seed=config.eval_seed)
+  record = loop.evaluate(eval_fn, run.state, lengths, run.step)
+  record["mean"] = loop.mean_over_lengths(record)
+  return record
+
+
+def eval_batch(run: Run, batch_size: int, length: int, seed: int | None = None) -> dict:
+  """A batch of the run's task (first evaluation batch's key unless ``seed`` is given)."""
+  check_lengths(run, [length])
+  rng = jax.random.PRNGKey(run.config.eval_seed if seed is None else seed)
+  rng = jax.random.fold_in(jax.random.fold_in(rng, length), 0)
+  return jax.tree_util.tree_map(np.asarray, run.setup.task.sample(rng, batch_size, length))

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import jax
+import matplotlib.image
+import numpy as np
+import pytest
+
+from attnlab.evaluation import attention_maps
+from attnlab.tasks import registry
+from attnlab.train import models
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MODEL = dict(name="transformer", d_model=8, num_layers=2, num_heads=2, num_kv_heads=0, d_ff=0,
+             dropout_rate=0.0, attention_dropout_rate=0.0, position="sinusoidal", max_len=16,
+             state_size=0, moe_experts=0, moe_top_k=1, moe_capacity_factor=1.25,
+             moe_aux_weight=0.0, attention_impl="", target_params=0)
+
+
+def assert_png(path):
+  with open(path, "rb") as f:
+    assert f.read(8) == PNG_SIGNATURE
+  image = matplotlib.image.imread(path)
+  assert image.ndim == 3 and image.shape[0] > 50 and image.shape[1] > 50
+
+
+def test_capture_and_draw(tmp_path):
+  task = registry.get_task("distant_dependency", distance=3)
+  model = models.build(MODEL, task, capture_attention=True)
+  params = model.init(jax.random.PRNGKey(0), models.dummy_inputs(task))["params"]
+  inputs = np.asarray(task.sample(jax.random.PRNGKey(1), 3, 6)["inputs"])
+  weights = attention_maps.capture(model, params, inputs)
+  assert len(weights) == 2  # one entry per layer
+  for w_BNLS in weights.values():
+    assert w_BNLS.shape == (3, 2, 6, 6)
+    np.testing.assert_allclose(w_BNLS.sum(-1), 1.0, rtol=1e-5)
+  # Capture changes nothing: same parameters, same outputs as the model built without it.
+  plain = models.build(MODEL, task)
+  np.testing.assert_allclose(plain.apply({"params": params}, inputs),
+                             model.apply({"params": params}, inputs, mutable=["intermediates"])[0],
+                             rtol=1e-6)
+  paths = attention_maps.write_maps(weights, inputs, str(tmp_path), num_examples=2)
+  assert len(paths) == 4  # 2 examples x 2 layers, each with a panel per head
+  for path in paths:
+    assert_png(path)
+
+
+def test_models_without_attention_are_refused():
+  with pytest.raises(ValueError, match="'lstm' has no attention layers"):
+    attention_maps.check_model("lstm")
+  with pytest.raises(ValueError, match="sowed no attention weights"):
+    attention_maps.write_maps({}, np.zeros((1, 4)), "/tmp", 1)
