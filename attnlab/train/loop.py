@@ -1,9 +1,10 @@
 """``train_and_evaluate(config, workdir)``: the one training loop every comparison goes through.
 
 Straight-line: build, restore, then per step dispatch the compiled step and do the periodic work
-(log, evaluate, checkpoint). Metrics are read one step late (after the next step is dispatched),
-so the host never stalls the device; the ``finite`` flag is read that way every step, and
-synchronously before a checkpoint so a non-finite state is never saved.
+(log, evaluate, checkpoint). Between those the host only dispatches; metrics of a log step are read
+one step late (after the next step is dispatched), so the host never stalls the device. NaN/Inf is
+tracked on the device (``state.nonfinite_step``, the first bad step) and checked at log steps, and
+synchronously before an evaluation or a checkpoint, so a non-finite state is never saved.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
   summary = {"status": "failed", "step": start, "param_count": setup.param_counts["total"],
              "d_model": setup.model_fields["d_model"], "final_eval": None}
   last_eval = None
-  pending = None  # (step, metrics, tokens, time) of the step before the one just dispatched
+  pending = None  # (step, metrics, length) of a log step, read after the next dispatch
   tick = (start, time.time())  # throughput window start: (step, time)
   step = start
   try:
@@ -131,16 +132,18 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
         state, metrics = train_fn(state, length)
         step += 1
         writer.advance()
-        if pending is not None:  # read the previous step while this one runs
+        if pending is not None:  # read the previous log step while this one runs
           tick = _report(writer, pending, tick, config)
-        pending = (step, metrics, length)
+          pending = None
         is_last = step == config.num_steps
+        if step % config.log_every == 0 or is_last:
+          pending = (step, metrics, length)
         if step % config.eval_every == 0 or is_last:
-          _check_finite(step, metrics)
+          _check_finite(metrics)
           last_eval = evaluate(eval_fn, saveable(state), setup.eval_lengths, step)
           writer.eval(last_eval)
         if step % config.checkpoint_every == 0 or is_last or stop.signal:
-          _check_finite(step, metrics)
+          _check_finite(metrics)
           ckpt.save(step, saveable(state), _ckpt_metrics(last_eval, step), force=True)
         if stop.signal:
           logging.warning("%s received: saved step %d, stopping.", stop.signal, step)
@@ -173,22 +176,22 @@ def _ckpt_metrics(record, step):
   return {**mean_over_lengths(record), "lengths": record["lengths"]}
 
 
-def _check_finite(step, metrics):
-  if not bool(np.asarray(parallel.host_scalars({"f": metrics["finite"]})["f"])):
-    raise NonFiniteLossError(f"non-finite loss, gradients or parameters at step {step}; "
-                             "stopped without saving this state")
+def _check_finite(metrics):
+  """Blocks until ``metrics``' step is done; raises naming the first non-finite step."""
+  _raise_if_nonfinite(parallel.host_scalars({"n": metrics["nonfinite_step"]})["n"])
+
+
+def _raise_if_nonfinite(nonfinite_step):
+  if nonfinite_step >= 0:
+    raise NonFiniteLossError(f"non-finite loss, gradients or parameters at step "
+                             f"{int(nonfinite_step)}; stopped without saving this state")
 
 
 def _report(writer, pending, tick, config):
-  """Checks the finite flag of a finished step; writes its metrics on log steps."""
+  """Writes the metrics of a finished log step; raises if a step so far was non-finite."""
   step, metrics, length = pending
-  is_log = step % config.log_every == 0 or step == config.num_steps
-  if not is_log:
-    _check_finite(step, metrics)
-    return tick
   scalars = parallel.host_scalars(metrics)
-  if not scalars.pop("finite"):
-    _check_finite(step, metrics)
+  _raise_if_nonfinite(scalars.pop("nonfinite_step"))
   now = time.time()
   steps_per_s = (step - tick[0]) / max(now - tick[1], 1e-9)
   scalars.update(steps_per_s=steps_per_s, tokens_per_s=steps_per_s * config.batch_size * length,

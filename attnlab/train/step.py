@@ -64,7 +64,9 @@ def train_step(state: TrainState, batch, rng, *, accum_steps: int = 1, axis_name
   """One optimizer update on ``batch`` (split into ``accum_steps`` micro-batches).
 
   Under pmap, ``axis_name`` averages gradients and metrics over devices. Metrics include the
-  learning rate, grad/param/update norms and ``finite`` (loss, gradients and new parameters).
+  learning rate, grad/param/update norms and ``nonfinite_step``: the first step (counted after
+  its update, as ``state.step``) whose loss, gradients or new parameters were NaN/Inf, or -1. It
+  is tracked in the state so the host can check it at log time and still name the exact step.
   """
   rng = jax.random.fold_in(rng, state.step)
   grads, metrics = _grads(state, batch, rng, accum_steps)
@@ -74,11 +76,14 @@ def train_step(state: TrainState, batch, rng, *, accum_steps: int = 1, axis_name
   params = optax.apply_updates(state.params, updates)
   grad_norm, param_norm = optax.tree.norm(grads), optax.tree.norm(params)
   finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm) & jnp.isfinite(param_norm)
+  nonfinite_step = jnp.where((state.nonfinite_step < 0) & ~finite, state.step + 1,
+                             state.nonfinite_step)
   metrics = {**metrics, "grad_norm": grad_norm, "param_norm": param_norm,
              "update_norm": optax.tree.norm(updates),
              "learning_rate": jnp.asarray(state.schedule(state.step), jnp.float32),
-             "finite": finite}
-  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+             "nonfinite_step": nonfinite_step}
+  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                            nonfinite_step=nonfinite_step)
   return new_state, metrics
 
 

@@ -82,3 +82,22 @@ def test_finished_run_is_not_retrained(runs):
   summary = loop.train_and_evaluate(config, workdir)
   assert summary["status"] == "done" and summary["step"] == 12
   assert _read_jsonl(os.path.join(workdir, "metrics.jsonl")) == before
+
+
+def test_nonfinite_loss_stops_without_saving_it(tmp_path):
+  config = helpers.tiny_config("lstm", "copy", num_steps=6, log_every=3, checkpoint_every=1,
+                               **{"optimizer.learning_rate": 1e30, "optimizer.warmup_steps": 0,
+                                  "optimizer.decay": "constant", "optimizer.clip_norm": 0.0})
+  workdir = str(tmp_path)
+  jax.config.update("jax_disable_most_optimizations", True)
+  try:
+    with pytest.raises(loop.NonFiniteLossError, match=r"at step (\d+);") as e:
+      loop.train_and_evaluate(config, workdir)
+  finally:
+    jax.config.update("jax_disable_most_optimizations", False)
+  bad_step = int(str(e.value).split("at step ")[1].split(";")[0])
+  assert 1 <= bad_step <= 6
+  with open(os.path.join(workdir, "summary.json")) as f:
+    assert json.load(f)["status"] == "nan"
+  saved = [int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit()]
+  assert all(s < bad_step for s in saved), (saved, bad_step)
