@@ -1,0 +1,315 @@
+"""Memory-efficient attention (Rabe & Staats 2021) with a FlashAttention-2 style backward pass.
+
+Forward: query blocks in a scan; for each, an online softmax over key blocks (running max ``m``,
+running sum ``l``, accumulator ``acc``). Only ``out`` and the row logsumexp are kept for the
+backward pass, which recomputes the probabilities block by block and accumulates dq, dk, dv (and
+the bias gradient) with matmuls. Memory is O(L + S) apart from one block of logits.
+
+Causal attention iterates only over the key blocks that some query of the block may see, and
+applies no mask at all to blocks that every query sees fully (only the diagonal blocks are masked).
+
+Dropout draws its keep mask per (query block, key block) from ``fold_in(fold_in(rng, i), j)`` so the
+backward pass regenerates the forward's mask; ``dropout_keep_mask`` builds the same mask in full
+for tests. Lengths that the block sizes do not divide are padded (padded keys masked out).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# Masked logits; finite so that a running max over a fully masked block stays well defined.
+_NEG = -1e30
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+  """Static shapes and options of one attention call (hashable: a custom_vjp nondiff arg)."""
+  l: int  # query length
+  s: int  # key length
+  bq: int  # query block
+  nq: int  # number of query blocks
+  bk: int  # key block
+  nk: int  # number of key blocks
+  causal: bool  # query i sees keys j <= i + (s - l)
+  has_mask: bool  # a boolean mask is given (every block then goes through the masked path)
+  dropout_rate: float  # dropout on the attention weights
+
+
+def _blocks(length: int, target: int) -> tuple[int, int]:
+  """(num_blocks, block) covering ``length`` with blocks of at most ~target and minimal padding."""
+  n = -(-length // target)
+  block = -(-length // n)
+  if n > 1:
+    block = -(-block // 8) * 8  # multiples of 8 keep the matmuls vectorisable
+  return n, block
+
+
+def _key_range(p: _Plan, i):
+  """Key blocks for query block i: [0, n_full) need no mask, [n_full, n_hi) need one."""
+  if p.causal:
+    off = p.s - p.l
+    q_last = jnp.minimum((i + 1) * p.bq, p.l) - 1  # padded queries need no extra key blocks
+    n_hi = jnp.clip((q_last + off) // p.bk + 1, 0, p.nk)
+    n_full = jnp.clip((i * p.bq + off + 1) // p.bk, 0, n_hi)
+  else:
+    n_hi = jnp.asarray(p.nk)
+    n_full = n_hi
+  if p.has_mask:
+    n_full = jnp.zeros_like(n_full)
+  if p.nk * p.bk > p.s:  # the last key block holds padding
+    n_full = jnp.minimum(n_full, p.nk - 1)
+  return n_full, n_hi
+
+
+def _slice(x, start, size, axis):
+  """Block of a mask/bias along an axis; size-1 (broadcast) axes are left alone."""
+  if x.shape[axis] == 1:
+    return x
+  return lax.dynamic_slice_in_dim(x, start, size, axis=axis)
+
+
+def _block_inputs(p: _Plan, i, j, mask, bias):
+  """(allowed_BGRQS or None, bias_BGRQS or None) for block (i, j); allowed only on masked blocks."""
+  bias_blk = None
+  if bias is not None:
+    bias_blk = _slice(_slice(bias, i * p.bq, p.bq, 3), j * p.bk, p.bk, 4).astype(jnp.float32)
+  q_pos = i * p.bq + lax.broadcasted_iota(jnp.int32, (p.bq, p.bk), 0)
+  k_pos = j * p.bk + lax.broadcasted_iota(jnp.int32, (p.bq, p.bk), 1)
+  allowed = k_pos < p.s
+  if p.causal:
+    allowed = jnp.logical_and(allowed, k_pos <= q_pos + (p.s - p.l))
+  allowed = allowed.reshape(1, 1, 1, p.bq, p.bk)
+  if mask is not None:
+    allowed = jnp.logical_and(allowed, _slice(_slice(mask, i * p.bq, p.bq, 3), j * p.bk, p.bk, 4))
+  return allowed, bias_blk
+
+
+def _keep(p: _Plan, rng, i, j, shape):
+  """Dropout keep mask of block (i, j), identical in the forward and backward passes."""
+  key = jax.random.fold_in(jax.random.fold_in(rng, i), j)
+  return jax.random.bernoulli(key, 1.0 - p.dropout_rate, shape)
+
+
+def _rows(x, i, bq):
+  """Query block i of x [B, G, R, Lp, ...] as [B, G, R * bq, ...] (rows = (head in group, query))."""
+  x = lax.dynamic_slice_in_dim(x, i * bq, bq, axis=3)
+  return x.reshape(x.shape[:2] + (-1,) + x.shape[4:])
+
+
+def _masked(x, allowed, value):
+  """where(allowed, x, value) for x [B, G, R*bq, bk] and a rank-5 allowed [.., R|1, bq, bk]."""
+  b, g, rq, bk = x.shape
+  x5 = x.reshape(b, g, rq // allowed.shape[3], allowed.shape[3], bk)
+  return jnp.where(allowed, x5, value).reshape(x.shape)
+
+
+def _scores(p: _Plan, i, j, q_i, kT_j, mask, bias, masked):
+  """Logits of block (i, j) [B, G, R*bq, bk] (+ bias, masked to _NEG) and the allowed mask."""
+  # kT is [B, G, K, S] so that this is a plain batched matmul; q @ k^T with k as [S, K] ran ~2x
+  # slower on CPU, and rank-5 (R-split) operands added a layout copy of every logits block.
+  s = jnp.einsum("bgqk,bgks->bgqs", q_i, kT_j, preferred_element_type=jnp.float32)
+  allowed, bias_blk = _block_inputs(p, i, j, mask, bias)
+  if bias_blk is not None:
+    b, g, rq, bk = s.shape
+    s = (s.reshape(b, g, rq // p.bq, p.bq, bk) + bias_blk).reshape(s.shape)
+  if masked:
+    s = _masked(s, allowed, _NEG)
+  return s, allowed
+
+
+def _forward_qblock(p: _Plan, i, q_i, kT, v, mask, bias, rng):
+  """Online softmax over the needed key blocks for query rows q_i -> (out_i, lse_i)."""
+  b, g, rq, kd = q_i.shape
+  n_full, n_hi = _key_range(p, i)
+
+  def step(j, carry, masked):
+    m, l, acc = carry
+    kT_j = lax.dynamic_slice_in_dim(kT, j * p.bk, p.bk, axis=3)
+    v_j = lax.dynamic_slice_in_dim(v, j * p.bk, p.bk, axis=2)
+    s, allowed = _scores(p, i, j, q_i, kT_j, mask, bias, masked)
+    m_new = jnp.maximum(m, s.max(axis=-1))
+    pr = jnp.exp(s - m_new[..., None])
+    if masked:
+      pr = _masked(pr, allowed, 0.0)
+    corr = jnp.exp(m - m_new)
+    l = l * corr + pr.sum(axis=-1)
+    if p.dropout_rate > 0.0:
+      pr = jnp.where(_keep(p, rng, i, j, pr.shape), pr / (1.0 - p.dropout_rate), 0.0)
+    pv = jnp.einsum("bgqs,bgsk->bgqk", pr.astype(v.dtype), v_j, preferred_element_type=jnp.float32)
+    return m_new, l, acc * corr[..., None] + pv
+
+  carry = (jnp.full((b, g, rq), _NEG, jnp.float32), jnp.zeros((b, g, rq), jnp.float32),
+           jnp.zeros((b, g, rq, kd), jnp.float32))
+  carry = lax.fori_loop(0, n_full, functools.partial(step, masked=False), carry)
+  m, l, acc = lax.fori_loop(n_full, n_hi, functools.partial(step, masked=True), carry)
+  seen = l > 0.0  # rows with no allowed key give zeros, as in the naive reference
+  out = jnp.where(seen[..., None], acc / jnp.where(seen, l, 1.0)[..., None], 0.0)
+  lse = jnp.where(seen, m + jnp.log(jnp.where(seen, l, 1.0)), jnp.inf)
+  return out, lse
+
+
+def _unblock(x_I, shape):
+  """Stacked per-block rows [nq, B, G, R * bq, ...] -> [B, G, R, nq * bq, ...] (= shape)."""
+  nq, b, g = x_I.shape[:3]
+  x = x_I.reshape((nq, b, g, shape[2], -1) + x_I.shape[4:])
+  return jnp.moveaxis(x, 0, 3).reshape(shape)
+
+
+def _forward(p: _Plan, q, k, v, mask, bias, rng):
+  kT = jnp.swapaxes(k, 2, 3)
+
+  def body(_, i):
+    return None, _forward_qblock(p, i, _rows(q, i, p.bq), kT, v, mask, bias, rng)
+
+  _, (out_I, lse_I) = lax.scan(body, None, jnp.arange(p.nq))
+  return _unblock(out_I, q.shape).astype(q.dtype), _unblock(lse_I, q.shape[:4])
+
+
+def _backward(p: _Plan, q, k, v, mask, bias, rng, out, lse, do):
+  """Recomputes probabilities per block; accumulates dq_i in the inner carry, dk/dv/dbias in full.
+
+  Every block product is a plain batched matmul [.., M, K] @ [.., K, N]: k and v are also kept
+  transposed ([B, G, K, S]), q and dO as [B, G, K, R, L], and dk, dv are accumulated transposed.
+  """
+  delta = jnp.sum(do.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)  # rowsum(dO * O)
+  kT, vT = jnp.swapaxes(k, 2, 3), jnp.swapaxes(v, 2, 3)
+  qT, doT = jnp.moveaxis(q, 4, 2), jnp.moveaxis(do, 4, 2)  # [B, G, K, R, L]
+
+  def qblock(carry, i):
+    dkT, dvT, dbias = carry
+    q_i, do_i = _rows(q, i, p.bq), _rows(do, i, p.bq)
+    lse_i, delta_i = _rows(lse, i, p.bq), _rows(delta, i, p.bq)
+    qT_i = lax.dynamic_slice_in_dim(qT, i * p.bq, p.bq, axis=4)
+    doT_i = lax.dynamic_slice_in_dim(doT, i * p.bq, p.bq, axis=4)
+    qT_i, doT_i = qT_i.reshape(qT_i.shape[:3] + (-1,)), doT_i.reshape(doT_i.shape[:3] + (-1,))
+    n_full, n_hi = _key_range(p, i)
+
+    def step(j, inner, masked):
+      dq_i, dkT, dvT, dbias = inner
+      k_j = lax.dynamic_slice_in_dim(k, j * p.bk, p.bk, axis=2)
+      kT_j = lax.dynamic_slice_in_dim(kT, j * p.bk, p.bk, axis=3)
+      vT_j = lax.dynamic_slice_in_dim(vT, j * p.bk, p.bk, axis=3)
+      s, allowed = _scores(p, i, j, q_i, kT_j, mask, bias, masked)
+      pr = jnp.exp(s - lse_i[..., None])
+      if masked:
+        pr = _masked(pr, allowed, 0.0)
+      dp = jnp.einsum("bgqk,bgks->bgqs", do_i, vT_j, preferred_element_type=jnp.float32)
+      pd = pr
+      if p.dropout_rate > 0.0:
+        keep = _keep(p, rng, i, j, pr.shape)
+        pd = jnp.where(keep, pr / (1.0 - p.dropout_rate), 0.0)
+        dp = jnp.where(keep, dp / (1.0 - p.dropout_rate), 0.0)
+      ds = pr * (dp - delta_i[..., None])
+      dvT_j = jnp.einsum("bgkq,bgqs->bgks", doT_i, pd.astype(do.dtype),
+                         preferred_element_type=jnp.float32)
+      dkT_j = jnp.einsum("bgkq,bgqs->bgks", qT_i, ds.astype(q.dtype),
+                         preferred_element_type=jnp.float32)
+      dq_i = dq_i + jnp.einsum("bgqs,bgsk->bgqk", ds.astype(k.dtype), k_j,
+                               preferred_element_type=jnp.float32)
+      dkT = lax.dynamic_update_slice_in_dim(
+          dkT, lax.dynamic_slice_in_dim(dkT, j * p.bk, p.bk, axis=3) + dkT_j, j * p.bk, axis=3)
+      dvT = lax.dynamic_update_slice_in_dim(
+          dvT, lax.dynamic_slice_in_dim(dvT, j * p.bk, p.bk, axis=3) + dvT_j, j * p.bk, axis=3)
+      if dbias is not None:
+        # Sum ds over the axes along which the bias broadcasts, then add into its block.
+        b, g, rq, bk = ds.shape
+        ds5 = ds.reshape(b, g, rq // p.bq, p.bq, bk)
+        axes = tuple(a for a in range(5) if dbias.shape[a] == 1)
+        ds5 = ds5.sum(axis=axes, keepdims=True) if axes else ds5
+        starts = [0, 0, 0, 0 if dbias.shape[3] == 1 else i * p.bq,
+                  0 if dbias.shape[4] == 1 else j * p.bk]
+        old = lax.dynamic_slice(dbias, starts, ds5.shape)
+        dbias = lax.dynamic_update_slice(dbias, old + ds5, starts)
+      return dq_i, dkT, dvT, dbias
+
+    inner = (jnp.zeros(q_i.shape, jnp.float32), dkT, dvT, dbias)
+    inner = lax.fori_loop(0, n_full, functools.partial(step, masked=False), inner)
+    dq_i, dkT, dvT, dbias = lax.fori_loop(n_full, n_hi, functools.partial(step, masked=True), inner)
+    return (dkT, dvT, dbias), dq_i
+
+  dbias0 = None if bias is None else jnp.zeros(bias.shape, jnp.float32)
+  init = (jnp.zeros(kT.shape, jnp.float32), jnp.zeros(vT.shape, jnp.float32), dbias0)
+  (dkT, dvT, dbias), dq_I = lax.scan(qblock, init, jnp.arange(p.nq))
+  return _unblock(dq_I, q.shape), jnp.swapaxes(dkT, 2, 3), jnp.swapaxes(dvT, 2, 3), dbias
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _attend(p: _Plan, q, k, v, mask, bias, rng):
+  return _forward(p, q, k, v, mask, bias, rng)[0]
+
+
+def _attend_fwd(p: _Plan, q, k, v, mask, bias, rng):
+  out, lse = _forward(p, q, k, v, mask, bias, rng)
+  return out, (q, k, v, mask, bias, rng, out, lse)
+
+
+def _attend_bwd(p: _Plan, res, do):
+  q, k, v, mask, bias, rng, out, lse = res
+  dq, dk, dv, dbias = _backward(p, q, k, v, mask, bias, rng, out, lse, do)
+  dbias = None if bias is None else dbias.astype(bias.dtype)
+  return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), None, dbias, None
+
+
+_attend.defvjp(_attend_fwd, _attend_bwd)
+
+
+def _to_bgrls(x, n: int, g: int, l: int, s: int, pad_l: int, pad_s: int, fill):
+  """Mask/bias broadcastable to [B,N,L,S] -> rank 5 [B|1, G|1, R|1, L|1, S|1], padded to blocks."""
+  x = x.reshape((1,) * (4 - x.ndim) + x.shape)
+  xb, xn, xl, xs = x.shape
+  x = x.reshape(xb, g, n // g, xl, xs) if xn == n and n > 1 else x.reshape(xb, 1, 1, xl, xs)
+  pads = [(0, 0)] * 3 + [(0, pad_l if xl == l and xl > 1 else 0),
+                         (0, pad_s if xs == s and xs > 1 else 0)]
+  return jnp.pad(x, pads, constant_values=fill) if any(hi for _, hi in pads) else x
+
+
+def chunked_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=False,
+                      dropout_rate=0.0, dropout_rng=None, block_q=512, block_k=1024):
+  """Memory-efficient attention; same arguments and result as ``attention.naive_attention``.
+
+  Inputs are assumed validated (``attention.dot_product_attention`` does it). ``block_q`` and
+  ``block_k`` are upper bounds: lengths are split into equal blocks with minimal padding.
+  """
+  for name, value in (("block_q", block_q), ("block_k", block_k)):
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f"{name} must be a positive int; got {value!r}")
+  b, l, n, kd = q_BLNK.shape
+  s, g = k_BSGK.shape[1], k_BSGK.shape[2]
+  nq, bq = _blocks(l, block_q)
+  nk, bk = _blocks(s, block_k)
+  p = _Plan(l=l, s=s, bq=bq, nq=nq, bk=bk, nk=nk, causal=bool(causal),
+            has_mask=mask is not None, dropout_rate=float(dropout_rate))
+  pad_l, pad_s = nq * bq - l, nk * bk - s
+  scale = 1.0 / float(kd) ** 0.5
+  # One transpose to [B, G, R, L, K] / [B, G, S, K] so every block product is a batched matmul.
+  q = (q_BLNK * jnp.asarray(scale, q_BLNK.dtype)).reshape(b, l, g, n // g, kd)
+  q = jnp.pad(jnp.transpose(q, (0, 2, 3, 1, 4)), [(0, 0)] * 3 + [(0, pad_l), (0, 0)])
+  k = jnp.pad(jnp.transpose(k_BSGK, (0, 2, 1, 3)), [(0, 0)] * 2 + [(0, pad_s), (0, 0)])
+  v = jnp.pad(jnp.transpose(v_BSGK, (0, 2, 1, 3)), [(0, 0)] * 2 + [(0, pad_s), (0, 0)])
+  mask5 = None if mask is None else _to_bgrls(jnp.asarray(mask, bool), n, g, l, s, pad_l, pad_s, False)
+  bias5 = None if bias is None else _to_bgrls(jnp.asarray(bias), n, g, l, s, pad_l, pad_s, 0)
+  rng = dropout_rng if dropout_rate > 0.0 else None
+  out = _attend(p, q, k, v, mask5, bias5, rng)
+  out = jnp.transpose(out[:, :, :, :l], (0, 3, 1, 2, 4)).reshape(b, l, n, kd)
+  return out.astype(q_BLNK.dtype)
+
+
+def dropout_keep_mask(rng, batch: int, num_heads: int, num_kv_heads: int, q_len: int, k_len: int,
+                      dropout_rate: float, *, block_q=512, block_k=1024):
+  """The full [B, N, L, S] keep mask that ``chunked_attention`` draws block by block (for tests)."""
+  nq, bq = _blocks(q_len, block_q)
+  nk, bk = _blocks(k_len, block_k)
+  p = _Plan(l=q_len, s=k_len, bq=bq, nq=nq, bk=bk, nk=nk, causal=False, has_mask=False,
+            dropout_rate=float(dropout_rate))
+  r = num_heads // num_kv_heads
+  shape = (batch, num_kv_heads, r * bq, bk)
+  rows = [jnp.concatenate([_keep(p, rng, i, j, shape) for j in range(nk)], axis=3)
+          for i in range(nq)]
+  keep = jnp.stack([x.reshape(batch, num_kv_heads, r, bq, nk * bk) for x in rows], axis=3)
+  keep = keep.reshape(batch, num_kv_heads, r, nq * bq, nk * bk)[:, :, :, :q_len, :k_len]
+  return keep.reshape(batch, num_heads, q_len, k_len)
