@@ -8,12 +8,11 @@ from tests.tasks.task_testing import sample_np
 
 
 @pytest.mark.parametrize("name,fields,length", [
-    ("copy", {}, 9), ("copy", {}, 12), ("delayed_copy", {"num_tokens": 3}, 7),
-    ("delayed_copy", {"num_tokens": 3}, 20), ("copy", {"num_tokens": 2, "alphabet_size": 3}, 16)])
+    ("copy", {}, 33), ("delayed_copy", {"num_tokens": 3}, 12), ("copy", {"num_tokens": 2, "alphabet_size": 3}, 12)])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_targets_are_the_data_after_the_marker(name, fields, length, seed):
   task = get_task(name, **fields)
-  batch = sample_np(task, seed, 6, length)
+  batch = sample_np(task, seed, 8, length)
   n = fields.get("num_tokens", 10 if name == "delayed_copy" else 0) or (length - 1) // 2
   a = task.config.alphabet_size
   for x, y, m in zip(batch["inputs"], batch["targets"], batch["mask"]):

@@ -8,8 +8,8 @@ from tests.tasks.task_testing import sample_np
 
 
 @pytest.mark.parametrize("fields,length", [
-    ({"num_kv_pairs": 3}, 11), ({"num_kv_pairs": 3}, 20), ({"num_kv_pairs": 4, "num_queries": 2}, 16),
-    ({"num_kv_pairs": 2, "num_keys": 2, "num_values": 3, "noise_rate": 0.4}, 25)])
+    ({"num_kv_pairs": 3}, 12), ({"num_kv_pairs": 4, "num_queries": 2}, 33),
+    ({"num_kv_pairs": 2, "num_keys": 2, "num_values": 3, "noise_rate": 0.4}, 33)])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_each_query_answered_with_its_value(fields, length, seed):
   task = get_task("mqar", **fields)

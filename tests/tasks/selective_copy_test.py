@@ -7,7 +7,7 @@ from tests.tasks.task_testing import is_distractor
 from tests.tasks.task_testing import sample_np
 
 
-@pytest.mark.parametrize("length", [9, 17, 40])
+@pytest.mark.parametrize("length", [9, 33])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("noise_rate", [0.0, 0.3])
 def test_targets_are_the_scattered_data_in_order(length, seed, noise_rate):
@@ -28,12 +28,12 @@ def test_targets_are_the_scattered_data_in_order(length, seed, noise_rate):
 
 def test_positions_vary_and_noise_rate():
   task = get_task("selective_copy", num_tokens=4, noise_rate=0.1)
-  x = sample_np(task, 0, 256, 64)["inputs"]
-  data_at = x[:, :59] >= common.FIRST_CONTENT
-  assert len({tuple(np.flatnonzero(r)) for r in data_at}) > 200
+  x = sample_np(task, 0, 128, 33)["inputs"]
+  data_at = x[:, :28] >= common.FIRST_CONTENT
+  assert len({tuple(np.flatnonzero(r)) for r in data_at}) > 100
   blanks_or_noise = (x < common.FIRST_CONTENT) & (x != common.MARKER)
   rate = np.vectorize(is_distractor)(x).sum() / blanks_or_noise.sum()
-  assert abs(rate - 0.1) < 0.015
+  assert abs(rate - 0.1) < 0.02  # ~3000 blanks: standard error ~0.0055
 
 
 def test_too_short():

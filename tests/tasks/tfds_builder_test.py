@@ -7,8 +7,8 @@ from attnlab.tasks.registry import get_task
 
 
 @pytest.mark.parametrize("name,fields,lengths", [
-    ("mqar", {"num_kv_pairs": 2, "noise_rate": 0.2}, [12, 9]),
-    ("adding", {}, [6]),
+    ("copy", {"noise_rate": 0.2}, [33, 12]),
+    ("adding", {}, [12]),
 ])
 def test_round_trip_equals_direct_sampling_and_rebuild_reuses(tmp_path, monkeypatch, name, fields, lengths):
   info = tfds_builder.build(tmp_path, name, fields, lengths=lengths, examples=7, seed=11)
