@@ -1,15 +1,23 @@
 """Checkpoints: orbax CheckpointManager with checksums, damaged-step fallback and config checks.
 
 Layout of ``directory`` (orbax): one folder per step, ``<step>/state`` (the train state, orbax
-``StandardSave``), ``<step>/meta`` (JSON: step and metrics), ``<step>/metrics`` (orbax's own copy
-used to rank the best step) and ``<step>/attnlab_sha256.json`` (size and sha256 of every file of the
-step, written inside orbax's temporary folder just before its atomic rename).
+``PyTreeSave``, OCDBT), ``<step>/meta`` (JSON: step and metrics), ``<step>/metrics`` (orbax's own
+copy used to rank the best step) and ``<step>/attnlab_checksums.json`` (size and CRC-32 of every
+16 MB chunk of every file of the step, written inside orbax's temporary folder just before its
+atomic rename, so a committed step always has one).
+
+Arrays are stored without zstd by default (``compress=False``): float32 parameters barely compress
+(random normals: -8% size) while compression made saving 5x and restoring 2x slower here
+(orbax-checkpoint 0.12.8, 100M parameters).
 
 Why the checksum sidecar: orbax/tensorstore detect a missing or truncated data file and most bit
-flips in OCDBT index nodes, but a flipped bit inside a raw chunk of array data restores silently
-with a wrong value (checked with orbax-checkpoint 0.12.8). Verifying the sidecar before each restore
-turns that into an error. A step without a sidecar (written by another tool, or on multi-host where
-each host writes only its own files) is restored unverified, with a warning.
+flips in OCDBT index nodes, but a flipped bit inside array data restores silently with a wrong
+value (checked with orbax-checkpoint 0.12.8, compressed or not). Verifying the sidecar before each
+restore turns that into an error. CRC-32 rather than sha256: the sidecar guards against storage
+damage, not tampering (whoever can rewrite the data can rewrite the sidecar), and CRC-32 chunks
+were 2x cheaper to check than sha256 here (~570 vs ~260 MB/s). A step without a sidecar (written
+by another tool, or on multi-host where each host writes only its own files) is restored
+unverified, with a warning.
 
 A step that fails to verify or restore is never deleted: ``restore_latest`` logs a warning naming
 the step and the cause, moves the step to ``<directory>_damaged/`` (so a resumed run can save that
@@ -20,20 +28,21 @@ warning (it was never committed).
 
 from __future__ import annotations
 
-import hashlib
+import concurrent.futures
 import json
 import math
 import os
 import shutil
 import threading
 import time
+import zlib
 from typing import Any, Mapping
 
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
-SIDECAR = "attnlab_sha256.json"
+SIDECAR = "attnlab_checksums.json"
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
 # Rewritten by orbax after the sidecar (commit markers, commit timestamp); not array data, and
 # orbax restores fine without them.
@@ -66,20 +75,40 @@ def _scalar_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
   return out
 
 
+_CHUNK = 16 << 20  # bytes per checksum: chunks of a file are checked in parallel threads
+
+
+def _crc32_range(path: str, offset: int, length: int) -> str:
+  crc = 0
+  with open(path, "rb") as f:
+    f.seek(offset)
+    while length > 0 and (block := f.read(min(length, 4 << 20))):
+      crc = zlib.crc32(block, crc)  # releases the GIL on large blocks: threads run in parallel
+      length -= len(block)
+  return f"{crc:08x}"
+
+
+def _digest_files(root: str, sizes: Mapping[str, int]) -> dict[str, list]:
+  """{relative path: [size, [crc32 of each _CHUNK]]} for the given files."""
+  jobs = [(rel, off, min(_CHUNK, size - off))
+          for rel, size in sizes.items() for off in range(0, max(size, 1), _CHUNK)]
+  with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+    hexes = pool.map(lambda j: _crc32_range(os.path.join(root, j[0]), j[1], j[2]), jobs)
+    out = {rel: [size, []] for rel, size in sizes.items()}
+    for (rel, _, _), digest in zip(jobs, hexes):
+      out[rel][1].append(digest)
+  return out
+
+
 def file_digests(root: str) -> dict[str, list]:
-  """{relative path: [size, sha256 hex]} of every file under ``root`` (markers excluded)."""
-  out = {}
+  """{relative path: [size, [chunk crc32...]]} of every file under ``root`` (markers excluded)."""
+  sizes = {}
   for dirpath, _, files in os.walk(root):
     for name in files:
-      if name in _UNHASHED:
-        continue
-      path = os.path.join(dirpath, name)
-      h = hashlib.sha256()
-      with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-          h.update(chunk)
-      out[os.path.relpath(path, root)] = [os.path.getsize(path), h.hexdigest()]
-  return out
+      if name not in _UNHASHED:
+        path = os.path.join(dirpath, name)
+        sizes[os.path.relpath(path, root)] = os.path.getsize(path)
+  return _digest_files(root, sizes)
 
 
 def verify_step_dir(step_dir: str) -> bool:
@@ -95,20 +124,29 @@ def verify_step_dir(step_dir: str) -> bool:
       expected = json.load(f)["files"]
   except (OSError, ValueError, KeyError) as e:
     raise ValueError(f"unreadable checksum file {SIDECAR}: {e}") from e
-  for rel, (size, digest) in sorted(expected.items()):
+  for rel, (size, _) in sorted(expected.items()):
     path = os.path.join(step_dir, rel)
     if not os.path.exists(path):
       raise ValueError(f"missing file {rel}")
-    actual_size = os.path.getsize(path)
-    if actual_size != size:
-      raise ValueError(f"truncated or resized file {rel}: {actual_size} bytes, expected {size}")
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-      while chunk := f.read(1 << 24):
-        h.update(chunk)
-    if h.hexdigest() != digest:
+    if os.path.getsize(path) != size:
+      raise ValueError(f"truncated or resized file {rel}: {os.path.getsize(path)} bytes, "
+                       f"expected {size}")
+  actual = _digest_files(step_dir, {rel: size for rel, (size, _) in expected.items()})
+  for rel in sorted(expected):
+    if actual[rel] != expected[rel]:
       raise ValueError(f"checksum mismatch in {rel} (corrupted data)")
   return True
+
+
+def _abstract_leaf(x: Any) -> Any:
+  """Shape, dtype and sharding to restore into (the first device if x has no sharding)."""
+  x = ocp.utils.to_shape_dtype_struct(x)
+  if not hasattr(x, "shape"):  # a Python scalar, restored as such
+    return x
+  if getattr(x, "sharding", None) is None:
+    x = jax.ShapeDtypeStruct(x.shape, x.dtype,
+                             sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+  return x
 
 
 class Checkpointer:
@@ -119,7 +157,8 @@ class Checkpointer:
   """
 
   def __init__(self, directory: str, *, keep: int = 3, best_metric: str | None = None,
-               best_mode: str = "max", async_save: bool = True, verify: bool = True):
+               best_mode: str = "max", async_save: bool = True, verify: bool = True,
+               compress: bool = False):
     if not isinstance(keep, int) or keep < 1:
       raise ValueError(f"keep={keep!r} must be an integer >= 1")
     if best_mode not in _BEST_MODES:
@@ -152,7 +191,9 @@ class Checkpointer:
         async_options=ocp.AsyncOptions(post_finalization_callback=self._write_sidecar),
         cleanup_tmp_directories=False)
     self._manager = ocp.CheckpointManager(
-        self.directory, options=options, item_names=("state", "meta"))
+        self.directory, options=options,
+        item_handlers={"state": ocp.PyTreeCheckpointHandler(use_compression=compress),
+                       "meta": ocp.JsonCheckpointHandler()})
 
   # -- saving ------------------------------------------------------------------------------------
 
@@ -177,7 +218,8 @@ class Checkpointer:
       if not os.path.isdir(tmp):
         continue
       try:
-        digests = {"algorithm": "sha256", "step": step, "files": file_digests(tmp)}
+        digests = {"algorithm": "crc32", "chunk_bytes": _CHUNK, "step": step,
+                   "files": file_digests(tmp)}
         with open(os.path.join(tmp, SIDECAR + ".tmp"), "w") as f:
           json.dump(digests, f, indent=0, sort_keys=True)
         os.replace(os.path.join(tmp, SIDECAR + ".tmp"), os.path.join(tmp, SIDECAR))
@@ -204,7 +246,7 @@ class Checkpointer:
     saved = self._manager.save(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
+            state=ocp.args.PyTreeSave(state),
             meta=ocp.args.JsonSave({"step": step, "metrics": flat, "time": time.time()})),
         metrics=ranked, force=force)
     if not saved:
@@ -254,14 +296,24 @@ class Checkpointer:
     return dict(restored["meta"])
 
   def _restore_step(self, step: int, abstract_state: Any) -> Any:
-    step_dir = os.path.join(self.directory, str(step))
-    if self._checksums and not verify_step_dir(step_dir):
-      logging.warning("Checkpoint step %d has no %s; restoring it unverified.", step, SIDECAR)
-    abstract = (None if abstract_state is None else
-                jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, abstract_state))
-    restored = self._manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
-                                      meta=ocp.args.JsonRestore()))
+    """Verifies the checksums while orbax reads (both from the page cache), then returns."""
+    state_args = ocp.args.PyTreeRestore()  # None: the saved tree as it is
+    if abstract_state is not None:
+      abstract = jax.tree_util.tree_map(_abstract_leaf, abstract_state)
+      state_args = ocp.args.PyTreeRestore(
+          abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+      check = (pool.submit(verify_step_dir, os.path.join(self.directory, str(step)))
+               if self._checksums else None)
+      try:
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
+      except Exception:
+        if check is not None:
+          check.result()  # the checksum's cause names the file: raise it first
+        raise
+      if check is not None and not check.result():
+        logging.warning("Checkpoint step %d has no %s; restored it unverified.", step, SIDECAR)
     if int(restored["meta"]["step"]) != step:
       raise ValueError(f"meta names step {restored['meta']['step']}, folder is step {step}")
     return restored["state"]
