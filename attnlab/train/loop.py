@@ -56,7 +56,10 @@ class _StopRequest:
 
 
 def evaluate(eval_fn, state, eval_lengths, step: int) -> dict:
-  """One eval.jsonl record: ``{"step": S, "lengths": {"64": {metric: value}}}``."""
+  """One eval.jsonl record: ``{"step": S, "lengths": {"64": {metric: value}}}``.
+
+  ``eval_fn(state, length) -> metrics`` (as ``parallel.make_eval_fn`` builds it).
+  """
   device_metrics = {n: eval_fn(state, n) for n in eval_lengths}  # dispatch all, then fetch
   return {"step": step, "lengths": {str(n): parallel.host_scalars(m)
                                     for n, m in device_metrics.items()}}
@@ -115,6 +118,9 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
       task, mesh=mesh if config.parallelism == "jit" else None, batch_size=config.batch_size,
       num_batches=config.eval_batches, eval_seed=config.eval_seed)
   saveable = lambda s: parallel.to_saveable(s, config.parallelism)  # noqa: E731
+  # Compile evaluation up front: a shape error shows at start, and no compile lands mid-run.
+  compiled = {n: eval_fn.lower(saveable(state), n).compile() for n in setup.eval_lengths}
+  run_eval = lambda s, n: compiled[n](s)  # noqa: E731
 
   writer = writer_lib.MetricWriter(workdir, enabled=lead, total_steps=config.num_steps,
                                    initial_step=start)
@@ -140,7 +146,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
           pending = (step, metrics, length)
         if step % config.eval_every == 0 or is_last:
           _check_finite(metrics)
-          last_eval = evaluate(eval_fn, saveable(state), setup.eval_lengths, step)
+          last_eval = evaluate(run_eval, saveable(state), setup.eval_lengths, step)
           writer.eval(last_eval)
         if step % config.checkpoint_every == 0 or is_last or stop.signal:
           _check_finite(metrics)
@@ -154,7 +160,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
       if summary["status"] != "preempted":
         summary["status"] = "done"
         if last_eval is None:  # resumed a finished run: evaluate what it ended with
-          last_eval = evaluate(eval_fn, saveable(state), setup.eval_lengths, step)
+          last_eval = evaluate(run_eval, saveable(state), setup.eval_lengths, step)
   except NonFiniteLossError as e:
     summary["status"] = "nan"
     summary["error"] = str(e)
