@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -71,3 +72,22 @@ def test_short_run_lowers_the_loss(run):
   assert int(metrics["nonfinite_step"]) == -1
   for key in ("grad_norm", "param_norm", "update_norm", "learning_rate"):
     assert np.isfinite(float(metrics[key])) and float(metrics[key]) > 0, (name, key)
+
+
+@pytest.mark.parametrize("model", ["lstm", "transformer"])
+def test_bfloat16_compute_keeps_float32_params(model):
+  # Traced only (no compile): bf16 matmuls in the step, float32 parameters and loss.
+  config = helpers.tiny_config(model, "copy", compute_dtype="bfloat16")
+  setup = config_lib.build(config)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
+  state = jax.eval_shape(lambda: state_lib.create(
+      setup.model, tx, schedule, setup.task.output_kind, jax.random.PRNGKey(0),
+      models.dummy_inputs(setup.task)))
+  batch = jax.eval_shape(lambda: setup.task.sample(jax.random.PRNGKey(1), 8, 8))
+  step = functools.partial(step_lib.train_step, rng=jax.random.PRNGKey(2))
+  new_state, metrics = jax.eval_shape(step, state, batch)
+  dtypes = {x.dtype for x in jax.tree_util.tree_leaves(new_state.params)}
+  assert dtypes == {jnp.dtype(jnp.float32)}
+  assert metrics["loss"].dtype == jnp.float32
+  jaxpr = str(jax.make_jaxpr(step)(state, batch))
+  assert any("dot_general" in line and "bf16[" in line for line in jaxpr.splitlines())
