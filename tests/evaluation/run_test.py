@@ -1,0 +1,104 @@
+"""Evaluation of a saved run: one tiny Transformer trained in-process, shared by every test here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from attnlab.evaluation import report
+from attnlab.evaluation import run as run_lib
+from attnlab.experiments import spec
+from attnlab.train import loop
+from tests.evaluation.attention_maps_test import assert_png
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("eval") / "run")
+  config = spec.load_module(os.path.join(ROOT, "experiments", "distance.py")).get_config("smoke")
+  config.model.name = "transformer"
+  config.model.target_params = 0  # a fixed width: no sizing search on every restore
+  assert (config.num_steps, config.eval_every, config.checkpoint_every) == (20, 10, 10)
+  loop.train_and_evaluate(config, workdir)
+  with open(os.path.join(workdir, "eval.jsonl")) as f:
+    logged = {r["step"]: r for r in map(json.loads, f)}
+  return workdir, config, logged
+
+
+def test_evaluation_reproduces_the_logged_metrics(trained):
+  workdir, config, logged = trained
+  assert sorted(logged) == [10, 20]
+  for checkpoint in (10, 20):
+    run = run_lib.load_run(workdir, checkpoint)
+    record = run_lib.evaluate_lengths(run, config.eval_lengths)
+    assert run.step == checkpoint
+    for length, metrics in logged[run.step]["lengths"].items():
+      for name, value in metrics.items():
+        np.testing.assert_allclose(record["lengths"][length][name], value, rtol=1e-6, atol=1e-7)
+  assert run_lib.load_run(workdir, "latest").step == 20
+  accuracy = {s: r["lengths"]["5"]["accuracy"] for s, r in logged.items()}
+  best = run_lib.load_run(workdir, "best").step
+  assert accuracy[best] == max(accuracy.values())
+
+
+def test_report_with_new_lengths_attention_maps_and_gradient_lag(trained, tmp_path):
+  workdir, _, _ = trained
+  out = report.evaluate_workdir(workdir, checkpoint="latest", lengths=["9", "5"],
+                                attention_maps_n=2, gradient_lag=True,
+                                plots_dir=str(tmp_path))
+  json.dumps(out)  # JSON-ready
+  assert out["step"] == 20 and out["model"] == "transformer"
+  assert sorted(out["lengths"], key=int) == ["5", "9"]  # 9 was never trained on
+  for name in ("accuracy", "loss"):
+    mean = np.mean([out["lengths"][n][name] for n in ("5", "9")])
+    np.testing.assert_allclose(out["mean"][name], mean, rtol=1e-6)
+  maps = out["attention_maps"]
+  assert maps["length"] == 5 and len(maps["files"]) == 2  # 2 examples x 1 layer
+  lag = out["gradient_lag"]
+  assert lag["length"] == 9 and lag["distances"] == list(range(9))
+  assert all(g >= 0 for g in lag["mean_grad_norm"])
+  for path in maps["files"] + [lag["file"]]:
+    assert_png(path)
+
+
+def test_bad_input_raises_clearly(trained, tmp_path):
+  workdir, _, _ = trained
+  with pytest.raises(ValueError, match="no config.json"):
+    run_lib.load_run(str(tmp_path))
+  bare = tmp_path / "bare"
+  bare.mkdir()
+  shutil.copy(os.path.join(workdir, "config.json"), bare / "config.json")
+  with pytest.raises(ValueError, match="holds no checkpoint"):
+    run_lib.load_run(str(bare))
+  with pytest.raises(ValueError, match=r"no such step.*saved steps: \[10, 20\]"):
+    run_lib.load_run(workdir, 7)
+  with pytest.raises(ValueError, match="allowed: 'best', 'latest' or a step number"):
+    run_lib.load_run(workdir, "newest")
+  for bad in (["0"], ["-3"], ["abc"], ["5", "2.5"]):
+    with pytest.raises(ValueError, match="is not a positive integer"):
+      report.evaluate_workdir(workdir, lengths=bad)
+  with pytest.raises(ValueError, match="below task 'distant_dependency'"):
+    report.evaluate_workdir(workdir, lengths=[3])
+
+
+def _evaluate_cli(*args):
+  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), *args],
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_cli_exits_nonzero_with_the_message(trained, tmp_path):
+  workdir, _, _ = trained
+  cases = [(["--workdir", workdir, "--lengths", "5,0"], "'0' is not a positive integer"),
+           (["--workdir", str(tmp_path)], "no config.json")]
+  for args, message in cases:
+    result = _evaluate_cli(*args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
