@@ -80,7 +80,7 @@ def trial_row(workdir: str, trial: spec.Trial) -> dict[str, Any]:
   logged = _read_jsonl(os.path.join(trial_dir, "metrics.jsonl"))
   row["tokens_per_s"] = _median_logged(logged, _THROUGHPUT_KEYS)
   row["param_count"] = summary.get("param_count")
-  row["wall_s"] = summary.get("wall_s", attempt.get("attempt_wall_s"))
+  row["wall_s"] = attempt.get("total_wall_s", summary.get("wall_s"))
   device_peak = _median_logged(logged[-1:], _PEAK_KEYS)
   row["peak_mb"] = device_peak if device_peak is not None else attempt.get("peak_rss_mb")
   if status not in runner.TERMINAL:

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Callable, Mapping, Sequence
 
@@ -97,6 +98,9 @@ class _Running:
       return None
     self.proc.returncode = rc = os.waitstatus_to_exitcode(status)
     summary_status = trial_status(self.trial_dir)
+    record_path = os.path.join(self.trial_dir, TRIAL_RECORD)
+    previous = read_json(record_path) or {}
+    wall = time.time() - self.start
     record = {
         "trial": self.trial.name,
         "overrides": dict(self.trial.overrides),
@@ -105,11 +109,14 @@ class _Running:
         "status": summary_status if rc == 0 and summary_status else "failed",
         "resumed_from_step": self.resumed_from,
         "peak_rss_mb": usage.ru_maxrss / 1024.0,  # Linux reports kilobytes
-        "attempt_wall_s": time.time() - self.start,
+        "attempt_wall_s": wall,
+        # Over the attempts this runner saw end (a sweep killed with its trial records nothing).
+        "attempts": previous.get("attempts", 0) + 1,
+        "total_wall_s": previous.get("total_wall_s", 0.0) + wall,
     }
     if record["status"] not in TERMINAL:
       record["stderr_tail"] = _tail(os.path.join(self.trial_dir, STDERR))
-    with open(os.path.join(self.trial_dir, TRIAL_RECORD), "w") as f:
+    with open(record_path, "w") as f:
       json.dump(record, f, indent=1)
     return record
 
@@ -134,6 +141,10 @@ def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str, worke
     else:
       pending.append(trial)
   total = len(pending)
+  restore = None
+  if threading.current_thread() is threading.main_thread():
+    # SIGTERM would end the sweep at once; as an exception it lets the trials checkpoint first.
+    restore = signal.signal(signal.SIGTERM, _raise_interrupt)
   try:
     while pending or running:
       while pending and len(running) < workers:
@@ -168,4 +179,11 @@ def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str, worke
         job.proc.wait(timeout=120)
       except subprocess.TimeoutExpired:
         job.proc.kill()
+    if restore is not None:
+      signal.signal(signal.SIGTERM, restore)
   return records
+
+
+def _raise_interrupt(signum, frame):
+  del frame
+  raise KeyboardInterrupt(f"signal {signum}")

@@ -105,3 +105,40 @@ def test_workers_must_be_positive(fake):
   command, config, workdir = fake
   with pytest.raises(ValueError, match="workers=0"):
     sweep.run_sweep(config, workdir, workers=0, train_command=command)
+
+
+SLOW_TRAIN = textwrap.dedent("""
+    import os, signal, sys, time
+    workdir = sys.argv[sys.argv.index("--workdir") + 1]
+    def stop(signum, frame):
+      open(os.path.join(workdir, "stopped.txt"), "w").write(str(signum))
+      sys.exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    open(os.path.join(workdir, "started.txt"), "w").close()
+    time.sleep(60)
+""")
+
+
+def test_sigterm_to_the_sweep_reaches_the_trials(fake, tmp_path):
+  import signal
+  import subprocess
+  import time
+  _, config, workdir = fake
+  slow = tmp_path / "slow_train.py"
+  slow.write_text(SLOW_TRAIN)
+  code = ("import sys; from attnlab.experiments import sweep; "
+          f"sweep.run_sweep({config!r}, {workdir!r}, workers=2, "
+          f"train_command=[sys.executable, {str(slow)!r}])")
+  proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+  started = [os.path.join(workdir, t, "started.txt")
+             for t in ("good-distance4-seed0", "good-distance4-seed1")]
+  deadline = time.time() + 60
+  while not all(map(os.path.exists, started)) and time.time() < deadline:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGTERM)  # to the sweep alone, not its process group
+  proc.wait(timeout=60)
+  assert proc.returncode != 0
+  for path in started:
+    with open(path.replace("started", "stopped")) as f:
+      assert f.read() == str(int(signal.SIGTERM))
