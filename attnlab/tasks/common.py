@@ -46,22 +46,43 @@ def check_batch(batch_size: int) -> None:
     raise ValueError(f"batch_size={batch_size}; must be >= 1")
 
 
-def sorted_distinct_positions(rng: jax.Array, batch_size: int, span: int, count: int) -> jax.Array:
-  """int32[B, count]: per row, ``count`` distinct positions in [0, span), increasing."""
-  keys_BS = jax.random.uniform(rng, (batch_size, span))
-  return jnp.sort(jnp.argsort(keys_BS, axis=-1)[:, :count], axis=-1).astype(jnp.int32)
+def choose_mask(rng: jax.Array, batch_size: int, span: int, count: int) -> jax.Array:
+  """bool[B, span] with exactly ``count`` True per row, uniform over all such subsets.
+
+  Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S) as a scan over positions: take
+  position t with probability (still needed) / (positions left). Sorting random keys would do the
+  same but XLA's CPU sort is ~10x slower at these sizes (see attnlab/bench/data.py).
+  """
+  u_SB = jax.random.uniform(rng, (span, batch_size))
+  left_S = (span - jnp.arange(span)).astype(jnp.float32)
+
+  def step(needed_B, left_and_u):
+    left, u_B = left_and_u
+    take_B = u_B * left < needed_B
+    return needed_B - take_B.astype(jnp.int32), take_B
+
+  _, take_SB = jax.lax.scan(step, jnp.full((batch_size,), count, jnp.int32), (left_S, u_SB))
+  return take_SB.T
+
+
+def place_in_order(mask_BS: jax.Array, values_BN: jax.Array, fill: int) -> jax.Array:
+  """[B, S]: the k-th True position of each row gets values[b, k]; the others ``fill``."""
+  rank_BS = jnp.clip(jnp.cumsum(mask_BS, axis=-1) - 1, 0, values_BN.shape[1] - 1)
+  return jnp.where(mask_BS, jnp.take_along_axis(values_BN, rank_BS, axis=1), fill)
+
+
+def mask_positions(mask_BS: jax.Array, count: int) -> jax.Array:
+  """int32[B, count]: the positions of the ``count`` True entries of each row, increasing."""
+  seen_BS = jnp.cumsum(mask_BS, axis=-1)
+  return jnp.sum(seen_BS[:, None, :] <= jnp.arange(count)[None, :, None], axis=-1).astype(jnp.int32)
 
 
 def distinct_symbols(rng: jax.Array, batch_size: int, alphabet: int, count: int) -> jax.Array:
   """int32[B, count]: per row, ``count`` distinct symbols of [0, alphabet) in random order."""
-  keys_BA = jax.random.uniform(rng, (batch_size, alphabet))
-  return jnp.argsort(keys_BA, axis=-1)[:, :count].astype(jnp.int32)
-
-
-def scatter_rows(base_BL: jax.Array, pos_BN: jax.Array, values_BN: jax.Array) -> jax.Array:
-  """base with base[b, pos[b, i]] = values[b, i] (positions distinct within a row)."""
-  rows_BN = jnp.arange(base_BL.shape[0])[:, None] + jnp.zeros_like(pos_BN)
-  return base_BL.at[rows_BN, pos_BN].set(values_BN.astype(base_BL.dtype))
+  pick_rng, order_rng = jax.random.split(rng)
+  symbols_BN = mask_positions(choose_mask(pick_rng, batch_size, alphabet, count), count)
+  order_BN = jnp.argsort(jax.random.uniform(order_rng, (batch_size, count)), axis=-1)
+  return jnp.take_along_axis(symbols_BN, order_BN, axis=1)
 
 
 def answer_mask(batch_size: int, length: int, start: int) -> jax.Array:

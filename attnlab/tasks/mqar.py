@@ -55,15 +55,17 @@ def sample(config: MQARConfig, rng: jax.Array, batch_size: int, length: int) -> 
                       f"num_kv_pairs={n} pairs, then {q} queries at even offsets")
   pair_rng, slot_rng, which_rng, noise_rng = jax.random.split(rng, 4)
   keys_BN, values_BN = key_value_pairs(pair_rng, batch_size, n, config.num_keys, config.num_values)
-  slots = (length - 2 * n + 1) // 2
-  pos_BQ = 2 * n + 2 * common.sorted_distinct_positions(slot_rng, batch_size, slots, q)
-  which_BQ = common.distinct_symbols(which_rng, batch_size, n, q)
+  slots = (length - 2 * n + 1) // 2  # even offsets of the query region
+  chosen_BS = common.choose_mask(slot_rng, batch_size, slots, q)
+  which_BQ = common.distinct_symbols(which_rng, batch_size, n, q)  # which pairs are queried
+  query_BS = common.place_in_order(chosen_BS, jnp.take_along_axis(keys_BN, which_BQ, axis=1), 0)
+  answer_BS = common.place_in_order(chosen_BS, jnp.take_along_axis(values_BN, which_BQ, axis=1), 0)
   blank_BL = jnp.full((batch_size, length), common.BLANK, jnp.int32)
   inputs_BL = blank_BL.at[:, :2 * n].set(interleave(keys_BN, values_BN))
-  inputs_BL = common.scatter_rows(inputs_BL, pos_BQ, jnp.take_along_axis(keys_BN, which_BQ, axis=1))
-  targets_BL = common.scatter_rows(blank_BL, pos_BQ, jnp.take_along_axis(values_BN, which_BQ, axis=1))
-  mask_BL = common.scatter_rows(jnp.zeros((batch_size, length), jnp.float32), pos_BQ,
-                                jnp.ones(pos_BQ.shape, jnp.float32))
+  inputs_BL = inputs_BL.at[:, 2 * n::2].set(query_BS)
+  targets_BL = blank_BL.at[:, 2 * n::2].set(answer_BS)
+  mask_BL = jnp.zeros((batch_size, length), jnp.float32).at[:, 2 * n::2].set(
+      chosen_BS.astype(jnp.float32))
   return {"inputs": noise.add_noise(noise_rng, inputs_BL, config.noise_rate),
           "targets": targets_BL, "mask": mask_BL}
 

@@ -43,11 +43,12 @@ def sample(config: SelectiveCopyConfig, rng: jax.Array, batch_size: int, length:
   n = config.num_tokens
   context = length - n - 1
   pos_rng, data_rng, noise_rng = jax.random.split(rng, 3)
-  pos_BN = common.sorted_distinct_positions(pos_rng, batch_size, context, n)
   data_BN = jax.random.randint(data_rng, (batch_size, n), common.FIRST_CONTENT,
                                common.FIRST_CONTENT + config.alphabet_size, dtype=jnp.int32)
+  chosen_BC = common.choose_mask(pos_rng, batch_size, context, n)
   blank_BL = jnp.full((batch_size, length), common.BLANK, jnp.int32)
-  inputs_BL = common.scatter_rows(blank_BL, pos_BN, data_BN).at[:, context].set(common.MARKER)
+  inputs_BL = blank_BL.at[:, :context].set(common.place_in_order(chosen_BC, data_BN, common.BLANK))
+  inputs_BL = inputs_BL.at[:, context].set(common.MARKER)
   inputs_BL = noise.add_noise(noise_rng, inputs_BL, config.noise_rate)
   targets_BL = blank_BL.at[:, length - n:].set(data_BN)
   return {"inputs": inputs_BL, "targets": targets_BL,

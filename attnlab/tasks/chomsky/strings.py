@@ -46,11 +46,21 @@ class BucketSortConfig(ReverseStringConfig):
   alphabet_size: int = 5  # symbols to sort (5 in the paper)
 
 
-# name -> (output slots per input symbol, transform string_BN -> output_BM)
+def counting_sort(string_BN: jax.Array, alphabet_size: int) -> jax.Array:
+  """The symbols of each row in increasing order, by counting (the buckets); no comparison sort."""
+  symbols_A = FIRST_SYMBOL + jnp.arange(alphabet_size)
+  counts_BA = jnp.sum(string_BN[:, :, None] == symbols_A[None, None, :], axis=1)
+  ends_BA = jnp.cumsum(counts_BA, axis=-1)  # bucket k fills [ends[k-1], ends[k])
+  slot_N = jnp.arange(string_BN.shape[1])
+  bucket_BN = jnp.sum(slot_N[None, :, None] >= ends_BA[:, None, :], axis=-1)
+  return (FIRST_SYMBOL + bucket_BN).astype(jnp.int32)
+
+
+# name -> (output slots per input symbol, transform (string_BN, alphabet_size) -> output_BM)
 TRANSFORMS = {
-    "reverse_string": (1, lambda s_BN: s_BN[:, ::-1]),
-    "duplicate_string": (2, lambda s_BN: jnp.concatenate([s_BN, s_BN], axis=1)),
-    "bucket_sort": (1, lambda s_BN: jnp.sort(s_BN, axis=-1)),
+    "reverse_string": (1, lambda s_BN, a: jnp.flip(s_BN, axis=1)),
+    "duplicate_string": (2, lambda s_BN, a: jnp.concatenate([s_BN, s_BN], axis=1)),
+    "bucket_sort": (1, counting_sort),
 }
 
 
@@ -71,7 +81,7 @@ def sample(name: str, config: ReverseStringConfig, rng: jax.Array, batch_size: i
                                  FIRST_SYMBOL + config.alphabet_size, dtype=jnp.int32)
   blank_BL = jnp.full((batch_size, length), common.BLANK, jnp.int32)
   return {"inputs": blank_BL.at[:, :n].set(string_BN).at[:, n].set(common.MARKER),
-          "targets": blank_BL.at[:, length - out:].set(transform(string_BN)),
+          "targets": blank_BL.at[:, length - out:].set(transform(string_BN, config.alphabet_size)),
           "mask": common.answer_mask(batch_size, length, length - out)}
 
 
