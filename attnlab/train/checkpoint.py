@@ -1,4 +1,4 @@
-"""Checkpoints: orbax CheckpointManager with checksums, damaged-step fallback and config checks.
+"""Checkpoints: orbax CheckpointManager with checksums, damaged-step fallback (and check_config).
 
 Layout of ``directory`` (orbax): one folder per step, ``<step>/state`` (the train state, orbax
 ``PyTreeSave``, OCDBT), ``<step>/meta`` (JSON: step and metrics), ``<step>/metrics`` (orbax's own
@@ -41,6 +41,9 @@ from typing import Any, Mapping
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
+
+# check_config is part of this module's API (the workdir contract); it lives in its own file.
+from attnlab.train.workdir_config import check_config  # noqa: F401
 
 SIDECAR = "attnlab_checksums.json"
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
@@ -173,7 +176,11 @@ class Checkpointer:
     self._lock = threading.Lock()
     self._primary = jax.process_index() == 0
     os.makedirs(self.directory, exist_ok=True)
-    self._remove_interrupted_saves()
+    self._interrupted_removed = False
+    for name in self._interrupted_saves():
+      logging.warning("Checkpoint %s is a half-written save (interrupted before commit); "
+                      "ignoring it (removed at this Checkpointer's first save).",
+                      os.path.join(self.directory, name))
 
     policies = [ocp.checkpoint_managers.LatestN(n=keep)]
     best_fn = None
@@ -197,15 +204,22 @@ class Checkpointer:
 
   # -- saving ------------------------------------------------------------------------------------
 
+  def _interrupted_saves(self) -> list[str]:
+    return sorted(n for n in os.listdir(self.directory) if TMP_SUFFIX in n)
+
   def _remove_interrupted_saves(self) -> None:
+    """Deletes orbax tmp folders left by a killed writer.
+
+    Only at the first save: then none of ours is in flight, and a reader of a live run (evaluation)
+    never saves, so it cannot remove the writer's in-flight save.
+    """
+    self._interrupted_removed = True
     if not self._primary:
       return
-    for name in sorted(os.listdir(self.directory)):
-      if TMP_SUFFIX in name:
-        path = os.path.join(self.directory, name)
-        logging.warning("Checkpoint %s is a half-written save (interrupted before commit); "
-                        "ignoring and removing it.", path)
-        shutil.rmtree(path, ignore_errors=True)
+    for name in self._interrupted_saves():
+      logging.warning("Removing half-written checkpoint %s (never committed).",
+                      os.path.join(self.directory, name))
+      shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
   def _write_sidecar(self) -> None:
     """orbax callback: runs in its save thread after the step is written, before the rename."""
@@ -236,6 +250,8 @@ class Checkpointer:
     The call returns once the arrays are copied; ``wait()`` blocks until the files are committed.
     """
     step = int(step)
+    if not self._interrupted_removed:
+      self._remove_interrupted_saves()
     if step in self._manager.all_steps():
       logging.info("Checkpoint step %d already exists; not saving it again.", step)
       return False
@@ -372,100 +388,9 @@ class Checkpointer:
       while os.path.exists(dst + (f".{suffix}" if suffix else "")):
         suffix += 1
       dst += f".{suffix}" if suffix else ""
-      os.rename(src, dst)
+      try:
+        os.rename(src, dst)
+      except OSError as e:  # e.g. removed meanwhile by the retention of a live run
+        dst = f"(not moved: {e})"
     self._manager.reload()
     return dst
-
-
-# -- config.json -----------------------------------------------------------------------------------
-
-# Fields that only change bookkeeping, never the trained parameters or the evaluations: a resumed run
-# may change them freely. Everything else (num_steps included: it sets the learning-rate schedule's
-# horizon) must match unless allow_mismatch is asked.
-RESULT_NEUTRAL = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
-_MISSING = "<missing>"
-
-
-def _config_tree(config: Any) -> dict:
-  """A ConfigDict or mapping as plain JSON data (tuples -> lists, dtypes -> str)."""
-  if hasattr(config, "to_dict"):
-    config = config.to_dict()
-  return json.loads(json.dumps(config, sort_keys=True, default=str))
-
-
-def _flat_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  flat = {}
-  for k, v in tree.items():
-    if isinstance(v, Mapping) and v:
-      flat.update(_flat_config(v, f"{prefix}{k}."))
-    else:
-      flat[f"{prefix}{k}"] = v
-  return flat
-
-
-def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
-  """{dotted field: (old, new)} for every field that differs ("<missing>" if absent)."""
-  a, b = _flat_config(old), _flat_config(new)
-  return {k: (a.get(k, _MISSING), b.get(k, _MISSING))
-          for k in sorted(set(a) | set(b)) if a.get(k, _MISSING) != b.get(k, _MISSING)}
-
-
-def _write_json_atomic(path: str, data: Any) -> None:
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(data, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-
-
-def _move_aside(path: str) -> str:
-  stamp = time.strftime("%Y%m%d-%H%M%S")
-  dst, n = f"{path.rstrip('/')}.old-{stamp}", 0
-  while os.path.exists(dst + (f".{n}" if n else "")):
-    n += 1
-  dst += f".{n}" if n else ""
-  os.rename(path, dst)
-  return dst
-
-
-def check_config(workdir: str, config_dict: Any, *, overwrite: bool = False,
-                 allow_mismatch: bool = False) -> dict[str, tuple[Any, Any]]:
-  """Writes ``workdir/config.json`` or checks that the run there used the same config.
-
-  A workdir holding a different config raises ValueError listing "field: old -> new", unless
-  ``overwrite`` (the old workdir is renamed to ``<workdir>.old-<time>`` and a fresh one started) or
-  ``allow_mismatch`` (continue; the previous config.json is kept as ``config.old-<time>.json``).
-  Differences only in RESULT_NEUTRAL fields are accepted and recorded. Call it before anything
-  else writes to the workdir. Returns the accepted differences.
-  """
-  new = _config_tree(config_dict)
-  path = os.path.join(workdir, "config.json")
-  primary = jax.process_index() == 0
-  if overwrite and os.path.exists(workdir) and os.listdir(workdir) and primary:
-    moved = _move_aside(workdir)
-    logging.warning("overwrite: moved the previous run in %s to %s", workdir, moved)
-  if primary:
-    os.makedirs(workdir, exist_ok=True)
-  if not os.path.exists(path):
-    if primary:
-      _write_json_atomic(path, new)
-    return {}
-  with open(path) as f:
-    old = json.load(f)
-  diff = config_diff(old, new)
-  blocking = {k: v for k, v in diff.items() if k not in RESULT_NEUTRAL}
-  lines = "\n".join(f"  {k}: {o!r} -> {n!r}" for k, (o, n) in diff.items())
-  if blocking and not allow_mismatch:
-    raise ValueError(
-        f"workdir {workdir} holds a run with a different config ({path}); differing fields "
-        f"(old -> new):\n{lines}\nUse a new workdir, or ask to overwrite (the old run is moved "
-        f"aside) or to allow the mismatch (continue anyway).")
-  if diff and primary:
-    if blocking:
-      kept = os.path.join(workdir, f"config.old-{time.strftime('%Y%m%d-%H%M%S')}.json")
-      os.replace(path, kept)
-      logging.warning("Continuing %s with a different config (previous one kept in %s):\n%s",
-                      workdir, kept, lines)
-    else:
-      logging.info("Config of %s changed in result-neutral fields only:\n%s", workdir, lines)
-    _write_json_atomic(path, new)
-  return diff

@@ -1,0 +1,105 @@
+"""``check_config``: a workdir's ``config.json`` is written once and every resume must match it.
+
+Re-exported by ``attnlab.train.checkpoint`` (the workdir contract names it there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Mapping
+
+from absl import logging
+import jax
+
+# Fields that only change bookkeeping, never the trained parameters or the evaluations: a resumed run
+# may change them freely. Everything else (num_steps included: it sets the learning-rate schedule's
+# horizon) must match unless allow_mismatch is asked.
+RESULT_NEUTRAL = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+_MISSING = "<missing>"
+
+
+def _config_tree(config: Any) -> dict:
+  """A ConfigDict or mapping as plain JSON data (tuples -> lists, dtypes -> str)."""
+  if hasattr(config, "to_dict"):
+    config = config.to_dict()
+  return json.loads(json.dumps(config, sort_keys=True, default=str))
+
+
+def _flat_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for k, v in tree.items():
+    if isinstance(v, Mapping) and v:
+      flat.update(_flat_config(v, f"{prefix}{k}."))
+    else:
+      flat[f"{prefix}{k}"] = v
+  return flat
+
+
+def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+  """{dotted field: (old, new)} for every field that differs ("<missing>" if absent)."""
+  a, b = _flat_config(old), _flat_config(new)
+  return {k: (a.get(k, _MISSING), b.get(k, _MISSING))
+          for k in sorted(set(a) | set(b)) if a.get(k, _MISSING) != b.get(k, _MISSING)}
+
+
+def _write_json_atomic(path: str, data: Any) -> None:
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(data, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def _move_aside(path: str) -> str:
+  stamp = time.strftime("%Y%m%d-%H%M%S")
+  dst, n = f"{path.rstrip('/')}.old-{stamp}", 0
+  while os.path.exists(dst + (f".{n}" if n else "")):
+    n += 1
+  dst += f".{n}" if n else ""
+  os.rename(path, dst)
+  return dst
+
+
+def check_config(workdir: str, config_dict: Any, *, overwrite: bool = False,
+                 allow_mismatch: bool = False) -> dict[str, tuple[Any, Any]]:
+  """Writes ``workdir/config.json`` or checks that the run there used the same config.
+
+  A workdir holding a different config raises ValueError listing "field: old -> new", unless
+  ``overwrite`` (the old workdir is renamed to ``<workdir>.old-<time>`` and a fresh one started) or
+  ``allow_mismatch`` (continue; the previous config.json is kept as ``config.old-<time>.json``).
+  Differences only in RESULT_NEUTRAL fields are accepted and recorded. Call it before anything
+  else writes to the workdir. Returns the accepted differences.
+  """
+  new = _config_tree(config_dict)
+  path = os.path.join(workdir, "config.json")
+  primary = jax.process_index() == 0
+  if overwrite and os.path.exists(workdir) and os.listdir(workdir) and primary:
+    moved = _move_aside(workdir)
+    logging.warning("overwrite: moved the previous run in %s to %s", workdir, moved)
+  if primary:
+    os.makedirs(workdir, exist_ok=True)
+  if not os.path.exists(path):
+    if primary:
+      _write_json_atomic(path, new)
+    return {}
+  with open(path) as f:
+    old = json.load(f)
+  diff = config_diff(old, new)
+  blocking = {k: v for k, v in diff.items() if k not in RESULT_NEUTRAL}
+  lines = "\n".join(f"  {k}: {o!r} -> {n!r}" for k, (o, n) in diff.items())
+  if blocking and not allow_mismatch:
+    raise ValueError(
+        f"workdir {workdir} holds a run with a different config ({path}); differing fields "
+        f"(old -> new):\n{lines}\nUse a new workdir, or ask to overwrite (the old run is moved "
+        f"aside) or to allow the mismatch (continue anyway).")
+  if diff and primary:
+    if blocking:
+      kept = os.path.join(workdir, f"config.old-{time.strftime('%Y%m%d-%H%M%S')}.json")
+      os.replace(path, kept)
+      logging.warning("Continuing %s with a different config (previous one kept in %s):\n%s",
+                      workdir, kept, lines)
+    else:
+      logging.info("Config of %s changed in result-neutral fields only:\n%s", workdir, lines)
+    _write_json_atomic(path, new)
+  return diff
