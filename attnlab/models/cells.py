@@ -65,6 +65,45 @@ KINDS: dict[str, tuple[int, int, Callable]] = {
 }
 
 
+def _gru_fused(carry, z_BG):
+  """GRU on fused pre-activations [r, z, x_n, h_n] (see fuse_params)."""
+  (h_BH,) = carry
+  zr_BH, zz_BH, xn_BH, hn_BH = jnp.split(z_BG, 4, axis=-1)
+  r_BH = jax.nn.sigmoid(zr_BH)
+  u_BH = jax.nn.sigmoid(zz_BH)
+  n_BH = jnp.tanh(xn_BH + r_BH * hn_BH)
+  h_BH = (1.0 - u_BH) * n_BH + u_BH * h_BH
+  return (h_BH,), h_BH
+
+
+# Cell kind -> combine(carry, z_BG) on the fused pre-activations z = [x, h] w_KG + b_G.
+FUSED: dict[str, Callable] = {
+    "rnn_tanh": lambda carry, z_BG: rnn_tanh_combine(carry, z_BG, 0.0),
+    "rnn_relu": lambda carry, z_BG: rnn_relu_combine(carry, z_BG, 0.0),
+    "lstm": lambda carry, z_BG: lstm_combine(carry, z_BG, 0.0),
+    "gru": _gru_fused,
+}
+
+
+def fuse_params(kind: str, params: dict) -> tuple[jax.Array, jax.Array]:
+  """One weight w_KG (K = D + H, input rows over hidden rows) and bias b_G for a single matmul.
+
+  The simple RNN and LSTM add the two projections, so w = [W_ih | W_hh]^T and b = b_ih + b_hh. The
+  GRU needs W_in x and W_hn h apart (the reset gate multiplies only the latter), so it gets four
+  column blocks [r, z, x_n, h_n] with zeros where x or h must not contribute.
+  """
+  w_ih, w_hh, b_ih, b_hh = (params[k] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+  if kind != "gru":
+    return jnp.concatenate([w_ih, w_hh], axis=1).T, b_ih + b_hh
+  hidden = w_hh.shape[1]
+  zx_HD = jnp.zeros((hidden, w_ih.shape[1]), w_ih.dtype)
+  zh_HH = jnp.zeros((hidden, hidden), w_hh.dtype)
+  rows_x = jnp.concatenate([w_ih, zx_HD], axis=0)  # [4H, D]: r, z, n from x; nothing for h_n
+  rows_h = jnp.concatenate([w_hh[:2 * hidden], zh_HH, w_hh[2 * hidden:]], axis=0)  # [4H, H]
+  b_G = jnp.concatenate([b_ih[:2 * hidden] + b_hh[:2 * hidden], b_ih[2 * hidden:], b_hh[2 * hidden:]])
+  return jnp.concatenate([rows_x, rows_h], axis=1).T, b_G
+
+
 def torch_uniform(hidden_size: int):
   """PyTorch's default RNN init: U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias."""
   bound = 1.0 / (hidden_size ** 0.5)

@@ -24,82 +24,80 @@ from attnlab.models import cells
 IMPLEMENTATIONS = ("custom_vjp", "autodiff")  # how the time loop is differentiated
 
 
-def _masked_step(combine, dtype, w_hh_HG, b_hh_G, carry, gx_BG, valid_B):
-  """One step with padding: past a sequence's end the carry is frozen and the output is zero."""
-  gh_BG = (jnp.dot(carry[0].astype(dtype), w_hh_HG) + b_hh_G[None]).astype(jnp.float32)
-  new, y_BH = combine(carry, gx_BG.astype(jnp.float32), gh_BG)
-  if valid_B is not None:
-    new = tuple(jnp.where(valid_B[:, None], n, c) for n, c in zip(new, carry))
-    y_BH = jnp.where(valid_B[:, None], y_BH, 0.0)
-  return new, y_BH
+def _masked(new, y_BH, carry, valid_B):
+  """Past a sequence's end the carry is frozen and the output is zero."""
+  if valid_B is None:
+    return new, y_BH
+  new = tuple(jnp.where(valid_B[:, None], n, c) for n, c in zip(new, carry))
+  return new, jnp.where(valid_B[:, None], y_BH, 0.0)
 
 
-def _forward(combine, unroll, w_hh_HG, b_hh_G, gx_LBG, carry0, valid_LB):
-  """The plain scan; returns (y_LBH, final carry, carries before each step)."""
-  dtype = w_hh_HG.dtype
+def _forward(combine, unroll, w_KG, b_G, x_LBD, carry0, valid_LB):
+  """The plain scan. Returns (y_LBH, final carry, carries before each step, pre-activations z_LBG)."""
+  dtype = w_KG.dtype
 
   def body(carry, inputs):
-    gx_BG, valid_B = inputs
-    new, y_BH = _masked_step(combine, dtype, w_hh_HG, b_hh_G, carry, gx_BG, valid_B)
-    return new, (y_BH, carry)
+    x_BD, valid_B = inputs
+    # One matmul per step for input and hidden projections: [x_t, h] [W_ih | W_hh]^T.
+    xh_BK = jnp.concatenate([x_BD, carry[0].astype(dtype)], axis=-1)
+    z_BG = (jnp.dot(xh_BK, w_KG) + b_G[None]).astype(jnp.float32)
+    new, y_BH = _masked(*combine(carry, z_BG), carry, valid_B)
+    return new, (y_BH, carry, z_BG)
 
-  final, (y_LBH, prev_carries) = jax.lax.scan(body, carry0, (gx_LBG, valid_LB), unroll=unroll)
-  return y_LBH, final, prev_carries
+  final, (y_LBH, prev, z_LBG) = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
+  return y_LBH, final, prev, z_LBG
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def recurrence(combine: Callable, unroll: int, w_hh_HG, b_hh_G, gx_LBG, carry0, valid_LB):
-  """Runs ``combine`` over time: y_LBH and the final carry (float32), given gx = x W_ih^T + b_ih.
+def recurrence(combine: Callable, unroll: int, w_KG, b_G, x_LBD, carry0, valid_LB):
+  """Runs ``combine(carry, z_BG)`` over time with z = [x_t, h] w_KG + b: (y_LBH, final carry).
 
-  ``w_hh_HG`` is W_hh transposed, in the compute dtype; ``valid_LB`` is a bool mask or None.
+  ``w_KG`` stacks the input rows over the hidden rows (K = D + H), in the compute dtype;
+  ``valid_LB`` is a bool mask or None. Carries and y are float32.
   """
-  y_LBH, final, _ = _forward(combine, unroll, w_hh_HG, b_hh_G, gx_LBG, carry0, valid_LB)
+  y_LBH, final, _, _ = _forward(combine, unroll, w_KG, b_G, x_LBD, carry0, valid_LB)
   return y_LBH, final
 
 
-def _recurrence_fwd(combine, unroll, w_hh_HG, b_hh_G, gx_LBG, carry0, valid_LB):
-  y_LBH, final, prev = _forward(combine, unroll, w_hh_HG, b_hh_G, gx_LBG, carry0, valid_LB)
-  return (y_LBH, final), (w_hh_HG, b_hh_G, gx_LBG, prev, valid_LB)
+def _recurrence_fwd(combine, unroll, w_KG, b_G, x_LBD, carry0, valid_LB):
+  y_LBH, final, prev, z_LBG = _forward(combine, unroll, w_KG, b_G, x_LBD, carry0, valid_LB)
+  return (y_LBH, final), (w_KG, b_G, x_LBD, prev, z_LBG, valid_LB)
 
 
 def _recurrence_bwd(combine, unroll, res, cotangents):
-  w_hh_HG, b_hh_G, gx_LBG, prev, valid_LB = res
+  w_KG, b_G, x_LBD, prev, z_LBG, valid_LB = res
   dy_LBH, dfinal = cotangents
-  dtype = w_hh_HG.dtype
-  h_prev_LBH = prev[0].astype(dtype)
-  # All hidden projections at once: one big matmul instead of one per step.
-  gh_LBG = (jnp.einsum("lbh,hg->lbg", h_prev_LBH, w_hh_HG) + b_hh_G[None, None]).astype(jnp.float32)
-
-  def elementwise(carry, gx_BG, gh_BG, valid_B):
-    new, y_BH = combine(carry, gx_BG, gh_BG)
-    if valid_B is not None:
-      new = tuple(jnp.where(valid_B[:, None], n, c) for n, c in zip(new, carry))
-      y_BH = jnp.where(valid_B[:, None], y_BH, 0.0)
-    return new, y_BH
+  dtype = w_KG.dtype
+  d = x_LBD.shape[-1]
+  w_hh_GH = w_KG[d:].T
 
   def body(dcarry, inputs):
-    carry, gx_BG, gh_BG, dy_BH, valid_B = inputs
-    _, vjp = jax.vjp(lambda c, a, b: elementwise(c, a, b, valid_B),
-                     carry, gx_BG.astype(jnp.float32), gh_BG)
-    dprev, dgx_BG, dgh_BG = vjp((dcarry, dy_BH.astype(jnp.float32)))
-    dh_BH = dprev[0] + jnp.dot(dgh_BG.astype(dtype), w_hh_HG.T).astype(jnp.float32)
-    return (dh_BH,) + tuple(dprev[1:]), (dgx_BG, dgh_BG)
+    carry, z_BG, dy_BH, valid_B = inputs
+    _, vjp = jax.vjp(lambda c, z: _masked(*combine(c, z), c, valid_B), carry, z_BG)
+    dprev, dz_BG = vjp((dcarry, dy_BH.astype(jnp.float32)))
+    # The only matmul left in the loop: the hidden state's share of dz.
+    dh_BH = dprev[0] + jnp.dot(dz_BG.astype(dtype), w_hh_GH).astype(jnp.float32)
+    return (dh_BH,) + tuple(dprev[1:]), dz_BG.astype(dtype)
 
-  dfinal = tuple(d.astype(jnp.float32) for d in dfinal)
-  dcarry0, (dgx_LBG, dgh_LBG) = jax.lax.scan(
-      body, dfinal, (prev, gx_LBG, gh_LBG, dy_LBH, valid_LB), reverse=True, unroll=unroll)
-  # The hidden-weight gradient as one matmul over all (time, batch) pairs.
-  dw_hh_HG = jnp.einsum("lbh,lbg->hg", h_prev_LBH, dgh_LBG.astype(dtype))
-  db_hh_G = jnp.sum(dgh_LBG, axis=(0, 1))
-  return (dw_hh_HG.astype(w_hh_HG.dtype), db_hh_G.astype(b_hh_G.dtype),
-          dgx_LBG.astype(gx_LBG.dtype), dcarry0, None)
+  dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
+  dcarry0, dz_LBG = jax.lax.scan(body, dfinal, (prev, z_LBG, dy_LBH, valid_LB), reverse=True,
+                                 unroll=unroll)
+  # Weight and input gradients as big 2-D matmuls over all (time, batch) rows at once.
+  steps, batch = x_LBD.shape[:2]
+  xh_2d = jnp.concatenate([x_LBD, prev[0].astype(dtype)], axis=-1).reshape(steps * batch, -1)
+  dz_2d = dz_LBG.reshape(steps * batch, -1)
+  dw_KG = jnp.dot(xh_2d.T, dz_2d)
+  dx_LBD = jnp.dot(dz_2d, w_KG[:d].T).reshape(steps, batch, d)
+  db_G = jnp.sum(dz_LBG.astype(jnp.float32), axis=(0, 1))
+  return (dw_KG.astype(w_KG.dtype), db_G.astype(b_G.dtype), dx_LBD.astype(x_LBD.dtype),
+          dcarry0, None)
 
 
 recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
-def _autodiff_recurrence(combine, unroll, w_hh_HG, b_hh_G, gx_LBG, carry0, valid_LB):
-  y_LBH, final, _ = _forward(combine, unroll, w_hh_HG, b_hh_G, gx_LBG, carry0, valid_LB)
+def _autodiff_recurrence(combine, unroll, w_KG, b_G, x_LBD, carry0, valid_LB):
+  y_LBH, final, _, _ = _forward(combine, unroll, w_KG, b_G, x_LBD, carry0, valid_LB)
   return y_LBH, final
 
 
@@ -117,19 +115,16 @@ def reverse_prefix_BL(x_BL_, lengths_B):
 def run_direction(kind: str, params: dict, x_BLD, carry0, lengths_B, *, reverse: bool = False,
                   dtype=jnp.float32, implementation: str = "custom_vjp", unroll: int = 1):
   """One layer, one direction: (y_BLH in ``dtype``, final carry in float32)."""
-  combine = cells.KINDS[kind][2]
+  w_KG, b_G = cells.fuse_params(kind, params)
+  combine = cells.FUSED[kind]
   if reverse:
     x_BLD = reverse_prefix_BL(x_BLD, lengths_B)
-  # Input projection for every step at once; time-major for the scan.
-  gx_LBG = (jnp.einsum("bld,gd->lbg", x_BLD.astype(dtype), params["weight_ih"].astype(dtype))
-            + params["bias_ih"].astype(dtype)[None, None])
   valid_LB = None
   if lengths_B is not None:
     valid_LB = jnp.arange(x_BLD.shape[1])[:, None] < lengths_B[None, :]
-  w_hh_HG = params["weight_hh"].astype(dtype).T
-  b_hh_G = params["bias_hh"].astype(dtype)
+  x_LBD = jnp.swapaxes(x_BLD, 0, 1).astype(dtype)
   run = recurrence if implementation == "custom_vjp" else _autodiff_recurrence
-  y_LBH, final = run(combine, unroll, w_hh_HG, b_hh_G, gx_LBG, carry0, valid_LB)
+  y_LBH, final = run(combine, unroll, w_KG.astype(dtype), b_G.astype(dtype), x_LBD, carry0, valid_LB)
   y_BLH = jnp.swapaxes(y_LBH, 0, 1).astype(dtype)
   if reverse:
     y_BLH = reverse_prefix_BL(y_BLH, lengths_B)
