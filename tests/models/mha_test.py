@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -11,10 +13,21 @@ import pytest
 from attnlab.models import mha
 
 B, L, S, D = 2, 5, 7, 16
+# These programs are tiny: compile time dominates, so skip the slow LLVM optimisation passes.
+jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 
 def _x(seed, shape=(B, L, D)):
   return jax.random.normal(jax.random.PRNGKey(seed), shape)
+
+
+def _init(mod, seed, *args, **kwargs):
+  """Jitted init: one compile is much cheaper than running every op eagerly."""
+  return jit(functools.partial(mod.init, **kwargs))(jax.random.PRNGKey(seed), *args)
+
+
+def _apply(mod, variables, *args, **kwargs):
+  return jit(functools.partial(mod.apply, **kwargs))(variables, *args)
 
 
 def _repeat_kv(params, groups):
@@ -34,24 +47,24 @@ def test_equals_flax_multi_head_attention(cross, causal):
   key_mask = jnp.arange(s)[None, :] < jnp.array([s, s - 2])[:, None]  # ragged padding
   mask = key_mask[:, None, None, :]
   ours = mha.MultiHeadAttention(num_heads=4, num_kv_heads=4, causal=causal)
-  params = ours.init(jax.random.PRNGKey(2), x, ctx, mask)
+  params = _init(ours, 2, x, ctx, mask)
   ref_mask = mask
   if causal:
     ref_mask = jnp.logical_and(mask, nn.make_causal_mask(jnp.ones((B, L))))
   ref = nn.MultiHeadDotProductAttention(num_heads=4)
-  want = ref.apply(params, x, x if ctx is None else ctx, mask=ref_mask)
-  np.testing.assert_allclose(ours.apply(params, x, ctx, mask), want, atol=1e-5)
+  want = _apply(ref, params, x, x if ctx is None else ctx, mask=ref_mask)
+  np.testing.assert_allclose(_apply(ours, params, x, ctx, mask), want, atol=1e-5)
 
 
 @pytest.mark.parametrize("kv_heads", [2, 1])
 def test_grouped_and_multi_query_equal_repeated_heads(kv_heads):
   x = _x(0)
   gqa = mha.MultiHeadAttention(num_heads=4, num_kv_heads=kv_heads, causal=True)
-  params = gqa.init(jax.random.PRNGKey(3), x)
+  params = _init(gqa, 3, x)
   assert params["params"]["key"]["kernel"].shape == (D, kv_heads, D // 4)
   full = mha.MultiHeadAttention(num_heads=4, causal=True)
-  np.testing.assert_allclose(gqa.apply(params, x),
-                             full.apply(_repeat_kv(params, 4 // kv_heads), x), atol=1e-5)
+  np.testing.assert_allclose(_apply(gqa, params, x),
+                             _apply(full, _repeat_kv(params, 4 // kv_heads), x), atol=1e-5)
 
 
 def _softmax(z):
@@ -62,8 +75,8 @@ def _softmax(z):
 def test_captured_weights_match_hand_computation():
   x = _x(4)
   mod = mha.MultiHeadAttention(num_heads=4, num_kv_heads=2, causal=True, capture_weights=True)
-  params = mod.init(jax.random.PRNGKey(5), x)
-  _, state = mod.apply(params, x, mutable=["intermediates"])
+  params = _init(mod, 5, x)
+  _, state = _apply(mod, params, x, mutable=["intermediates"])
   (w,) = state["intermediates"]["attention_weights"]
   w = np.asarray(w)
   assert w.shape == (B, 4, L, L)
@@ -82,8 +95,8 @@ def test_captured_weights_match_hand_computation():
 def test_no_capture_by_default():
   x = _x(4)
   mod = mha.MultiHeadAttention(num_heads=4)
-  params = mod.init(jax.random.PRNGKey(5), x)
-  _, state = mod.apply(params, x, mutable=["intermediates"])
+  params = _init(mod, 5, x)
+  _, state = _apply(mod, params, x, mutable=["intermediates"])
   assert not state.get("intermediates")
 
 
@@ -91,23 +104,23 @@ def test_changing_padded_keys_changes_nothing():
   x = _x(6)
   mask = (jnp.arange(L) < 3)[None, None, None, :]
   mod = mha.MultiHeadAttention(num_heads=2, position="alibi")
-  params = mod.init(jax.random.PRNGKey(7), x)
+  params = _init(mod, 7, x)
   x2 = x.at[:, 3:].set(_x(8)[:, 3:])
-  np.testing.assert_allclose(mod.apply(params, x, mask=mask)[:, :3],
-                             mod.apply(params, x2, mask=mask)[:, :3], atol=1e-6)
+  np.testing.assert_allclose(_apply(mod, params, x, mask=mask)[:, :3],
+                             _apply(mod, params, x2, mask=mask)[:, :3], atol=1e-6)
 
 
 @pytest.mark.parametrize("position", ["rope", "alibi"])
 def test_cached_decoding_equals_full_causal_pass(position):
   x = _x(9, (B, 6, D))
   mod = mha.MultiHeadAttention(num_heads=4, num_kv_heads=2, causal=True, position=position)
-  variables = mod.init(jax.random.PRNGKey(10), x, decode=True)
-  full = mod.apply({"params": variables["params"]}, x)
+  variables = _init(mod, 10, x, decode=True)
+  full = _apply(mod, {"params": variables["params"]}, x)
+  step = jit(functools.partial(mod.apply, decode=True, mutable=["cache"]))
   cache, outs = variables["cache"], []
   # A 2-token prefill, then one token at a time.
   for start, stop in [(0, 2), (2, 3), (3, 4), (4, 5), (5, 6)]:
-    y, state = mod.apply({"params": variables["params"], "cache": cache}, x[:, start:stop],
-                         decode=True, mutable=["cache"])
+    y, state = step({"params": variables["params"], "cache": cache}, x[:, start:stop])
     cache = state["cache"]
     outs.append(y)
   np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, atol=1e-5)
@@ -117,10 +130,11 @@ def test_cached_decoding_equals_full_causal_pass(position):
 def test_dropout_is_random_only_when_not_deterministic():
   x = _x(11)
   mod = mha.MultiHeadAttention(num_heads=2, dropout_rate=0.5)
-  params = mod.init(jax.random.PRNGKey(12), x)
-  y = mod.apply(params, x)
-  y1 = mod.apply(params, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(0)})
-  y2 = mod.apply(params, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(1)})
+  params = _init(mod, 12, x)
+  y = _apply(mod, params, x)
+  train = jit(lambda p, x, r: mod.apply(p, x, deterministic=False, rngs={"dropout": r}))
+  y1 = train(params, x, jax.random.PRNGKey(0))
+  y2 = train(params, x, jax.random.PRNGKey(1))
   assert not np.allclose(y1, y) and not np.allclose(y1, y2)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,9 @@ import pytest
 
 from attnlab.models import moe
 from attnlab.models import transformer
+
+# These programs are tiny: compile time dominates, so skip the slow LLVM optimisation passes.
+jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 
 def test_capacity_formula():
@@ -63,13 +68,13 @@ def test_aux_loss_hand_computation():
 def test_one_expert_equals_dense_feed_forward():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 8))
   dense = transformer.FeedForward(d_ff=16)
-  dp = dense.init(jax.random.PRNGKey(1), x)["params"]
+  dp = jit(dense.init)(jax.random.PRNGKey(1), x)["params"]
   layer = moe.MoEFeedForward(num_experts=1, d_ff=16, top_k=1, capacity_factor=1.0)
-  mp = layer.init(jax.random.PRNGKey(2), x)["params"]
+  mp = jit(layer.init)(jax.random.PRNGKey(2), x)["params"]
   mp = dict(mp, wi=dp["wi"]["kernel"][None], bi=dp["wi"]["bias"][None],
             wo=dp["wo"]["kernel"][None], bo=dp["wo"]["bias"][None])
-  y, state = layer.apply({"params": mp}, x, mutable=["losses"])
-  np.testing.assert_allclose(y, dense.apply({"params": dp}, x), atol=1e-5)
+  y, state = jit(functools.partial(layer.apply, mutable=["losses"]))({"params": mp}, x)
+  np.testing.assert_allclose(y, jit(dense.apply)({"params": dp}, x), atol=1e-5)
   # One expert: f = P = 1, so the loss is exactly the weight.
   np.testing.assert_allclose(state["losses"]["moe_aux_loss"][0], 0.01, rtol=1e-6)
 
@@ -77,7 +82,7 @@ def test_one_expert_equals_dense_feed_forward():
 def _skewed_layer_and_params(x):
   """Two experts; the router sends every (positive) token to expert 0 with probability p."""
   layer = moe.MoEFeedForward(num_experts=2, d_ff=8, top_k=1, capacity_factor=1.0, aux_weight=0.5)
-  params = layer.init(jax.random.PRNGKey(3), x)["params"]
+  params = jit(layer.init)(jax.random.PRNGKey(3), x)["params"]
   router = jnp.stack([jnp.ones(x.shape[-1]), -jnp.ones(x.shape[-1])], axis=1) * 0.1
   return layer, dict(params, router=router)
 
@@ -85,7 +90,7 @@ def _skewed_layer_and_params(x):
 def test_tokens_over_capacity_are_dropped_and_aux_loss_is_sown():
   x = jnp.abs(jax.random.normal(jax.random.PRNGKey(4), (1, 4, 6))) + 0.1
   layer, params = _skewed_layer_and_params(x)
-  y, state = layer.apply({"params": params}, x, mutable=["losses"])
+  y, state = jit(functools.partial(layer.apply, mutable=["losses"]))({"params": params}, x)
   # Capacity ceil(1.0 * 4 / 2) = 2: positions 0 and 1 get expert 0, positions 2 and 3 are dropped.
   np.testing.assert_array_equal(y[0, 2:], 0.0)
   logits = np.asarray(x[0] @ params["router"])
@@ -102,13 +107,13 @@ def test_tokens_over_capacity_are_dropped_and_aux_loss_is_sown():
 def test_gradients_reach_router_and_experts():
   x = jax.random.normal(jax.random.PRNGKey(5), (2, 4, 6))
   layer = moe.MoEFeedForward(num_experts=4, d_ff=8, top_k=2, capacity_factor=2.0)
-  params = layer.init(jax.random.PRNGKey(6), x)["params"]
+  params = jit(layer.init)(jax.random.PRNGKey(6), x)["params"]
 
   def loss(p):
     y, state = layer.apply({"params": p}, x, mutable=["losses"])
     return jnp.sum(y ** 2) + state["losses"]["moe_aux_loss"][0]
 
-  grads = jax.jit(jax.grad(loss))(params)
+  grads = jit(jax.grad(loss))(params)
   for name, g in grads.items():
     assert np.any(np.asarray(g) != 0), name
 
