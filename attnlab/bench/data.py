@@ -4,6 +4,10 @@ Default batch 64, length 512 with each task's default config. A task whose confi
 length runs at its ``min_length`` instead and says so in the ``note`` column. Each timed call samples
 ``--calls`` batches with step keys ``fold_in(rng, step)`` (as the training loop does) and waits for
 the last; the table shows the median over ``--repeats`` such calls and the compile time.
+
+A second table times, side by side, the two ways of drawing ``n`` distinct random positions per row
+that selective copy and MQAR need: argsort of random keys (the usual way) against the
+selection-sampling scan in ``common.choose_mask`` (what the tasks use), with their ratio.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from attnlab.bench import timing
+from attnlab.tasks import common
 from attnlab.tasks import registry
 
 
@@ -49,6 +54,25 @@ def _bench_task(name: str, batch_size: int, length: int, calls: int, repeats: in
           "tokens_per_s": batch_size * length / per_batch, "compile_s": compile_s, "note": note}
 
 
+def _bench_selection(batch_size: int, span: int, count: int, repeats: int) -> list[dict]:
+  def by_argsort(rng):
+    keys_BS = jax.random.uniform(rng, (batch_size, span))
+    return jnp.sort(jnp.argsort(keys_BS, axis=-1)[:, :count], axis=-1)
+
+  def by_scan(rng):
+    return common.mask_positions(common.choose_mask(rng, batch_size, span, count), count)
+
+  records = []
+  for name, fn in (("argsort", by_argsort), ("selection_scan", by_scan)):
+    jitted = jax.jit(fn)
+    median, _ = timing.median_seconds(lambda: jitted(jax.random.key(1)), repeats=repeats * 4)
+    records.append({"method": name, "batch": batch_size, "span": span, "count": count,
+                    "us": median * 1e6})
+  for r in records:
+    r["ratio_vs_argsort"] = r["us"] / records[0]["us"]
+  return records
+
+
 def main(args: list[str], json_path: str | None) -> list[dict]:
   parser = argparse.ArgumentParser(prog="bench.py data", description=__doc__)
   parser.add_argument("--batch_size", type=int, default=64)
@@ -66,5 +90,9 @@ def main(args: list[str], json_path: str | None) -> list[dict]:
         f"median of {opts.repeats} x {opts.calls} batches")
   print(timing.format_table(records, ["task", "batch", "length", "us_per_batch", "examples_per_s",
                                       "tokens_per_s", "compile_s", "note"]))
+  selection = _bench_selection(opts.batch_size, opts.length - 17, 16, opts.repeats)
+  print("\ndistinct random positions per row (selective copy / MQAR), median us")
+  print(timing.format_table(selection, ["method", "batch", "span", "count", "us", "ratio_vs_argsort"]))
+  records = records + selection
   timing.write_json(json_path, records)
   return records
