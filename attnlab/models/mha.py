@@ -2,7 +2,8 @@
 
 Parameters follow ``flax.linen.MultiHeadDotProductAttention`` (``query``/``key``/``value`` kernels
 [D, heads, K], ``out`` kernel [N, K, D]), except that key and value have G = num_kv_heads heads.
-Query head n reads key/value head n // (N // G), the grouping of ``attention.dot_product_attention``.
+Query head n reads key/value head n // (N // G), the grouping of
+``attention.dot_product_attention``.
 
 Decoding (``decode=True``) follows the Flax pattern: ``init`` with a full-length input creates the
 "cache" collection (cached_key, cached_value of that length, cache_index); each later ``apply`` with
@@ -61,7 +62,10 @@ class MultiHeadAttention(nn.Module):
 
   @nn.compact
   def __call__(self, x_BLD, context_BSD=None, mask=None, *, deterministic=True, decode=False):
-    """mask: bool, True = may attend, rank 4 broadcasting to [B, N, L, S] (S: keys, the cache in decode)."""
+    """mask: bool, True = may attend, rank 4, broadcasting to [B, N, L, S] (S: the cache in decode).
+
+    decode=True is always causal: a query at cache_index + i sees cached positions <= it.
+    """
     b, l, d = x_BLD.shape
     n = self.num_heads
     g = self.num_kv_heads or n
@@ -116,7 +120,11 @@ class MultiHeadAttention(nn.Module):
                            param_dtype=self.param_dtype, name="out")(out_BLNK)
 
   def _update_cache(self, k_BLGK, v_BLGK, relative):
-    """Writes new keys/values at cache_index; returns all cached ones, query positions, causal mask."""
+    """Writes keys/values at cache_index; -> cached k, v, query positions, causal mask_11LS.
+
+    The index is traced, so overflowing the cache cannot be checked here: dynamic_update_slice
+    clamps.
+    """
     initialized = self.has_variable("cache", "cached_key")
     cached_key = self.variable("cache", "cached_key", jnp.zeros, k_BLGK.shape, k_BLGK.dtype)
     cached_value = self.variable("cache", "cached_value", jnp.zeros, v_BLGK.shape, v_BLGK.dtype)

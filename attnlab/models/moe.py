@@ -1,19 +1,20 @@
 """Mixture-of-experts feed-forward: top-k softmax routing with expert capacity (Switch/GShard).
 
-Each token picks its top_k experts by router probability. Every expert holds at most
-capacity = ceil(capacity_factor * tokens * top_k / experts) tokens (tokens = B * L, padding included,
-so the size is static). Slots are claimed in this order: by position (earlier first), then by choice
-rank (at one position all first choices before any second choice), then by batch row. A choice past
-capacity is dropped: that expert contributes zero for the token, and the block's residual carries it.
-Ordering by position first keeps a causal decoder causal: a token competes only with tokens at the
-same or earlier positions. Padded tokens (mask_BL False) are not routed and take no slot.
+Each token picks its top_k experts by router probability. Every expert holds at most capacity =
+ceil(capacity_factor * tokens * top_k / experts) tokens (tokens = B * L, padding included, so the
+size is static). Slots are claimed in this order: by position (earlier first), then by choice rank
+(at one position all first choices before any second choice), then by batch row. A choice past
+capacity is dropped: that expert contributes zero for the token, and the block's residual carries
+it. Ordering by position first keeps a causal decoder causal: a token competes only with tokens at
+the same or earlier positions. Padded tokens (mask_BL False) are not routed and take no slot.
 
 Gates: the router probability of the chosen expert for top_k = 1 (Switch); for top_k > 1 the top-k
 probabilities renormalised to sum to one (GShard).
 
 Load-balancing loss (Switch eq. 4): E * sum_e f_e * P_e, where f_e is the fraction of (unpadded)
-tokens whose first choice is e, counted before capacity drops, and P_e the mean router probability of
-e. It is 1 for a perfectly balanced router. It is sown, times aux_weight, as "losses"/"moe_aux_loss".
+tokens whose first choice is e, counted before capacity drops, and P_e the mean router probability
+of e. It is 1 for a perfectly balanced router. It is sown, times aux_weight, as
+"losses"/"moe_aux_loss".
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Position information for attention: none, sinusoidal, learned, rotary (RoPE) and ALiBi.
 
-Two kinds. Additive positions (sinusoidal, learned) are added to the embedded inputs once, before the
-first block. Relative positions act inside every self-attention layer: RoPE rotates queries and keys,
-ALiBi adds a distance penalty to the logits. Every function takes absolute positions, so a decoder
-with a key/value cache passes ``offset + arange(L)`` and gets exactly what the full pass computes.
+Two kinds. Additive positions (sinusoidal, learned) are added to the embedded inputs once, before
+the first block. Relative positions act inside every self-attention layer: RoPE rotates queries and
+keys, ALiBi adds a distance penalty to the logits. Every function takes absolute positions, so a
+decoder with a key/value cache passes ``offset + arange(L)`` and gets exactly what the full pass
+computes.
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ def alibi_slopes(num_heads: int) -> np.ndarray:
 def alibi_bias(num_heads: int, q_positions_L, k_positions_S):
   """-slope_n * |i - j| as bias_1NLS (float32).
 
-  The paper defines the causal case, -slope * (i - j) for j <= i; the absolute distance agrees with it
-  there and gives the usual symmetric form for non-causal encoders.
+  The paper defines the causal case, -slope * (i - j) for j <= i; the absolute distance agrees with
+  it there and gives the usual symmetric form for non-causal encoders.
   """
   slopes_N = jnp.asarray(alibi_slopes(num_heads))
   dist_LS = jnp.abs(q_positions_L[:, None] - k_positions_S[None, :]).astype(jnp.float32)

@@ -8,9 +8,10 @@ Padding masks (mask_BL, True = real token) hide padded keys; padded queries stil
 outputs are ignored by the loss) so that no row of the softmax is empty.
 
 Decoding: ``variables = Decoder(cfg).init(rng, x_full_BLD, decode=True)`` sizes the cache to that
-length; then ``Decoder(cfg).apply({"params": p, "cache": c}, x_B1D, decode=True, mutable=["cache"])``
-one step at a time (several tokens per call also work). Note that MoE capacity is computed per call,
-so with capacity drops decoding step by step can route differently from the full pass.
+length; then ``Decoder(cfg).apply({"params": p, "cache": c}, x_B1D, decode=True,
+mutable=["cache"])`` one step at a time (several tokens per call also work). Note that MoE capacity
+is computed per call, so with capacity drops decoding step by step can route differently from the
+full pass.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Mixture of experts: routing order and drops by hand, aux loss by hand, one expert == dense FFN."""
+"""Mixture of experts: routing order, drops and aux loss by hand; one expert == dense FFN."""
 
 from __future__ import annotations
 
