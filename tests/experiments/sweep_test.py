@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,25 +91,26 @@ def test_killed_sweep_resumes_to_the_same_results(experiment, finished, tmp_path
   workdir = str(tmp_path / "killed")
   first, second = (os.path.join(workdir, t) for t in ("lstm-distance2-seed0",
                                                       "transformer-distance4-seed0"))
+  # The first trial finished in an earlier sweep (copied from the uninterrupted one, saving a run).
+  shutil.copytree(os.path.join(finished[0], "lstm-distance2-seed0"), first)
+  summary_mtime = os.path.getmtime(os.path.join(first, "summary.json"))
   proc = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "sweep.py"), "--config",
                            experiment, "--workdir", workdir, "--workers", "1"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           start_new_session=True)
   deadline = time.time() + 500
   try:
-    # Wait until the first trial is done and the second has committed a checkpoint.
+    # Wait until the running trial has committed a checkpoint, then kill sweep and trial.
+    ckpts = os.path.join(second, "checkpoints")
     while time.time() < deadline and proc.poll() is None:
-      ckpts = os.path.join(second, "checkpoints")
-      if (os.path.exists(os.path.join(first, "summary.json")) and os.path.isdir(ckpts)
-          and any(n.isdigit() for n in os.listdir(ckpts))):
+      if os.path.isdir(ckpts) and any(n.isdigit() for n in os.listdir(ckpts)):
         break
       time.sleep(0.02)
     assert proc.poll() is None, "the sweep finished before it could be killed"
   finally:
-    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its trial, mid-way
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep's whole process group, mid-way
     proc.wait()
   assert not os.path.exists(os.path.join(second, "summary.json"))
-  summary_mtime = os.path.getmtime(os.path.join(first, "summary.json"))
 
   result = _sweep("--config", experiment, "--workdir", workdir, "--workers", "1")
   assert result.returncode == 0, result.stderr[-3000:]
@@ -119,6 +121,7 @@ def test_killed_sweep_resumes_to_the_same_results(experiment, finished, tmp_path
     assert "resumed from checkpoint step" in f.read()
 
   resumed, uninterrupted = _by_trial(workdir), _by_trial(finished[0])
+  assert set(resumed) == {"lstm-distance2-seed0", "transformer-distance4-seed0"}
   for name, row in resumed.items():
     assert {k: row[k] for k in COMPARED} == {k: uninterrupted[name][k] for k in COMPARED}
 
