@@ -23,6 +23,11 @@ from attnlab.models import attention
 from attnlab.models import positions as pos_lib
 
 
+# Causal ALiBi with more bias entries than this uses the row-shifted [1, N, 1, S] form (same
+# weights, linear memory); below it the paper's exact [1, N, L, S] bias.
+ALIBI_FULL_MAX = 1 << 22
+
+
 def check_mask(mask, shape_BNLS) -> None:
   """A mask must be rank 4 and broadcast to [B, N, L, S]."""
   if mask is None:
@@ -89,7 +94,7 @@ class MultiHeadAttention(nn.Module):
     v_BSGK = dense(g, "value")(kv_BSD)
 
     q_pos_L = jnp.arange(l)
-    causal = self.causal
+    causal = self.causal or decode
     if decode:
       k_BSGK, v_BSGK, q_pos_L, causal_11LS = self._update_cache(k_BSGK, v_BSGK, relative)
       if causal_11LS is not None:
@@ -103,7 +108,12 @@ class MultiHeadAttention(nn.Module):
 
     if relative == "rope":
       q_BLNK = pos_lib.rope(q_BLNK, q_pos_L, self.rope_base)
-    bias = pos_lib.alibi_bias(n, q_pos_L, jnp.arange(s)) if relative == "alibi" else None
+    bias = None
+    if relative == "alibi":
+      if (causal or decode) and n * l * s > ALIBI_FULL_MAX:
+        bias = pos_lib.alibi_causal_bias(n, jnp.arange(s))
+      else:
+        bias = pos_lib.alibi_bias(n, q_pos_L, jnp.arange(s))
 
     rate = 0.0 if deterministic else self.dropout_rate
     rng = self.make_rng("dropout") if rate > 0.0 else None

@@ -102,3 +102,15 @@ def alibi_bias(num_heads: int, q_positions_L, k_positions_S):
   slopes_N = jnp.asarray(alibi_slopes(num_heads))
   dist_LS = jnp.abs(q_positions_L[:, None] - k_positions_S[None, :]).astype(jnp.float32)
   return -(slopes_N[:, None, None] * dist_LS[None])[None]
+
+
+def alibi_causal_bias(num_heads: int, k_positions_S):
+  """slope_n * j as bias_1N1S: the causal ALiBi bias shifted by slope_n * i in every query row.
+
+  Softmax ignores a per-row constant and causal attention hides j > i, so this gives the same
+  weights as ``alibi_bias`` with O(N S) memory instead of O(N L S), which is what lets ALiBi run
+  with memory-efficient attention at long lengths. Float32 logits then carry an absolute error of
+  about slope * S * 6e-8.
+  """
+  slopes_N = jnp.asarray(alibi_slopes(num_heads))
+  return (slopes_N[:, None] * k_positions_S.astype(jnp.float32)[None, :])[None, :, None, :]

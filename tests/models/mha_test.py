@@ -127,6 +127,15 @@ def test_cached_decoding_equals_full_causal_pass(position):
   assert int(cache["cache_index"]) == 6
 
 
+def test_linear_memory_alibi_form_gives_the_same_output(monkeypatch):
+  x = _x(13)
+  mod = mha.MultiHeadAttention(num_heads=4, causal=True, position="alibi")
+  params = _init(mod, 14, x)
+  exact = _apply(mod, params, x)
+  monkeypatch.setattr(mha, "ALIBI_FULL_MAX", 0)
+  np.testing.assert_allclose(_apply(mod, params, x), exact, atol=1e-5)
+
+
 def test_dropout_is_random_only_when_not_deterministic():
   x = _x(11)
   mod = mha.MultiHeadAttention(num_heads=2, dropout_rate=0.5)

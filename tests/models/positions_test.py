@@ -94,6 +94,18 @@ def test_alibi_bias_is_minus_slope_times_distance():
         assert bias[0, n, i, j] == pytest.approx(-slopes[n] * abs(i + 2 - j))
 
 
+def test_alibi_causal_bias_gives_the_same_causal_weights():
+  logits = jax.random.normal(jax.random.PRNGKey(0), (1, 4, 6, 6))
+  causal = jnp.tril(jnp.ones((6, 6), bool))[None, None]
+
+  def weights(bias):
+    return jax.nn.softmax(jnp.where(causal, logits + bias, -jnp.inf), axis=-1)
+
+  full = weights(positions.alibi_bias(4, jnp.arange(6), jnp.arange(6)))
+  shifted = weights(positions.alibi_causal_bias(4, jnp.arange(6)))
+  np.testing.assert_allclose(shifted, full, atol=1e-6)
+
+
 def test_unknown_position_lists_allowed():
   with pytest.raises(ValueError, match="allowed.*sinusoidal.*alibi"):
     positions.check_position("relative")
