@@ -27,7 +27,7 @@ def _save(fig: Figure, path: str) -> str:
 
 def line_plot(series: Series, path: str, *, xlabel: str, ylabel: str, title: str = "",
               logx: bool = False, logy: bool = False, hline: float | None = None,
-              note: str = "") -> str:
+              note: str = "", ylim: tuple[float, float] | None = None) -> str:
   """Lines with ±std error bars, one per label."""
   fig = Figure(figsize=(6.4, 4.2))
   ax = fig.subplots()
@@ -37,6 +37,10 @@ def line_plot(series: Series, path: str, *, xlabel: str, ylabel: str, title: str
     ax.axhline(hline, color="grey", linestyle=":", linewidth=1)
   if logx:
     ax.set_xscale("log", base=2)
+    xs = sorted({x for s in series.values() for x in s[0]})
+    ax.set_xticks(xs, [f"{x:g}" for x in xs])
+  if ylim is not None:
+    ax.set_ylim(*ylim)
   if logy:
     ax.set_yscale("log")
   ax.set_xlabel(xlabel)
@@ -88,6 +92,10 @@ def metric_vs_length(rows: Sequence[Mapping[str, Any]], metric: str,
   return series_over(long_rows, "_length", "_value", label_keys)
 
 
+def _ylim(metric: str) -> tuple[float, float] | None:
+  return (-0.02, 1.02) if metric.endswith("accuracy") else None
+
+
 def _leaf(key: str) -> str:
   return key.rsplit(".", 1)[-1]
 
@@ -116,13 +124,13 @@ def sweep_figures(rows: Sequence[Mapping[str, Any]], grid_keys: Sequence[str], m
     xs = sorted({x for s in series.values() for x in s[0]})
     logx = min(xs) > 0 and max(xs) / min(xs) >= 16
     paths.append(line_plot(series, os.path.join(out_dir, f"{metric}_vs_{_leaf(x_key)}.png"),
-                           xlabel=x_key, ylabel=metric, logx=logx,
+                           xlabel=x_key, ylabel=metric, logx=logx, ylim=_ylim(metric),
                            title=f"{metric} vs {_leaf(x_key)} (mean ± std over seeds)"))
   several = any(sum(k.startswith(f"{metric}@") for k in r) > 1 for r in done)
   by_length = metric_vs_length(done, metric, varying) if several else {}
   if by_length:
     paths.append(line_plot(by_length, os.path.join(out_dir, f"{metric}_vs_test_length.png"),
-                           xlabel="test length", ylabel=metric,
+                           xlabel="test length", ylabel=metric, ylim=_ylim(metric),
                            title=f"{metric} vs test length (trained up to {train_max_length})"
                            if train_max_length else f"{metric} vs test length"))
   length_keys = [k for k in numeric if "length" in k]
