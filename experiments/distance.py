@@ -23,7 +23,7 @@ MODELS = ("rnn", "lstm", "gru", "mingru", "transformer")
 SIZES = {
     "full": dict(distances=(1, 2, 4, 8, 16, 32, 64, 128, 256), seeds=(0, 1, 2), num_steps=3000,
                  batch_size=64, target_params=58_000, num_layers=2, models=MODELS),
-    "demo": dict(distances=(2, 8, 32), seeds=(0,), num_steps=500, batch_size=32,
+    "demo": dict(distances=(2, 8, 32), seeds=(0,), num_steps=600, batch_size=32,
                  target_params=14_000, num_layers=1, models=MODELS),
     "smoke": dict(distances=(2, 4), seeds=(0,), num_steps=20, batch_size=8, target_params=3_900,
                   num_layers=1, models=("lstm", "transformer")),
