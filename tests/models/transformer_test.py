@@ -97,6 +97,26 @@ def test_encoder_decoder_uses_source_and_is_causal_in_target():
   np.testing.assert_array_equal(dep_tgt, np.tril(np.ones((L, L), bool)))
 
 
+def test_every_parameter_gets_a_gradient_in_training_mode():
+  cfg = _cfg(position="learned", num_layers=1, moe_experts=2, dropout_rate=0.1,
+             attention_dropout_rate=0.1)
+  model = tf.EncoderDecoder(cfg)
+  src, tgt = _x(10, (B, 5, D)), _x(11)
+  params = _init(model, src, tgt)["params"]
+
+  def loss(p, rng):
+    y, state = model.apply({"params": p}, src, tgt, deterministic=False, rngs={"dropout": rng},
+                           mutable=["losses"])
+    return jnp.mean(y ** 2) + sum(jax.tree.leaves(state["losses"]))
+
+  grad = jit(jax.grad(loss))
+  grads = grad(params, jax.random.PRNGKey(0))
+  for path, g in jax.tree_util.tree_leaves_with_path(grads):
+    assert np.any(np.asarray(g) != 0), jax.tree_util.keystr(path)
+  assert not np.allclose(grads["decoder"]["ln_final"]["scale"],
+                         grad(params, jax.random.PRNGKey(1))["decoder"]["ln_final"]["scale"])
+
+
 def test_captured_attention_rows_sum_to_one_and_moe_losses_are_sown():
   cfg = _cfg(capture_attention=True, moe_experts=4, moe_top_k=2, moe_aux_weight=0.1)
   enc = tf.Encoder(cfg)
