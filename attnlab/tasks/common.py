@@ -55,14 +55,15 @@ def choose_mask(rng: jax.Array, batch_size: int, span: int, count: int) -> jax.A
   """
   u_SB = jax.random.uniform(rng, (span, batch_size))
   left_S = (span - jnp.arange(span)).astype(jnp.float32)
-
-  def step(needed_B, left_and_u):
-    left, u_B = left_and_u
-    take_B = u_B * left < needed_B
-    return needed_B - take_B.astype(jnp.int32), take_B
-
-  _, take_SB = jax.lax.scan(step, jnp.full((batch_size,), count, jnp.int32), (left_S, u_SB))
+  _, take_SB = jax.lax.scan(_selection_step, jnp.full((batch_size,), count, jnp.int32), (left_S, u_SB))
   return take_SB.T
+
+
+def _selection_step(needed_B, left_and_u):
+  # Module level, not a closure: un-jitted calls then reuse the traced scan body.
+  left, u_B = left_and_u
+  take_B = u_B * left < needed_B
+  return needed_B - take_B.astype(jnp.int32), take_B
 
 
 def place_in_order(mask_BS: jax.Array, values_BN: jax.Array, fill: int) -> jax.Array:

@@ -28,17 +28,19 @@ class ModularArithmeticConfig:
 
 def evaluate(numbers_BT: jax.Array, ops_BO: jax.Array, modulus: int) -> jax.Array:
   """Value mod m of n0 op0 n1 op1 .. (ops 0 +, 1 -, 2 *), products first, as a left-to-right scan."""
-  def step(carry, op_and_number):
-    total_B, term_B = carry
-    op_B, x_B = op_and_number
-    closes = op_B != 2  # + or - closes the running product and starts a new signed term
-    new_term_B = jnp.where(op_B == 0, x_B, jnp.where(op_B == 1, (-x_B) % modulus, (term_B * x_B) % modulus))
-    total_B = jnp.where(closes, (total_B + term_B) % modulus, total_B)
-    return (total_B, new_term_B), None
-
-  init = (jnp.zeros_like(numbers_BT[:, 0]), numbers_BT[:, 0])
-  (total_B, term_B), _ = jax.lax.scan(step, init, (ops_BO.T, numbers_BT[:, 1:].T))
+  init = (jnp.zeros_like(numbers_BT[:, 0]), numbers_BT[:, 0], jnp.int32(modulus))
+  (total_B, term_B, _), _ = jax.lax.scan(_eval_step, init, (ops_BO.T, numbers_BT[:, 1:].T))
   return (total_B + term_B) % modulus
+
+
+def _eval_step(carry, op_and_number):
+  # Module level (modulus in the carry, not a closure): un-jitted calls reuse the traced body.
+  total_B, term_B, m = carry
+  op_B, x_B = op_and_number
+  closes_B = op_B != 2  # + or - closes the running product and starts a new signed term
+  new_term_B = jnp.where(op_B == 0, x_B, jnp.where(op_B == 1, (-x_B) % m, (term_B * x_B) % m))
+  total_B = jnp.where(closes_B, (total_B + term_B) % m, total_B)
+  return (total_B, new_term_B, m), None
 
 
 def sample(config: ModularArithmeticConfig, rng: jax.Array, batch_size: int, length: int) -> dict:
