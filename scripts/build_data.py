@@ -2,7 +2,8 @@
 """Builds fixed evaluation sets of a task config (tfds, array_record) and prints their name and sizes.
 
   python scripts/build_data.py --task distant_dependency --data_dir /tmp/attnlab_data \
-      --lengths 64,128,256 --examples 1000 --seed 1234 --task_config distance=32 --task_config noise_rate=0.1
+      --lengths 64,128,256 --examples 1000 --seed 1234 \
+      --task_config distance=32 --task_config noise_rate=0.1
 
 Building again with the same arguments reuses the data. Read the sets back with
 ``attnlab.tasks.tfds_builder.eval_batches``.
@@ -18,7 +19,8 @@ _TASK = flags.DEFINE_string("task", None, f"task name, one of {sorted(registry.T
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data directory", required=True)
 _LENGTHS = flags.DEFINE_list("lengths", ["64", "128", "256", "512"], "input lengths, one split each")
 _EXAMPLES = flags.DEFINE_integer("examples", 1000, "examples per split")
-_SEED = flags.DEFINE_integer("seed", 1234, "evaluation-set seed (keep it apart from training data seeds)")
+_SEED = flags.DEFINE_integer("seed", 1234,
+                             "evaluation-set seed (keep it apart from training data seeds)")
 _TASK_CONFIG = flags.DEFINE_multi_string("task_config", [], "task config field as key=value, repeatable")
 
 

@@ -31,7 +31,7 @@ class AssociativeRecallConfig:
   def __post_init__(self):
     common.check_at_least("num_kv_pairs", self.num_kv_pairs, 1)
     common.check_at_least("num_keys", self.num_keys, self.num_kv_pairs,
-                          "vocabulary too small: keys in a sequence are distinct, need num_kv_pairs of them")
+                          "vocabulary too small: a sequence needs num_kv_pairs distinct keys")
     common.check_at_least("num_values", self.num_values, 2, "the answer must carry information")
     common.check_noise_rate(self.noise_rate)
 

@@ -48,7 +48,8 @@ def bucket(length: int, buckets: Sequence[int]) -> int:
   return int(fitting[0])
 
 
-def generalisation_split(eval_lengths: Sequence[int], max_train_length: int) -> dict[str, tuple[int, ...]]:
+def generalisation_split(eval_lengths: Sequence[int],
+                         max_train_length: int) -> dict[str, tuple[int, ...]]:
   """Splits evaluation lengths into those seen in training and those beyond it."""
   lengths = check_eval_lengths(eval_lengths)
   return {"in_range": tuple(n for n in lengths if n <= max_train_length),

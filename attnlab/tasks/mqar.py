@@ -38,7 +38,7 @@ class MQARConfig:
     if self.num_queries > self.num_kv_pairs:
       raise ValueError(f"num_queries={self.num_queries}; allowed: 0..num_kv_pairs={self.num_kv_pairs}")
     common.check_at_least("num_keys", self.num_keys, self.num_kv_pairs,
-                          "vocabulary too small: keys in a sequence are distinct, need num_kv_pairs of them")
+                          "vocabulary too small: a sequence needs num_kv_pairs distinct keys")
     common.check_at_least("num_values", self.num_values, 2, "the answer must carry information")
     common.check_noise_rate(self.noise_rate)
 

@@ -1,6 +1,7 @@
 """Fixed, versioned evaluation sets of any task config, as tensorflow-datasets in array_record format.
 
-  info = build(data_dir, "distant_dependency", {"distance": 64}, lengths=[128, 256], examples=1000, seed=0)
+  info = build(data_dir, "distant_dependency", {"distance": 64}, lengths=[128, 256],
+               examples=1000, seed=0)
   for batch in eval_batches(data_dir, get_task("distant_dependency", distance=64), 256, batch_size=50):
     ...  # batch: {"inputs", "targets", "mask"} numpy arrays with a leading batch axis
 
@@ -185,7 +186,8 @@ def find_config(data_dir: str, task: base.Task, length: int, *, seed: int = 0) -
       if str(int(length)) in lengths_part.split("_"):
         found.append((int(examples), name))
   if not found:
-    raise ValueError(f"no evaluation set for task {task.name} {registry.task_fields(task)}, seed={seed}, "
+    raise ValueError(f"no evaluation set for task {task.name} {registry.task_fields(task)}, "
+                     f"seed={seed}, "
                      f"length={length} under {root} (version {VERSION}); build it with "
                      f"scripts/build_data.py --task {task.name} --lengths {length} ...")
   return max(found)[1]

@@ -8,7 +8,8 @@ from tests.tasks.task_testing import sample_np
 
 
 @pytest.mark.parametrize("name,fields,length", [
-    ("copy", {}, 33), ("delayed_copy", {"num_tokens": 3}, 12), ("copy", {"num_tokens": 2, "alphabet_size": 3}, 12)])
+    ("copy", {}, 33), ("delayed_copy", {"num_tokens": 3}, 12),
+    ("copy", {"num_tokens": 2, "alphabet_size": 3}, 12)])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_targets_are_the_data_after_the_marker(name, fields, length, seed):
   task = get_task(name, **fields)

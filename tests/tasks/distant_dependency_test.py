@@ -30,7 +30,8 @@ def test_measured_noise_rate_matches():
   filler = np.concatenate([filler[:, :511 - 100], filler[:, 512 - 100:]], axis=1)
   rate = np.mean((filler >= common.FIRST_DISTRACTOR) & (filler < common.FIRST_CONTENT))
   assert abs(rate - 0.3) < 0.005  # 130k filler positions: standard error ~0.0013
-  assert np.all((filler == common.BLANK) | ((filler >= common.FIRST_DISTRACTOR) & (filler < common.FIRST_CONTENT)))
+  distractor = (filler >= common.FIRST_DISTRACTOR) & (filler < common.FIRST_CONTENT)
+  assert np.all((filler == common.BLANK) | distractor)
 
 
 def test_bad_config():

@@ -17,7 +17,8 @@ def test_shapes_ranges_and_determinism(name):
   length = _length(task)
   a, again, other = (sample_np(task, s, 8, length) for s in (0, 0, 1))
   rng = jax.random.key(5)
-  step0, step1 = ({k: np.asarray(v) for k, v in task.sample(jax.random.fold_in(rng, i), 8, length).items()}
+  step0, step1 = ({k: np.asarray(v)
+                   for k, v in task.sample(jax.random.fold_in(rng, i), 8, length).items()}
                   for i in (0, 1))
   for k in ("inputs", "targets", "mask"):
     np.testing.assert_array_equal(a[k], again[k])
@@ -51,7 +52,8 @@ def test_jit_equals_no_jit(name, fields):
 def test_unknown_name_and_field():
   with pytest.raises(ValueError, match="unknown task name='copyy'; allowed: .*'copy'"):
     registry.get_task("copyy")
-  with pytest.raises(ValueError, match=r"unknown config field\(s\) \['d'\]; allowed: \['alphabet_size', 'distance', 'noise_rate'\]"):
+  allowed = r"\['alphabet_size', 'distance', 'noise_rate'\]"
+  with pytest.raises(ValueError, match=r"unknown config field\(s\) \['d'\]; allowed: " + allowed):
     registry.get_task("distant_dependency", d=3)
 
 

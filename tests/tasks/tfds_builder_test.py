@@ -10,7 +10,8 @@ from attnlab.tasks.registry import get_task
     ("copy", {"noise_rate": 0.2}, [33, 12]),
     ("adding", {}, [12]),
 ])
-def test_round_trip_equals_direct_sampling_and_rebuild_reuses(tmp_path, monkeypatch, name, fields, lengths):
+def test_round_trip_equals_direct_sampling_and_rebuild_reuses(tmp_path, monkeypatch, name, fields,
+                                                               lengths):
   info = tfds_builder.build(tmp_path, name, fields, lengths=lengths, examples=7, seed=11)
   assert info.splits == {f"length_{n}": 7 for n in sorted(lengths)}
   assert info.name.startswith(f"attnlab_task/{name}-") and info.name.endswith("-s11-n7-L" + "_".join(
