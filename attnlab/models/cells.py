@@ -3,9 +3,8 @@
 Every cell owns ``weight_ih`` [G*H, D], ``weight_hh`` [G*H, H], ``bias_ih`` [G*H] and ``bias_hh`` [G*H]
 (G gates stacked in PyTorch's order), so moving PyTorch weights over is a plain copy. A cell is split
 into the two matmuls and an elementwise ``combine(carry, gx_BG, gh_BG)`` that sees the projected input
-``gx = x W_ih^T + b_ih`` and the projected hidden state ``gh = h W_hh^T + b_hh`` separately; the
-sequence layer (``attnlab.models.recurrent``) reuses ``combine`` with the input projection hoisted out
-of the time loop.
+``gx = x W_ih^T + b_ih`` and the projected hidden state ``gh = h W_hh^T + b_hh``; the sequence layer
+(``attnlab.models.recurrent``) reuses ``combine`` with its own, faster, time loop.
 
 Carries are tuples whose first entry is ``h_BH``: ``(h,)`` for the simple RNN and GRU, ``(h, c)`` for
 the LSTM. Gate math runs in float32 whatever the compute dtype, so bf16 stays close to float32.
@@ -23,22 +22,27 @@ import jax.numpy as jnp
 Carry = tuple  # (h_BH,) or (h_BH, c_BH)
 
 
+def _sum(gx_BG, gh_BG):
+  """gx + gh; gh is None when the caller already added the two projections (one fused matmul)."""
+  return gx_BG if gh_BG is None else gx_BG + gh_BG
+
+
 def rnn_tanh_combine(carry, gx_BG, gh_BG):
   """h' = tanh(W_ih x + b_ih + W_hh h + b_hh)."""
-  h_BH = jnp.tanh(gx_BG + gh_BG)
+  h_BH = jnp.tanh(_sum(gx_BG, gh_BG))
   return (h_BH,), h_BH
 
 
 def rnn_relu_combine(carry, gx_BG, gh_BG):
   """h' = relu(W_ih x + b_ih + W_hh h + b_hh)."""
-  h_BH = jax.nn.relu(gx_BG + gh_BG)
+  h_BH = jax.nn.relu(_sum(gx_BG, gh_BG))
   return (h_BH,), h_BH
 
 
 def lstm_combine(carry, gx_BG, gh_BG):
   """PyTorch nn.LSTM: gates i, f, g, o; c' = f c + i g; h' = o tanh(c')."""
   _, c_BH = carry
-  i_BH, f_BH, g_BH, o_BH = jnp.split(gx_BG + gh_BG, 4, axis=-1)
+  i_BH, f_BH, g_BH, o_BH = jnp.split(_sum(gx_BG, gh_BG), 4, axis=-1)
   c_BH = jax.nn.sigmoid(f_BH) * c_BH + jax.nn.sigmoid(i_BH) * jnp.tanh(g_BH)
   h_BH = jax.nn.sigmoid(o_BH) * jnp.tanh(c_BH)
   return (h_BH, c_BH), h_BH
@@ -56,52 +60,15 @@ def gru_combine(carry, gx_BG, gh_BG):
   return (h_BH,), h_BH
 
 
-# Cell kind -> (number of gates G, carry entries, elementwise combine).
-KINDS: dict[str, tuple[int, int, Callable]] = {
-    "rnn_tanh": (1, 1, rnn_tanh_combine),
-    "rnn_relu": (1, 1, rnn_relu_combine),
-    "lstm": (4, 2, lstm_combine),
-    "gru": (3, 1, gru_combine),
+# Cell kind -> (number of gates G, carry entries, elementwise combine, fusable). A fusable cell
+# only needs gx + gh, so the sequence layer may compute both with one matmul [x, h] [W_ih | W_hh]^T
+# and call combine(carry, z, None); the GRU needs W_hn h apart (the reset gate multiplies it).
+KINDS: dict[str, tuple[int, int, Callable, bool]] = {
+    "rnn_tanh": (1, 1, rnn_tanh_combine, True),
+    "rnn_relu": (1, 1, rnn_relu_combine, True),
+    "lstm": (4, 2, lstm_combine, True),
+    "gru": (3, 1, gru_combine, False),
 }
-
-
-def _gru_fused(carry, z_BG):
-  """GRU on fused pre-activations [r, z, x_n, h_n] (see fuse_params)."""
-  (h_BH,) = carry
-  zr_BH, zz_BH, xn_BH, hn_BH = jnp.split(z_BG, 4, axis=-1)
-  r_BH = jax.nn.sigmoid(zr_BH)
-  u_BH = jax.nn.sigmoid(zz_BH)
-  n_BH = jnp.tanh(xn_BH + r_BH * hn_BH)
-  h_BH = (1.0 - u_BH) * n_BH + u_BH * h_BH
-  return (h_BH,), h_BH
-
-
-# Cell kind -> combine(carry, z_BG) on the fused pre-activations z = [x, h] w_KG + b_G.
-FUSED: dict[str, Callable] = {
-    "rnn_tanh": lambda carry, z_BG: rnn_tanh_combine(carry, z_BG, 0.0),
-    "rnn_relu": lambda carry, z_BG: rnn_relu_combine(carry, z_BG, 0.0),
-    "lstm": lambda carry, z_BG: lstm_combine(carry, z_BG, 0.0),
-    "gru": _gru_fused,
-}
-
-
-def fuse_params(kind: str, params: dict) -> tuple[jax.Array, jax.Array]:
-  """One weight w_KG (K = D + H, input rows over hidden rows) and bias b_G for a single matmul.
-
-  The simple RNN and LSTM add the two projections, so w = [W_ih | W_hh]^T and b = b_ih + b_hh. The
-  GRU needs W_in x and W_hn h apart (the reset gate multiplies only the latter), so it gets four
-  column blocks [r, z, x_n, h_n] with zeros where x or h must not contribute.
-  """
-  w_ih, w_hh, b_ih, b_hh = (params[k] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-  if kind != "gru":
-    return jnp.concatenate([w_ih, w_hh], axis=1).T, b_ih + b_hh
-  hidden = w_hh.shape[1]
-  zx_HD = jnp.zeros((hidden, w_ih.shape[1]), w_ih.dtype)
-  zh_HH = jnp.zeros((hidden, hidden), w_hh.dtype)
-  rows_x = jnp.concatenate([w_ih, zx_HD], axis=0)  # [4H, D]: r, z, n from x; nothing for h_n
-  rows_h = jnp.concatenate([w_hh[:2 * hidden], zh_HH, w_hh[2 * hidden:]], axis=0)  # [4H, H]
-  b_G = jnp.concatenate([b_ih[:2 * hidden] + b_hh[:2 * hidden], b_ih[2 * hidden:], b_hh[2 * hidden:]])
-  return jnp.concatenate([rows_x, rows_h], axis=1).T, b_G
 
 
 def torch_uniform(hidden_size: int):

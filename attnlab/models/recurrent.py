@@ -5,9 +5,11 @@
 parameters carry PyTorch's ``state_dict`` names (``weight_ih_l0``, ``weight_hh_l1_reverse``, ...) and
 shapes, carries PyTorch's ``[num_layers * num_directions, B, H]`` layout.
 
-Speed: the input projection of all time steps is one matmul before the time loop, and the loop is a
-``lax.scan`` whose backward pass is written by hand (``recurrence``): per step it does only the one
-unavoidable matmul (dh_prev = dgh W_hh); the gradient of ``W_hh`` is one big matmul after the loop.
+Speed (see ``attnlab/bench/recurrent.py``): the time loop is a ``lax.scan`` whose backward pass is
+written by hand (``recurrence``). Forward, one matmul per step [x_t, h] [W_ih | W_hh]^T (two for the
+GRU, whose reset gate needs W_hn h apart); backward, only the one unavoidable matmul per step
+(dh_prev = dgh W_hh), with the weight and input gradients as big matmuls over all steps after it.
+Hoisting the input projection out of the loop as one big matmul measured slower on XLA:CPU.
 """
 
 from __future__ import annotations
@@ -32,72 +34,86 @@ def _masked(new, y_BH, carry, valid_B):
   return new, jnp.where(valid_B[:, None], y_BH, 0.0)
 
 
-def _forward(combine, unroll, w_KG, b_G, x_LBD, carry0, valid_LB):
-  """The plain scan. Returns (y_LBH, final carry, carries before each step, pre-activations z_LBG)."""
-  dtype = w_KG.dtype
+def _project(fused, w_x_DG, w_h_HG, b_x_G, b_h_G, x_BD, h_BH):
+  """Pre-activations (gx, gh) of one step; fused: one matmul [x, h] [w_x; w_h] and gh = None."""
+  h_BH = h_BH.astype(w_h_HG.dtype)
+  if fused:
+    xh_BK = jnp.concatenate([x_BD, h_BH], axis=-1)
+    w_KG = jnp.concatenate([w_x_DG, w_h_HG], axis=0)  # loop-invariant: XLA hoists it
+    return (jnp.dot(xh_BK, w_KG) + (b_x_G + b_h_G)[None]).astype(jnp.float32), None
+  gx_BG = jnp.dot(x_BD, w_x_DG) + b_x_G[None]
+  gh_BG = jnp.dot(h_BH, w_h_HG) + b_h_G[None]
+  return gx_BG.astype(jnp.float32), gh_BG.astype(jnp.float32)
+
+
+def _forward(combine, fused, unroll, weights, x_LBD, carry0, valid_LB):
+  """The plain scan: (y_LBH, final carry, carries before each step, (gx_LBG, gh_LBG or None))."""
 
   def body(carry, inputs):
     x_BD, valid_B = inputs
-    # One matmul per step for input and hidden projections: [x_t, h] [W_ih | W_hh]^T.
-    xh_BK = jnp.concatenate([x_BD, carry[0].astype(dtype)], axis=-1)
-    z_BG = (jnp.dot(xh_BK, w_KG) + b_G[None]).astype(jnp.float32)
-    new, y_BH = _masked(*combine(carry, z_BG), carry, valid_B)
-    return new, (y_BH, carry, z_BG)
+    gx_BG, gh_BG = _project(fused, *weights, x_BD, carry[0])
+    new, y_BH = _masked(*combine(carry, gx_BG, gh_BG), carry, valid_B)
+    return new, (y_BH, carry, (gx_BG, gh_BG))
 
-  final, (y_LBH, prev, z_LBG) = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
-  return y_LBH, final, prev, z_LBG
+  final, (y_LBH, prev, pre) = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
+  return y_LBH, final, prev, pre
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def recurrence(combine: Callable, unroll: int, w_KG, b_G, x_LBD, carry0, valid_LB):
-  """Runs ``combine(carry, z_BG)`` over time with z = [x_t, h] w_KG + b: (y_LBH, final carry).
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def recurrence(combine: Callable, fused: bool, unroll: int, weights, x_LBD, carry0, valid_LB):
+  """Runs ``combine(carry, gx, gh)`` over time: (y_LBH, final carry), both float32.
 
-  ``w_KG`` stacks the input rows over the hidden rows (K = D + H), in the compute dtype;
-  ``valid_LB`` is a bool mask or None. Carries and y are float32.
+  ``weights = (w_x_DG, w_h_HG, b_x_G, b_h_G)``: W_ih^T, W_hh^T and the biases in the compute dtype.
+  ``fused``: one matmul per step for both projections (cells whose combine only needs gx + gh).
+  ``valid_LB`` is a bool mask or None.
   """
-  y_LBH, final, _, _ = _forward(combine, unroll, w_KG, b_G, x_LBD, carry0, valid_LB)
+  y_LBH, final, _, _ = _forward(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
   return y_LBH, final
 
 
-def _recurrence_fwd(combine, unroll, w_KG, b_G, x_LBD, carry0, valid_LB):
-  y_LBH, final, prev, z_LBG = _forward(combine, unroll, w_KG, b_G, x_LBD, carry0, valid_LB)
-  return (y_LBH, final), (w_KG, b_G, x_LBD, prev, z_LBG, valid_LB)
+def _recurrence_fwd(combine, fused, unroll, weights, x_LBD, carry0, valid_LB):
+  y_LBH, final, prev, pre = _forward(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
+  return (y_LBH, final), (weights, x_LBD, prev, pre, valid_LB)
 
 
-def _recurrence_bwd(combine, unroll, res, cotangents):
-  w_KG, b_G, x_LBD, prev, z_LBG, valid_LB = res
+def _recurrence_bwd(combine, fused, unroll, res, cotangents):
+  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, prev, pre, valid_LB = res
   dy_LBH, dfinal = cotangents
-  dtype = w_KG.dtype
-  d = x_LBD.shape[-1]
-  w_hh_GH = w_KG[d:].T
+  dtype = w_h_HG.dtype
+  w_h_GH = w_h_HG.T
 
   def body(dcarry, inputs):
-    carry, z_BG, dy_BH, valid_B = inputs
-    _, vjp = jax.vjp(lambda c, z: _masked(*combine(c, z), c, valid_B), carry, z_BG)
-    dprev, dz_BG = vjp((dcarry, dy_BH.astype(jnp.float32)))
-    # The only matmul left in the loop: the hidden state's share of dz.
-    dh_BH = dprev[0] + jnp.dot(dz_BG.astype(dtype), w_hh_GH).astype(jnp.float32)
-    return (dh_BH,) + tuple(dprev[1:]), dz_BG.astype(dtype)
+    carry, (gx_BG, gh_BG), dy_BH, valid_B = inputs
+    _, vjp = jax.vjp(lambda c, a, b: _masked(*combine(c, a, b), c, valid_B), carry, gx_BG, gh_BG)
+    dprev, dgx_BG, dgh_BG = vjp((dcarry, dy_BH.astype(jnp.float32)))
+    if fused:  # gx already holds the hidden share
+      dgh_BG = dgx_BG
+    # The only matmul left in the loop: the hidden state's share of the pre-activation gradient.
+    dh_BH = dprev[0] + jnp.dot(dgh_BG.astype(dtype), w_h_GH).astype(jnp.float32)
+    return (dh_BH,) + tuple(dprev[1:]), (dgx_BG.astype(dtype), None if fused else dgh_BG.astype(dtype))
 
   dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
-  dcarry0, dz_LBG = jax.lax.scan(body, dfinal, (prev, z_LBG, dy_LBH, valid_LB), reverse=True,
-                                 unroll=unroll)
+  dcarry0, (dgx_LBG, dgh_LBG) = jax.lax.scan(body, dfinal, (prev, pre, dy_LBH, valid_LB),
+                                             reverse=True, unroll=unroll)
+  dgh_LBG = dgx_LBG if fused else dgh_LBG
   # Weight and input gradients as big 2-D matmuls over all (time, batch) rows at once.
-  steps, batch = x_LBD.shape[:2]
-  xh_2d = jnp.concatenate([x_LBD, prev[0].astype(dtype)], axis=-1).reshape(steps * batch, -1)
-  dz_2d = dz_LBG.reshape(steps * batch, -1)
-  dw_KG = jnp.dot(xh_2d.T, dz_2d)
-  dx_LBD = jnp.dot(dz_2d, w_KG[:d].T).reshape(steps, batch, d)
-  db_G = jnp.sum(dz_LBG.astype(jnp.float32), axis=(0, 1))
-  return (dw_KG.astype(w_KG.dtype), db_G.astype(b_G.dtype), dx_LBD.astype(x_LBD.dtype),
-          dcarry0, None)
+  steps, batch, d = x_LBD.shape
+  x_2d = x_LBD.reshape(steps * batch, d)
+  h_2d = prev[0].astype(dtype).reshape(steps * batch, -1)
+  dgx_2d = dgx_LBG.reshape(steps * batch, -1)
+  dgh_2d = dgh_LBG.reshape(steps * batch, -1)
+  grads = (jnp.dot(x_2d.T, dgx_2d).astype(w_x_DG.dtype), jnp.dot(h_2d.T, dgh_2d).astype(dtype),
+           jnp.sum(dgx_2d.astype(jnp.float32), axis=0).astype(b_x_G.dtype),
+           jnp.sum(dgh_2d.astype(jnp.float32), axis=0).astype(b_h_G.dtype))
+  dx_LBD = jnp.dot(dgx_2d, w_x_DG.T).reshape(steps, batch, d).astype(x_LBD.dtype)
+  return grads, dx_LBD, dcarry0, None
 
 
 recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
-def _autodiff_recurrence(combine, unroll, w_KG, b_G, x_LBD, carry0, valid_LB):
-  y_LBH, final, _, _ = _forward(combine, unroll, w_KG, b_G, x_LBD, carry0, valid_LB)
+def _autodiff_recurrence(combine, fused, unroll, weights, x_LBD, carry0, valid_LB):
+  y_LBH, final, _, _ = _forward(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
   return y_LBH, final
 
 
@@ -115,8 +131,7 @@ def reverse_prefix_BL(x_BL_, lengths_B):
 def run_direction(kind: str, params: dict, x_BLD, carry0, lengths_B, *, reverse: bool = False,
                   dtype=jnp.float32, implementation: str = "custom_vjp", unroll: int = 1):
   """One layer, one direction: (y_BLH in ``dtype``, final carry in float32)."""
-  w_KG, b_G = cells.fuse_params(kind, params)
-  combine = cells.FUSED[kind]
+  _, _, combine, fused = cells.KINDS[kind]
   if reverse:
     x_BLD = reverse_prefix_BL(x_BLD, lengths_B)
   valid_LB = None
@@ -124,7 +139,9 @@ def run_direction(kind: str, params: dict, x_BLD, carry0, lengths_B, *, reverse:
     valid_LB = jnp.arange(x_BLD.shape[1])[:, None] < lengths_B[None, :]
   x_LBD = jnp.swapaxes(x_BLD, 0, 1).astype(dtype)
   run = recurrence if implementation == "custom_vjp" else _autodiff_recurrence
-  y_LBH, final = run(combine, unroll, w_KG.astype(dtype), b_G.astype(dtype), x_LBD, carry0, valid_LB)
+  weights = (params["weight_ih"].T, params["weight_hh"].T, params["bias_ih"], params["bias_hh"])
+  weights = tuple(w.astype(dtype) for w in weights)
+  y_LBH, final = run(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
   y_BLH = jnp.swapaxes(y_LBH, 0, 1).astype(dtype)
   if reverse:
     y_BLH = reverse_prefix_BL(y_BLH, lengths_B)
@@ -192,7 +209,7 @@ class RNN(nn.Module):
   def __call__(self, x_BLD, lengths_B=None, initial_carry=None, *, reverse: bool = False,
                deterministic: bool = True):
     kind = self._check(x_BLD, lengths_B, initial_carry)
-    gates, n_carry, _ = cells.KINDS[kind]
+    gates, n_carry, _, _ = cells.KINDS[kind]
     dirs = 2 if self.bidirectional else 1
     batch = x_BLD.shape[0]
     if lengths_B is not None:
