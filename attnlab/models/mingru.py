@@ -1,0 +1,70 @@
+"""minGRU (Feng et al. 2024, "Were RNNs All We Needed?"): a GRU whose gate sees only the input.
+
+  z_t = sigmoid(W_z x_t + b_z),  h~_t = g(W_h x_t + b_h),  h_t = (1 - z_t) h_{t-1} + z_t h~_t
+
+Because z and h~ do not depend on h_{t-1}, this is the linear recurrence of ``scan.py`` with
+a = 1 - z, b = z h~, computed for all t at once. g(x) = x + 0.5 (x >= 0), sigmoid(x) (x < 0) keeps
+h~ positive, as in the paper, so that the log-space form applies: log a = -softplus(k_z),
+log b = -softplus(-k_z) + log g(k_h). Every mode computes the same function.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from attnlab.models import scan
+
+MODES = ("log", "linear", "sequential")  # log-space scan, plain (a, b) scan, step-by-step lax.scan
+
+
+def g(x):
+  """The paper's positive activation: continuous, linear growth for x >= 0."""
+  return jnp.where(x >= 0, x + 0.5, jax.nn.sigmoid(x))
+
+
+def log_g(x):
+  # relu keeps the unused branch finite, so its gradient is never NaN.
+  return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-x))
+
+
+class MinGRU(nn.Module):
+  """minGRU layer: ``(x_BLD, lengths_B=None, initial_state_BH=None) -> (y_BLH, final_state_BH)``.
+
+  Outputs are zero past each sequence's length and the final state is h at length - 1. The scan
+  always runs in float32; y is returned in ``dtype``, the final state in float32.
+  """
+  hidden_size: int  # H
+  mode: str = "log"  # one of MODES; "sequential" is the plain reference the tests compare against
+  chunk: int = scan.CHUNK  # time steps per sequential run inside the parallel scan (0: none)
+  dtype: Any = jnp.float32  # compute dtype of the input projection and of y
+  param_dtype: Any = jnp.float32  # dtype of the stored parameters
+
+  @nn.compact
+  def __call__(self, x_BLD, lengths_B=None, initial_state_BH=None):
+    h = self.hidden_size
+    fitted = self.get_variable("params", "kernel").shape[0] if self.has_variable(
+        "params", "kernel") else None
+    scan.check_inputs("MinGRU", x_BLD, lengths_B, initial_state_BH, {"hidden_size": h}, (h,),
+                      fitted, self.mode, MODES)
+    # One matmul for both projections: [D, 2H] with z first, then h~.
+    kernel_DG = self.param("kernel", nn.initializers.lecun_normal(),
+                           (x_BLD.shape[-1], 2 * h), self.param_dtype)
+    bias_G = self.param("bias", nn.initializers.zeros_init(), (2 * h,), self.param_dtype)
+    k_BLG = scan.project(x_BLD, kernel_DG, bias_G, self.dtype)
+    kz_BLH, kh_BLH = k_BLG[..., :h], k_BLG[..., h:]
+    if self.mode == "log":
+      sp_BLH = jax.nn.softplus(kz_BLH)  # softplus(-k) = softplus(k) - k
+      h_BLH, last_BH = scan.log_linear_scan(
+          -sp_BLH, kz_BLH - sp_BLH + log_g(kh_BLH), initial_state_BH, lengths_B, self.chunk)
+    else:
+      z_BLH = jax.nn.sigmoid(kz_BLH)
+      a_BLH, b_BLH = 1.0 - z_BLH, z_BLH * g(kh_BLH)
+      if self.mode == "linear":
+        h_BLH, last_BH = scan.linear_scan(a_BLH, b_BLH, initial_state_BH, lengths_B, self.chunk)
+      else:
+        h_BLH, last_BH = scan.sequential_scan(a_BLH, b_BLH, initial_state_BH, lengths_B)
+    return h_BLH.astype(self.dtype), last_BH

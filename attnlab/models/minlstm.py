@@ -1,0 +1,64 @@
+"""minLSTM (Feng et al. 2024, "Were RNNs All We Needed?"): an LSTM whose gates see only the input.
+
+  f_t = sigmoid(k_f),  i_t = sigmoid(k_i),  h~_t = g(k_h)   (k = W x_t + b, one fused matmul)
+  f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t),  h_t = f'_t h_{t-1} + i'_t h~_t
+
+The normalised gates make it time-independent in scale; the recurrence is the linear scan of
+``scan.py`` with a = f', b = i' h~. Log-space form as in the paper: with
+d = softplus(-k_f) - softplus(-k_i), log f' = -softplus(d), log i' = -softplus(-d),
+log b = log i' + log g(k_h). Every mode computes the same function.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from attnlab.models import scan
+from attnlab.models.mingru import g, log_g
+
+MODES = ("log", "linear", "sequential")  # log-space scan, plain (a, b) scan, step-by-step lax.scan
+
+
+class MinLSTM(nn.Module):
+  """minLSTM layer: ``(x_BLD, lengths_B=None, initial_state_BH=None) -> (y_BLH, final_state_BH)``.
+
+  Outputs are zero past each sequence's length and the final state is h at length - 1. The scan
+  always runs in float32; y is returned in ``dtype``, the final state in float32.
+  """
+  hidden_size: int  # H
+  mode: str = "log"  # one of MODES; "sequential" is the plain reference the tests compare against
+  chunk: int = scan.CHUNK  # time steps per sequential run inside the parallel scan (0: none)
+  dtype: Any = jnp.float32  # compute dtype of the input projection and of y
+  param_dtype: Any = jnp.float32  # dtype of the stored parameters
+
+  @nn.compact
+  def __call__(self, x_BLD, lengths_B=None, initial_state_BH=None):
+    h = self.hidden_size
+    fitted = self.get_variable("params", "kernel").shape[0] if self.has_variable(
+        "params", "kernel") else None
+    scan.check_inputs("MinLSTM", x_BLD, lengths_B, initial_state_BH, {"hidden_size": h}, (h,),
+                      fitted, self.mode, MODES)
+    # One matmul for the three projections: [D, 3H] ordered f, i, h~.
+    kernel_DG = self.param("kernel", nn.initializers.lecun_normal(),
+                           (x_BLD.shape[-1], 3 * h), self.param_dtype)
+    bias_G = self.param("bias", nn.initializers.zeros_init(), (3 * h,), self.param_dtype)
+    k_BLG = scan.project(x_BLD, kernel_DG, bias_G, self.dtype)
+    kf_BLH, ki_BLH, kh_BLH = k_BLG[..., :h], k_BLG[..., h:2 * h], k_BLG[..., 2 * h:]
+    if self.mode == "log":
+      d_BLH = jax.nn.softplus(-kf_BLH) - jax.nn.softplus(-ki_BLH)
+      h_BLH, last_BH = scan.log_linear_scan(
+          -jax.nn.softplus(d_BLH), -jax.nn.softplus(-d_BLH) + log_g(kh_BLH), initial_state_BH,
+          lengths_B, self.chunk)
+    else:
+      f_BLH, i_BLH = jax.nn.sigmoid(kf_BLH), jax.nn.sigmoid(ki_BLH)
+      total_BLH = f_BLH + i_BLH
+      a_BLH, b_BLH = f_BLH / total_BLH, i_BLH / total_BLH * g(kh_BLH)
+      if self.mode == "linear":
+        h_BLH, last_BH = scan.linear_scan(a_BLH, b_BLH, initial_state_BH, lengths_B, self.chunk)
+      else:
+        h_BLH, last_BH = scan.sequential_scan(a_BLH, b_BLH, initial_state_BH, lengths_B)
+    return h_BLH.astype(self.dtype), last_BH
