@@ -40,6 +40,7 @@ from typing import Any, Mapping
 
 from absl import logging
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 # check_config is part of this module's API (the workdir contract); it lives in its own file.
@@ -237,7 +238,8 @@ class Checkpointer:
         with open(os.path.join(tmp, SIDECAR + ".tmp"), "w") as f:
           json.dump(digests, f, indent=0, sort_keys=True)
         os.replace(os.path.join(tmp, SIDECAR + ".tmp"), os.path.join(tmp, SIDECAR))
-      except OSError as e:  # never fail the save over its checksum; the step stays unverified
+      except Exception as e:  # pylint: disable=broad-except
+        # Never fail the save over its checksums: the step stays, unverified.
         logging.error("Could not write checksums for checkpoint step %d: %s", step, e)
       with self._lock:
         self._pending.remove(step)
@@ -313,8 +315,11 @@ class Checkpointer:
 
   def _restore_step(self, step: int, abstract_state: Any) -> Any:
     """Verifies the checksums while orbax reads (both from the page cache), then returns."""
-    state_args = ocp.args.PyTreeRestore()  # None: the saved tree as it is
-    if abstract_state is not None:
+    if abstract_state is None:  # the saved tree as it is, as numpy arrays
+      saved = self._manager.item_metadata(step)["state"].tree
+      state_args = ocp.args.PyTreeRestore(restore_args=jax.tree_util.tree_map(
+          lambda _: ocp.RestoreArgs(restore_type=np.ndarray), saved))
+    else:
       abstract = jax.tree_util.tree_map(_abstract_leaf, abstract_state)
       state_args = ocp.args.PyTreeRestore(
           abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract))
@@ -338,7 +343,8 @@ class Checkpointer:
     """Restores ``step`` (an int, "best" or "latest"); raises ValueError if absent or damaged.
 
     ``abstract_state`` gives structure, shapes, dtypes and shardings (arrays or
-    jax.ShapeDtypeStruct); None restores the saved tree as nested dicts of arrays (for inspection).
+    jax.ShapeDtypeStruct); None restores the saved tree as nested dicts of numpy arrays (to
+    inspect a checkpoint without building the model).
     "latest" means the latest good step, as ``restore_latest``.
     """
     if step == "latest":

@@ -68,6 +68,9 @@ def test_round_trip_bit_exact_dict_and_train_state(tmp_path):
     assert isinstance(restored, train_state.TrainState)
     assert_bit_equal(restored, ts)
     assert c.metadata(3)["step"] == 3
+    inspected = c.restore(3, None)  # no model needed: nested dicts of numpy arrays
+    assert isinstance(inspected["params"]["embed"], np.ndarray)
+    assert_bit_equal(inspected["params"], state["params"])
     assert not c.save(4, ts), "an existing step is never overwritten"
   assert os.path.exists(tmp_path / "a" / "3" / ckpt.SIDECAR)
 

@@ -1,6 +1,6 @@
 """End to end through scripts/train.py: SIGKILL/SIGTERM resume, damaged checkpoints, NaN, configs.
 
-One module fixture runs (two of them side by side with the chain, to save wall time):
+One module fixture runs these (reference, damaged and nan beside the chain, to save wall time):
   reference: an uninterrupted run;
   chain: the same run SIGKILLed three times at random points, then SIGTERMed, then completed;
   damaged: the reference workdir with its latest checkpoint bit-flipped, started again;
@@ -86,30 +86,37 @@ def assert_bit_equal(a, b):
     assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
 
 
+def damage_latest(workdir):
+  """Flips one bit inside the array data of the latest step (orbax alone would not notice)."""
+  step_dir = os.path.join(workdir, "checkpoints", str(max(committed_steps(workdir))))
+  data = max(glob.glob(f"{step_dir}/state/**/d/*", recursive=True), key=os.path.getsize)
+  raw = bytearray(open(data, "rb").read())
+  raw[len(raw) // 2] ^= 0x01
+  open(data, "wb").write(bytes(raw))
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("ft"))
   ref_dir, chain_dir, nan_dir = (os.path.join(root, n) for n in ("ref", "chain", "nan"))
+  out = {"root": root, "ref_dir": ref_dir, "chain_dir": chain_dir, "nan_dir": nan_dir}
   reference = start(ref_dir)
   nan = start(nan_dir, "--config.optimizer.learning_rate=1e30", "--config.checkpoint_every=1")
   rng = random.Random(0)
-  kills = [interrupt_after_progress(chain_dir, signal.SIGKILL, rng.uniform(0.0, 0.4))
-           for _ in range(3)]
-  term = interrupt_after_progress(chain_dir, signal.SIGTERM, 0.0)
-  resumed = finish(start(chain_dir))
-  out = {"root": root, "ref_dir": ref_dir, "chain_dir": chain_dir, "nan_dir": nan_dir,
-         "reference": finish(reference), "nan": finish(nan), "kills": kills, "term": term,
-         "resumed": resumed}
+  kills = [interrupt_after_progress(chain_dir, signal.SIGKILL, rng.uniform(0.0, 0.4))]
+  out["reference"] = finish(reference)
   assert out["reference"][0] == 0, out["reference"][1][-3000:]
   out["reference_state"] = final_state(ref_dir)
-  # Damage the reference's latest checkpoint (a bit flip inside array data) and start it again.
-  step_dir = os.path.join(ref_dir, "checkpoints", str(NUM_STEPS))
-  data = max((p for p in glob.glob(f"{step_dir}/state/**/d/*", recursive=True)),
-             key=os.path.getsize)
-  raw = bytearray(open(data, "rb").read())
-  raw[len(raw) // 2] ^= 0x01
-  open(data, "wb").write(bytes(raw))
-  out["damaged"] = finish(start(ref_dir))
+  # The reference again, its latest checkpoint damaged: runs beside the rest of the chain.
+  damage_latest(ref_dir)
+  damaged = start(ref_dir)
+  kills += [interrupt_after_progress(chain_dir, signal.SIGKILL, rng.uniform(0.0, 0.4))
+            for _ in range(2)]
+  out["kills"] = kills
+  out["term"] = interrupt_after_progress(chain_dir, signal.SIGTERM, 0.0)
+  out["resumed"] = finish(start(chain_dir))
+  out["nan"] = finish(nan)
+  out["damaged"] = finish(damaged)
   return out
 
 
