@@ -67,12 +67,14 @@ def validate(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, dropout_rate=0.0, 
     raise ValueError(f"query heads ({n}) must be divisible by key/value heads ({g})")
   target = (b, n, l, s)
   if mask is not None:
-    if np.result_type(mask) != np.bool_:
-      raise ValueError(f"mask must be boolean (True = may attend); got dtype {np.result_type(mask)}")
+    dtype = mask.dtype if hasattr(mask, "dtype") else np.asarray(mask).dtype
+    if dtype != np.bool_:
+      raise ValueError(f"mask must be boolean (True = may attend); got dtype {dtype}")
     _check_broadcast("mask", mask, target)
   if bias is not None:
-    if not jnp.issubdtype(np.result_type(bias), jnp.floating):
-      raise ValueError(f"bias must be floating point; got dtype {np.result_type(bias)}")
+    dtype = bias.dtype if hasattr(bias, "dtype") else np.asarray(bias).dtype
+    if not jnp.issubdtype(dtype, jnp.floating):
+      raise ValueError(f"bias must be floating point; got dtype {dtype}")
     _check_broadcast("bias", bias, target)
   if not 0.0 <= dropout_rate < 1.0:
     raise ValueError(f"dropout_rate must be in [0, 1); got {dropout_rate}")
