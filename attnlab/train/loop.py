@@ -146,11 +146,15 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
           pending = (step, metrics, length)
         if step % config.eval_every == 0 or is_last:
           _check_finite(metrics)
+          t0 = time.time()
           last_eval = evaluate(run_eval, saveable(state), setup.eval_lengths, step)
           writer.eval(last_eval)
+          logging.info("evaluation at step %d took %.3f s", step, time.time() - t0)
         if step % config.checkpoint_every == 0 or is_last or stop.signal:
           _check_finite(metrics)
+          t0 = time.time()
           ckpt.save(step, saveable(state), _ckpt_metrics(last_eval, step), force=True)
+          logging.info("checkpoint save of step %d blocked the loop %.3f s", step, time.time() - t0)
         if stop.signal:
           logging.warning("%s received: saved step %d, stopping.", stop.signal, step)
           summary["status"] = "preempted"

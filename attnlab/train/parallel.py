@@ -9,8 +9,6 @@ keeps its slice, gradients and metrics are averaged with ``pmean``.
 
 from __future__ import annotations
 
-import os
-
 from absl import logging
 import flax.jax_utils
 import jax
@@ -22,20 +20,20 @@ from attnlab.train import step as step_lib
 
 PARALLELISMS = ("jit", "pmap")
 AXIS = "data"  # mesh axis and pmap axis name
-# Environment variables that say a launcher (SLURM, Open MPI, TPU pods...) started several
-# processes, in which case jax.distributed.initialize() can find its peers without flags.
-_AUTO_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES",
-             "JAX_COORDINATOR_ADDRESS")
 
 
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
                            process_id: int | None = None, auto: bool = False) -> None:
-  """Starts multi-host JAX from explicit flags, or lets JAX auto-detect a cluster launcher."""
+  """Starts multi-host JAX from explicit flags, or (``auto``) lets JAX detect its cluster.
+
+  JAX's own detection covers SLURM, Open MPI, Kubernetes and Cloud TPU pods; on a machine that
+  is none of these, ``auto`` makes ``jax.distributed.initialize`` raise, which is what a run asked
+  to be distributed should do. Without flags and ``auto`` this is a single-process run.
+  """
   if coordinator_address:
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes, process_id=process_id)
-  elif auto and any(int(os.environ.get(v, "0") or 0) > 1 if v.endswith(("NTASKS", "SIZE"))
-                    else os.environ.get(v) for v in _AUTO_ENV):
+  elif auto:
     jax.distributed.initialize()
   else:
     return
