@@ -31,8 +31,8 @@ def line_plot(series: Series, path: str, *, xlabel: str, ylabel: str, title: str
   """Lines with ±std error bars, one per label."""
   fig = Figure(figsize=(6.4, 4.2))
   ax = fig.subplots()
-  for label, (xs, means, stds) in series.items():
-    ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
+  for i, (label, (xs, means, stds)) in enumerate(series.items()):
+    ax.errorbar(xs, means, yerr=stds, capsize=3, label=label, **_style(i, len(series)))
   if hline is not None:
     ax.axhline(hline, color="grey", linestyle=":", linewidth=1)
   if logx:
@@ -52,6 +52,18 @@ def line_plot(series: Series, path: str, *, xlabel: str, ylabel: str, title: str
   if note:
     fig.text(0.01, -0.02, note, fontsize=7, color="grey")
   return _save(fig, path)
+
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_DASHES = ("-", "--", "-.", ":")
+
+
+def _style(i: int, n: int) -> dict:
+  """Distinct marker, dash and size per series, larger first, so lines that coincide (several
+  models at accuracy 1.0) all stay visible."""
+  return {"marker": _MARKERS[i % len(_MARKERS)], "linestyle": _DASHES[i % len(_DASHES)],
+          "markersize": 4 + 2.5 * (n - 1 - i), "linewidth": 1.2 + 0.6 * (n - 1 - i) / max(n - 1, 1),
+          "alpha": 0.9}
 
 
 def _numbers(xs) -> bool:
@@ -146,8 +158,9 @@ def cost_figure(rows, length_key: str, label_keys: Sequence[str], path: str) -> 
   axes = fig.subplots(1, 2)
   for ax, key, ylabel in ((axes[0], "tokens_per_s", "training tokens / s"),
                           (axes[1], "peak_mb", "peak memory (MB)")):
-    for label, (xs, means, stds) in series_over(rows, length_key, key, label_keys).items():
-      ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
+    series = series_over(rows, length_key, key, label_keys)
+    for i, (label, (xs, means, stds)) in enumerate(series.items()):
+      ax.errorbar(xs, means, yerr=stds, capsize=3, label=label, **_style(i, len(series)))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("sequence length")
