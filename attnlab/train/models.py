@@ -247,7 +247,11 @@ def size_to_target(m: dict, task: base.Task, target: int, *, max_width: int = 81
   def count(width):
     return param_counts(abstract_params(build({**m, "d_model": width}, task), task))["total"]
 
-  lo, hi = 1, max_width // step  # in units of `step`; the count grows with the width
+  # In units of `step`; the count grows with the width. Double to bracket, then bisect.
+  hi = 1
+  while hi * step < max_width and count(hi * step) < target:
+    hi *= 2
+  lo, hi = max(hi // 2, 1), min(hi, max_width // step)
   while lo < hi:
     mid = (lo + hi) // 2
     if count(mid * step) < target:

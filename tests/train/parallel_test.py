@@ -18,6 +18,14 @@ STEPS = 3
 TOL = 1e-5
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fast_compiles():
+  # Equivalence of the parallel paths, not XLA's optimizer, is under test: fewer passes, faster.
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", False)
+
+
 def _config(**overrides):
   return helpers.tiny_config("lstm", "copy", batch_size=8, **overrides)
 
@@ -59,6 +67,7 @@ import json, sys
 import jax
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_default_matmul_precision", "highest")
+jax.config.update("jax_disable_most_optimizations", True)
 from attnlab.train import parallel
 parallel.initialize_distributed(sys.argv[1], 2, int(sys.argv[2]))
 from tests.train import helpers, parallel_test
