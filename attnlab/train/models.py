@@ -20,16 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import recurrent, transformer
-from attnlab.models import mingru
-try:  # TEMP while issue 2 lands its parallel-scan layers
-  from attnlab.models import minlstm
-except ImportError:
-  minlstm = None
-try:  # TEMP
-  from attnlab.models import lru
-except ImportError:
-  lru = None
+from attnlab.models import lru, mingru, minlstm, recurrent, transformer
 from attnlab.tasks import base
 
 MODEL_FIELDS = ("name", "d_model", "num_layers", "num_heads", "num_kv_heads", "d_ff",

@@ -54,3 +54,13 @@ def test_heads_by_output_kind(model, task, lead):
   assert out.dtype == jnp.float32
   if setup.task.input_kind == "features":
     assert "input_proj" in models.abstract_params(setup.model, setup.task)
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_every_registered_model_traces(name):
+  # Traced only; tests/train/step_test.py trains one model per family.
+  setup = config_lib.build(helpers.tiny_config(name, "copy"))
+  inputs = models.dummy_inputs(setup.task, batch_size=2, length=8)
+  out = jax.eval_shape(lambda: setup.model.init_with_output(jax.random.PRNGKey(0), inputs)[0])
+  assert out.shape == (2, 8, setup.task.output_size)
+  assert setup.param_counts["backbone"] > 0
