@@ -7,6 +7,7 @@ import os
 import re
 from typing import Any, Mapping
 
+import jax
 import numpy as np
 
 from attnlab import plotting
@@ -27,8 +28,9 @@ def _collect(tree: Any, path: tuple, out: dict) -> None:
 
 def capture(model, params, inputs) -> dict[str, np.ndarray]:
   """``{layer path: weights_BNLS}`` for every attention layer of ``model`` on ``inputs``."""
-  _, state = model.apply({"params": params}, inputs, deterministic=True,
-                         mutable=["intermediates"])
+  apply = jax.jit(lambda p, x: model.apply({"params": p}, x, deterministic=True,
+                                           mutable=["intermediates"]))
+  _, state = apply(params, inputs)
   out: dict[str, np.ndarray] = {}
   _collect(dict(state.get("intermediates", {})), (), out)
   return out

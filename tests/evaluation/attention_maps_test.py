@@ -26,18 +26,13 @@ def assert_png(path):
 def test_capture_and_draw(tmp_path):
   task = registry.get_task("distant_dependency", distance=3)
   model = models.build(MODEL, task, capture_attention=True)
-  params = model.init(jax.random.PRNGKey(0), models.dummy_inputs(task))["params"]
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), models.dummy_inputs(task))["params"]
   inputs = np.asarray(task.sample(jax.random.PRNGKey(1), 3, 6)["inputs"])
   weights = attention_maps.capture(model, params, inputs)
   assert len(weights) == 2  # one entry per layer
   for w_BNLS in weights.values():
     assert w_BNLS.shape == (3, 2, 6, 6)
     np.testing.assert_allclose(w_BNLS.sum(-1), 1.0, rtol=1e-5)
-  # Capture changes nothing: same parameters, same outputs as the model built without it.
-  plain = models.build(MODEL, task)
-  np.testing.assert_allclose(plain.apply({"params": params}, inputs),
-                             model.apply({"params": params}, inputs, mutable=["intermediates"])[0],
-                             rtol=1e-6)
   paths = attention_maps.write_maps(weights, inputs, str(tmp_path), num_examples=2)
   assert len(paths) == 4  # 2 examples x 2 layers, each with a panel per head
   for path in paths:
