@@ -179,7 +179,7 @@ def attention_heads(weights_NLS: np.ndarray, path: str, *, title: str = "",
   n = weights_NLS.shape[0]
   cols = min(n, 4)
   rows = math.ceil(n / cols)
-  fig = Figure(figsize=(3.2 * cols, 3.0 * rows + 0.4))
+  fig = Figure(figsize=(3.4 * cols, 3.0 * rows + 0.4), layout="constrained")
   axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).reshape(-1)
   for h, ax in enumerate(axes):
     if h >= n:
