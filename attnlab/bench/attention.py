@@ -1,0 +1,149 @@
+"""Attention benchmark: forward+backward time and peak memory, one fresh process per configuration.
+
+  python scripts/bench.py attention [--json FILE] [--lengths 256 1024 ...] [--impls naive chunked ...]
+      [--causal both|yes|no] [--max_gb 16] [--repeats 3] [--timeout 900] [--quick]
+
+Batch 4, 8 heads, head dim 64, float32, loss = sum(out), gradients for q, k, v. Each configuration
+runs in its own child process so that peak memory is its own: ``peak_mb`` is the child's peak RSS
+(``resource.getrusage``) minus the peak RSS of an idle child that imported the same libraries.
+Configurations predicted above ``--max_gb`` are skipped, and a child that dies (out of memory) or
+exceeds ``--timeout`` is recorded with that status. Impls: naive, xla, chunked, default (what
+``implementation=None`` picks), torch (``torch.nn.functional.scaled_dot_product_attention``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+from attnlab.bench import timing
+
+IMPLS = ("naive", "xla", "chunked", "default", "torch")
+_LOGITS_FACTOR = {"naive": 6.0, "xla": 7.0}  # peak / one f32 [B,N,L,S] buffer, measured at 1024
+
+
+def _predicted_gb(impl, b, n, l, k):
+  """A rough peak-memory estimate, used only to skip configurations that cannot fit."""
+  if impl == "default":
+    from attnlab.models import attention  # lazily: the parent needs no JAX backend otherwise
+    import jax
+    shape = jax.ShapeDtypeStruct((b, l, n, k), jax.numpy.float32)
+    impl = attention.default_implementation(shape, shape, backend="cpu")
+  linear = 30 * b * n * l * k * 4  # inputs, outputs, gradients, transposed copies
+  quadratic = _LOGITS_FACTOR.get(impl, 0.0) * b * n * l * l * 4
+  return (linear + quadratic) / 2**30
+
+
+def _child(cfg: dict) -> dict:
+  """Runs one configuration in this (fresh) process and returns its record."""
+  import resource
+  impl, b, n, l, k = cfg["impl"], cfg["batch"], cfg["heads"], cfg["length"], cfg["head_dim"]
+  if impl.startswith("idle"):
+    if impl == "idle_torch":
+      import torch  # noqa: F401
+    else:
+      import jax
+      jax.numpy.zeros(1).block_until_ready()
+    return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+  if impl == "torch":
+    import torch
+    q, kk, v = (torch.randn(b, n, l, k, requires_grad=True) for _ in range(3))
+
+    def step():
+      out = torch.nn.functional.scaled_dot_product_attention(q, kk, v, is_causal=cfg["causal"])
+      return torch.autograd.grad(out.sum(), (q, kk, v))
+  else:
+    import jax
+    from attnlab.models import attention
+    name = None if impl == "default" else impl
+    q, kk, v = (jax.random.normal(key, (b, l, n, k)) for key in jax.random.split(jax.random.key(0), 3))
+    grad = jax.jit(jax.grad(lambda q, k, v: attention.dot_product_attention(
+        q, k, v, causal=cfg["causal"], implementation=name).sum(), argnums=(0, 1, 2)))
+
+    def step():
+      return grad(q, kk, v)
+  median, times = timing.median_seconds(step, repeats=cfg["repeats"], warmup=1)
+  return {"median_s": median, "times": times,
+          "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _spawn(cfg: dict, timeout: float) -> dict:
+  try:
+    proc = subprocess.run([sys.executable, "-m", "attnlab.bench.attention", "--child", json.dumps(cfg)],
+                          capture_output=True, text=True, timeout=timeout)
+  except subprocess.TimeoutExpired:
+    return {"status": "timeout"}
+  if proc.returncode != 0:
+    err = (proc.stderr.strip().splitlines() or ["?"])[-1]
+    oom = proc.returncode in (-9, 137) or "RESOURCE_EXHAUSTED" in proc.stderr or "MemoryError" in err
+    return {"status": "oom" if oom else f"error: {err[:120]}"}
+  return dict(json.loads(proc.stdout.strip().splitlines()[-1]), status="ok")
+
+
+def main(args: list[str], json_path: str | None) -> list[dict]:
+  parser = argparse.ArgumentParser(prog="bench.py attention", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096, 16384])
+  parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+  parser.add_argument("--causal", choices=("both", "yes", "no"), default="both")
+  parser.add_argument("--max_gb", type=float, default=16.0, help="skip configurations predicted above")
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--timeout", type=float, default=900.0, help="seconds per configuration")
+  parser.add_argument("--batch", type=int, default=4)
+  parser.add_argument("--heads", type=int, default=8)
+  parser.add_argument("--head_dim", type=int, default=64)
+  parser.add_argument("--quick", action="store_true", help="lengths 256 1024, one repeat")
+  opts = parser.parse_args(args)
+  if opts.quick:
+    opts.lengths, opts.repeats = [256, 1024], 1
+  if "torch" in opts.impls:
+    try:
+      import torch  # noqa: F401
+    except ImportError:
+      opts.impls = [i for i in opts.impls if i != "torch"]
+  base = {"batch": opts.batch, "heads": opts.heads, "head_dim": opts.head_dim, "length": 1,
+          "causal": False, "repeats": 1}
+  idle = {family: _spawn(dict(base, impl=f"idle_{family}"), 300).get("rss_mb", 0.0)
+          for family in ("jax", "torch")}
+
+  records = []
+  causals = {"both": (False, True), "yes": (True,), "no": (False,)}[opts.causal]
+  for length in opts.lengths:
+    for causal in causals:
+      for impl in opts.impls:
+        rec = {"impl": impl, "length": length, "causal": causal, "batch": opts.batch,
+               "heads": opts.heads, "head_dim": opts.head_dim}
+        gb = _predicted_gb(impl, opts.batch, opts.heads, length, opts.head_dim)
+        if gb > opts.max_gb:
+          rec["status"] = f"skipped: predicted {gb:.0f} GB > --max_gb {opts.max_gb:g}"
+        else:
+          cfg = dict(base, impl=impl, length=length, causal=causal, repeats=opts.repeats)
+          rec.update(_spawn(cfg, opts.timeout))
+          if "rss_mb" in rec:
+            rec["peak_mb"] = rec.pop("rss_mb") - idle["torch" if impl == "torch" else "jax"]
+        records.append(rec)
+        print(f"  {impl:8s} L={length:6d} causal={causal!s:5s} {rec.get('median_s', '-')} "
+              f"{rec.get('peak_mb', '-')} {rec['status']}", file=sys.stderr, flush=True)
+
+  ref = {(r["length"], r["causal"]): r for r in records if r["impl"] == "torch" and "median_s" in r}
+  for r in records:
+    t = ref.get((r["length"], r["causal"]))
+    if t and "median_s" in r:
+      r["time_vs_torch"] = r["median_s"] / t["median_s"]
+      r["mem_vs_torch"] = r["peak_mb"] / max(t["peak_mb"], 1.0)
+  print(f"forward+backward, batch {opts.batch}, {opts.heads} heads, head dim {opts.head_dim}, float32;"
+        f" median of {opts.repeats}; peak_mb = child peak RSS - idle child RSS "
+        f"(jax {idle['jax']:.0f} MB, torch {idle['torch']:.0f} MB)")
+  print(timing.format_table(records, ["impl", "length", "causal", "median_s", "time_vs_torch",
+                                      "peak_mb", "mem_vs_torch", "status"]))
+  timing.write_json(json_path, records)
+  return records
+
+
+if __name__ == "__main__":
+  if len(sys.argv) == 3 and sys.argv[1] == "--child":
+    print(json.dumps(_child(json.loads(sys.argv[2]))))
+  else:
+    main(sys.argv[1:], None)
