@@ -154,7 +154,7 @@ def sweep_figures(rows: Sequence[Mapping[str, Any]], grid_keys: Sequence[str], m
 
 def cost_figure(rows, length_key: str, label_keys: Sequence[str], path: str) -> str:
   """Training throughput and peak memory against sequence length, side by side, log-log."""
-  fig = Figure(figsize=(11, 4.2))
+  fig = Figure(figsize=(11, 4.2), layout="constrained")
   axes = fig.subplots(1, 2)
   for ax, key, ylabel in ((axes[0], "tokens_per_s", "training tokens / s"),
                           (axes[1], "peak_mb", "peak memory (MB)")):
@@ -162,6 +162,8 @@ def cost_figure(rows, length_key: str, label_keys: Sequence[str], path: str) -> 
     for i, (label, (xs, means, stds)) in enumerate(series.items()):
       ax.errorbar(xs, means, yerr=stds, capsize=3, label=label, **_style(i, len(series)))
     ax.set_xscale("log", base=2)
+    lengths = sorted({x for s in series.values() for x in s[0]})
+    ax.set_xticks(lengths, [f"{x:g}" for x in lengths])
     ax.set_yscale("log")
     ax.set_xlabel("sequence length")
     ax.set_ylabel(ylabel)
