@@ -60,7 +60,8 @@ def test_dropout_backward_agrees_with_forward():
   l, s, g, rate = 19, 23, 2, 0.3
   q, k, v, _ = _inputs(l, s, g, seed=1)
   rng = jax.random.key(3)
-  keep = ca.dropout_keep_mask(rng, B, N, g, l, s, rate, block_q=8, block_k=16)
+  keep = jax.jit(ca.dropout_keep_mask, static_argnums=range(1, 7), static_argnames=(
+      "block_q", "block_k"))(rng, B, N, g, l, s, rate, block_q=8, block_k=16)
 
   def reference(q, k, v, _):
     w = attention.naive_attention(q, k, v, causal=True, return_weights=True)[1]
