@@ -130,6 +130,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
   pending = None  # (step, metrics, length) of a log step, read after the next dispatch
   tick = (start, time.time())  # throughput window start: (step, time)
   step = start
+  train_clock = None  # (step, wall, cpu) once the first step is dispatched
   try:
     with _StopRequest() as stop:
       while step < config.num_steps:
@@ -137,6 +138,8 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
                                           config.train_max_length)
         state, metrics = train_fn(state, length)
         step += 1
+        if train_clock is None:  # after the first call: compiling is over, steady state begins
+          train_clock = (step, time.perf_counter(), time.process_time())
         writer.advance()
         if pending is not None:  # read the previous log step while this one runs
           tick = _report(writer, pending, tick, config)
@@ -161,6 +164,11 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
           break
       if pending is not None:
         _report(writer, pending, tick, config)
+      if train_clock is not None:  # steady-state cost of the steps after the first, with all
+        summary.update(  # periodic work (logging, evaluation, checkpoint saves) included
+            timed_steps=step - train_clock[0],
+            train_wall_s=time.perf_counter() - train_clock[1],
+            train_cpu_s=time.process_time() - train_clock[2])
       if summary["status"] != "preempted":
         summary["status"] = "done"
         if last_eval is None:  # resumed a finished run: evaluate what it ended with
