@@ -6,7 +6,9 @@ side with Flax's ``nn.RNN`` over its built-in cells and PyTorch's ``nn.RNN``/``L
 torch is importable). The parallel-scan layers are also timed at length 4096 against the attnlab LSTM.
 
 The machine may be shared, so all cases of one length are timed in interleaved rounds (one call of
-each per round) and the table shows medians of wall time and ratios from the same run:
+each per round) and the table shows medians of wall time and ratios from the same run (``cpu_s``,
+the process CPU seconds per step, is steadier than wall time when other jobs compete for the cores;
+PyTorch's spinning OpenMP threads inflate it):
 ``x_torch``/``x_flax`` = that reference's median over this one (>1: faster than the reference; x_flax
 against the fastest Flax cell for the case), ``x_lstm`` = attnlab LSTM's median over this one.
 """
@@ -84,17 +86,18 @@ def _scan_layer(case):
 
 
 def _time_interleaved(runs: dict, repeats: int, warmup: int) -> dict:
-  """Median wall seconds of each callable, calling each once per round so load hits all alike."""
+  """Median (wall, process CPU) seconds of each callable, called once per round so load hits all alike."""
   for run in runs.values():
     for _ in range(warmup):
       run()
-  times = {key: [] for key in runs}
+  times = {key: ([], []) for key in runs}
   for _ in range(repeats):
     for key, run in runs.items():
-      t0 = time.perf_counter()
+      t0, c0 = time.perf_counter(), time.process_time()
       run()
-      times[key].append(time.perf_counter() - t0)
-  return {key: statistics.median(ts) for key, ts in times.items()}
+      times[key][0].append(time.perf_counter() - t0)
+      times[key][1].append(time.process_time() - c0)
+  return {key: (statistics.median(w), statistics.median(c)) for key, (w, c) in times.items()}
 
 
 def _cases_at(length, args, torch, notes):
@@ -117,18 +120,23 @@ def _cases_at(length, args, torch, notes):
       if note not in notes:
         notes.append(note)
       continue
-    runs[(case, "attnlab", layer.__name__)] = _jax_step(layer(hidden_size=h), b, length, d)
+    kwargs = {"hidden_size": h, **({"state_size": args.lru_state} if case == "lru" else {})}
+    try:  # another part's layer: a failure there is reported, not fatal to the suite
+      runs[(case, "attnlab", layer.__name__)] = _jax_step(layer(**kwargs), b, length, d)
+    except Exception as e:  # pylint: disable=broad-except
+      notes.append(f"{case} at length {length}: failed ({type(e).__name__}: {e})")
   return runs, b
 
 
 def _records(medians, length, batch):
   records = []
-  for (case, impl, variant), sec in medians.items():
+  wall = {key: w for key, (w, _) in medians.items()}
+  for (case, impl, variant), (sec, cpu) in medians.items():
     rec = {"case": case, "impl": impl, "variant": variant, "batch": batch, "length": length,
-           "median_s": sec, "tokens_per_s": batch * length / sec}
-    torch_s = [s for (c, i, _), s in medians.items() if c == case and i == "torch"]
-    flax_s = [s for (c, i, _), s in medians.items() if c == case and i == "flax"]
-    lstm_s = medians.get(("lstm", "attnlab", "RNN"))
+           "median_s": sec, "tokens_per_s": batch * length / sec, "cpu_s": cpu}
+    torch_s = [s for (c, i, _), s in wall.items() if c == case and i == "torch"]
+    flax_s = [s for (c, i, _), s in wall.items() if c == case and i == "flax"]
+    lstm_s = wall.get(("lstm", "attnlab", "RNN"))
     if torch_s:
       rec["x_torch"] = torch_s[0] / sec
     if flax_s:
@@ -147,12 +155,15 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
   parser.add_argument("--length", type=int, default=256)
   parser.add_argument("--long_length", type=int, default=4096, help="0 skips the long-sequence part")
   parser.add_argument("--long_batch", type=int, default=32)
+  parser.add_argument("--long_repeats", type=int, default=5, help="timed rounds at long_length")
   parser.add_argument("--features", type=int, default=64)
   parser.add_argument("--hidden", type=int, default=256)
+  parser.add_argument("--lru_state", type=int, default=256, help="LRU state_size")
   parser.add_argument("--no_torch", action="store_true")
   args = parser.parse_args(argv)
   if args.quick:
     args.repeats, args.batch, args.length, args.long_length, args.long_batch = 3, 8, 64, 512, 8
+    args.long_repeats = 3
   torch = None
   if not args.no_torch:
     try:
@@ -160,16 +171,17 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
       torch.set_num_threads(os.cpu_count())
     except ImportError:
       torch = None
-  notes = [] if torch is not None else ["torch: not importable, PyTorch rows skipped"]
+  notes = [] if torch is not None else ["torch: not importable or --no_torch, PyTorch rows skipped"]
   records = []
   for length in [args.length] + ([args.long_length] if args.long_length else []):
     runs, batch = _cases_at(length, args, torch, notes)
-    medians = _time_interleaved(runs, args.repeats, warmup=2)
+    repeats = args.repeats if length == args.length else args.long_repeats
+    medians = _time_interleaved(runs, repeats, warmup=1 if length == args.long_length else 2)
     records += _records(medians, length, batch)
-  columns = ["case", "impl", "variant", "batch", "length", "median_s", "tokens_per_s", "x_torch",
+  columns = ["case", "impl", "variant", "batch", "length", "median_s", "tokens_per_s", "cpu_s", "x_torch",
              "x_flax", "x_lstm"]
   print(f"devices: {jax.devices()}; torch threads: {torch.get_num_threads() if torch else '-'}; "
-        f"rounds: {args.repeats}; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+        f"rounds: {args.repeats} ({args.long_repeats} at length {args.long_length}); peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
   print(timing.format_table(records, columns))
   for note in notes:
     print("note:", note)
