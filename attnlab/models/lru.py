@@ -4,10 +4,11 @@ Sequences"): a complex diagonal linear recurrence with a stable exponential para
   lambda = exp(-exp(nu_log) + i exp(theta_log)),  gamma = exp(gamma_log)
   h_t = lambda * h_{t-1} + gamma * (B x_t),  y_t = Re(C h_t) + D x_t
 
-B [D, P] and C [P, H] are complex (stored as real and imaginary parts), D [D, H] is real (the paper's
-diagonal D when input and output sizes match; a full matrix here since they may differ). Ring
-initialisation: |lambda| uniform on the ring r_min <= |lambda| <= r_max (uniform in area), phase
-uniform in [0, max_phase]; gamma_log = log sqrt(1 - |lambda|^2) keeps the state's scale at init.
+B [D, P] and C [P, H] are complex (stored as real and imaginary parts), D [D, H] is real (the
+paper's D is diagonal as its input and output sizes match; a full matrix here since they may
+differ). Ring initialisation: |lambda| uniform on the ring r_min <= |lambda| <= r_max (uniform in
+area), phase uniform in [0, max_phase]; gamma_log = log sqrt(1 - |lambda|^2) keeps the state's
+scale at init.
 P (the LRU's state size) is written ``P`` in shape suffixes.
 """
 

@@ -43,7 +43,7 @@ def setup():
   kx, kh, kp = jax.random.split(jax.random.PRNGKey(0), 3)
   x = 2.0 * jax.random.normal(kx, (B, L, D))
   h0 = jax.random.uniform(kh, (B, H))
-  params = MinGRU(H).init(kp, x)
+  params = jax.jit(MinGRU(H).init)(kp, x)
   # A non-zero bias so that both branches of g and every gate range are exercised.
   params["params"]["bias"] = jax.random.normal(kp, (2 * H,))
   return x, h0, jnp.array([L, 6, 0]), params
@@ -72,7 +72,7 @@ def test_matches_reference_forward_and_gradients(setup, mode, chunk):
 
 def test_length_4096_log_space_equals_sequential():
   x = 3.0 * jax.random.normal(jax.random.PRNGKey(1), (2, 4096, 3))
-  params = MinGRU(4).init(jax.random.PRNGKey(2), x[:, :4])
+  params = jax.jit(MinGRU(4).init)(jax.random.PRNGKey(2), x[:, :4])
   out = {}
   for mode in ("log", "sequential"):
     fn = jax.jit(jax.value_and_grad(

@@ -44,7 +44,7 @@ def setup():
   kx, kh, kp = jax.random.split(jax.random.PRNGKey(0), 3)
   x = 2.0 * jax.random.normal(kx, (B, L, D))
   h0 = jax.random.uniform(kh, (B, H))
-  params = MinLSTM(H).init(kp, x)
+  params = jax.jit(MinLSTM(H).init)(kp, x)
   # A non-zero bias so that both branches of g and every gate range are exercised.
   params["params"]["bias"] = jax.random.normal(kp, (3 * H,))
   return x, h0, jnp.array([L, 6, 0]), params
@@ -58,7 +58,7 @@ def _loss(mode, chunk=4):
   return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
 
 
-@pytest.mark.parametrize("mode,chunk", [("log", 4), ("log", 0), ("linear", 4), ("sequential", 0)])
+@pytest.mark.parametrize("mode,chunk", [("log", 4), ("linear", 4), ("sequential", 0)])
 def test_matches_reference_forward_and_gradients(setup, mode, chunk):
   x, h0, lengths, params = setup
   y, last = jax.jit(MinLSTM(H, mode=mode, chunk=chunk).apply)(params, x, lengths, h0)
@@ -73,7 +73,7 @@ def test_matches_reference_forward_and_gradients(setup, mode, chunk):
 
 def test_length_4096_log_space_equals_sequential():
   x = 3.0 * jax.random.normal(jax.random.PRNGKey(1), (2, 4096, 3))
-  params = MinLSTM(4).init(jax.random.PRNGKey(2), x[:, :4])
+  params = jax.jit(MinLSTM(4).init)(jax.random.PRNGKey(2), x[:, :4])
   out = {}
   for mode in ("log", "sequential"):
     fn = jax.jit(jax.value_and_grad(
