@@ -101,8 +101,8 @@ def test_padding_does_not_leak_and_jit_equals_no_jit():
 def test_custom_vjp_equals_autodiff(kind):
   x = _x(8)
   lengths = jnp.array([6, 5, 3])
-  fast = RNN(cell=kind, hidden_size=H, num_layers=2)
-  plain = RNN(cell=kind, hidden_size=H, num_layers=2, implementation="autodiff", unroll=2)
+  fast = RNN(cell=kind, hidden_size=H)
+  plain = RNN(cell=kind, hidden_size=H, implementation="autodiff", unroll=2)
   params = fast.init(jax.random.PRNGKey(9), x)
 
   def loss(model):
@@ -118,8 +118,8 @@ def test_custom_vjp_equals_autodiff(kind):
 
 def test_bf16_compute_close_to_float32():
   x = _x(10, (B, 16, D))
-  model32 = RNN(cell="lstm", hidden_size=H, num_layers=2)
-  model16 = RNN(cell="lstm", hidden_size=H, num_layers=2, dtype=jnp.bfloat16)
+  model32 = RNN(cell="lstm", hidden_size=H)
+  model16 = RNN(cell="lstm", hidden_size=H, dtype=jnp.bfloat16)
   params = model32.init(jax.random.PRNGKey(11), x)
   y32, _ = model32.apply(params, x)
   y16, (h16, _) = model16.apply(params, x)
