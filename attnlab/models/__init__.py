@@ -8,4 +8,5 @@ Shape legend, used as name suffixes throughout (``x_BLD``, ``q_BLNK``):
   G  key/value heads (GQA/MQA)  K  per-head features
   V  vocabulary size            C  output classes
   E  experts                    F  feed-forward hidden size
+  P  LRU state size
 """
