@@ -14,6 +14,27 @@ import tensorboardX
 import tqdm
 
 
+def _step_of(line: str) -> int | None:
+  try:  # a kill mid-write can leave a partial last line: it is dropped
+    return int(json.loads(line)["step"])
+  except (ValueError, KeyError, TypeError):
+    return None
+
+
+def _drop_records_after(path: str, step: int) -> None:
+  """Removes records of steps after ``step``: a resumed run redoes them, so they'd appear twice."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  keep = [line for line in lines if _step_of(line) is not None and _step_of(line) <= step]
+  if len(keep) != len(lines):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      f.writelines(keep)
+    os.replace(tmp, path)  # atomic: a kill here leaves the old or the new file, never half of one
+
+
 def _fmt(scalars: dict) -> str:
   return ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items()))
 
@@ -26,6 +47,8 @@ class MetricWriter:
     if not enabled:
       return
     os.makedirs(workdir, exist_ok=True)
+    for name in ("metrics.jsonl", "eval.jsonl"):
+      _drop_records_after(os.path.join(workdir, name), initial_step)
     self._metrics = open(os.path.join(workdir, "metrics.jsonl"), "a")
     self._eval = open(os.path.join(workdir, "eval.jsonl"), "a")
     self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tb"))
