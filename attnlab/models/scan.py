@@ -272,6 +272,16 @@ def check_inputs(name, x_BLD, lengths_B, initial_state, sizes, state_shape, in_f
 
 def project(x_BLD, kernel_DG, bias_G, dtype):
   """x W + b in ``dtype`` with float32 accumulation and a float32 result, for the scan."""
-  k_BLG = jnp.einsum("bld,dg->blg", x_BLD.astype(dtype), kernel_DG.astype(dtype),
-                     preferred_element_type=jnp.float32)
-  return k_BLG + bias_G.astype(jnp.float32)[None, None]
+  return matmul(x_BLD, kernel_DG, dtype) + bias_G.astype(jnp.float32)[None, None]
+
+
+def matmul(x_ND, kernel_DG, dtype):
+  """x W over x's last axis as one 2-D dot (float32 result).
+
+  XLA:CPU differentiates a 3-D einsum ``bld,dg->blg`` into a weight gradient ~4x slower than the
+  same product on [B * L, D] (measured at B = 32, L = 4096); flattening first avoids that.
+  """
+  x_MD = x_ND.reshape(-1, x_ND.shape[-1]).astype(dtype)
+  k_MG = jnp.dot(x_MD, kernel_DG.astype(dtype), preferred_element_type=jnp.float32)
+  return k_MG.reshape(x_ND.shape[:-1] + kernel_DG.shape[-1:])
+
