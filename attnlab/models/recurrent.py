@@ -12,7 +12,7 @@ GRU, whose reset gate needs W_hn h apart); backward, only the one unavoidable ma
 Hoisting the input projection out of the loop as one big matmul measured slower on XLA:CPU.
 The LSTM has its own pair (``lstm_recurrence``): the forward saves the activated gates and c, so the
 backward recomputes neither the matmul nor any transcendental, and all four gates go through one tanh
-(sigmoid(z) = (1 + tanh(z / 2)) / 2). Weight gradients are computed as [K, G] = x^T dg, the form
+(sigmoid(z) = (1 + tanh(z / 2)) / 2); the GRU likewise (``gru_recurrence``). Weight gradients are computed as [K, G] = x^T dg, the form
 XLA:CPU runs fastest (``_weight_grads``).
 """
 
@@ -227,6 +227,98 @@ def _lstm_recurrence_bwd(unroll, res, cotangents):
 lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
 
 
+def _gru_forward(unroll, weights, x_LBD, carry0, valid_LB):
+  """The GRU scan saving its gates: (y_LBH, final, acts_LBG = [r, z, n, hn] per step).
+
+  hn = W_hn h + b_hn, the hidden share the reset gate multiplies. r and z go through one tanh
+  (sigmoid(z) = (1 + tanh(z / 2)) / 2, the 1/2 folded into the weights).
+  """
+  w_x_DG, w_h_HG, b_x_G, b_h_G = weights
+  hidden = w_h_HG.shape[0]
+  is_n_G = jnp.arange(3 * hidden) // hidden == 2
+  scale_G = jnp.where(is_n_G, 1.0, 0.5)
+  w_x_DG = w_x_DG * scale_G[None].astype(w_x_DG.dtype)
+  w_h_HG = w_h_HG * jnp.where(is_n_G, 1.0, 0.5)[None].astype(w_h_HG.dtype)
+  b_x_G = b_x_G.astype(jnp.float32) * scale_G
+  b_h_G = b_h_G.astype(jnp.float32) * scale_G
+
+  def body(carry, inputs):
+    (h_BH,) = carry
+    x_BD, valid_B = inputs
+    gx_BG = jnp.dot(x_BD, w_x_DG).astype(jnp.float32) + b_x_G[None]
+    gh_BG = jnp.dot(h_BH.astype(w_h_HG.dtype), w_h_HG).astype(jnp.float32) + b_h_G[None]
+    rz_B2H = 0.5 * jnp.tanh(gx_BG[:, :2 * hidden] + gh_BG[:, :2 * hidden]) + 0.5
+    r_BH, z_BH = rz_B2H[:, :hidden], rz_B2H[:, hidden:]
+    hn_BH = gh_BG[:, 2 * hidden:]
+    n_BH = jnp.tanh(gx_BG[:, 2 * hidden:] + r_BH * hn_BH)
+    h_new = (1.0 - z_BH) * n_BH + z_BH * h_BH
+    new, y_BH = _masked((h_new,), h_new, carry, valid_B)
+    return new, (y_BH, jnp.concatenate([rz_B2H, n_BH, hn_BH], axis=-1))
+
+  final, (y_LBH, acts_LBG) = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
+  return y_LBH, final, acts_LBG
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def gru_recurrence(unroll: int, weights, x_LBD, carry0, valid_LB):
+  """``recurrence`` for the GRU, with a backward pass that reuses the saved gates."""
+  return _gru_forward(unroll, weights, x_LBD, carry0, valid_LB)[:2]
+
+
+def _gru_recurrence_fwd(unroll, weights, x_LBD, carry0, valid_LB):
+  y_LBH, final, acts_LBG = _gru_forward(unroll, weights, x_LBD, carry0, valid_LB)
+  return (y_LBH, final), (weights, x_LBD, carry0, y_LBH, acts_LBG, valid_LB)
+
+
+def _gru_recurrence_bwd(unroll, res, cotangents):
+  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, carry0, y_LBH, acts_LBG, valid_LB = res
+  dy_LBH, dfinal = cotangents
+  dtype = w_h_HG.dtype
+  w_h_GH = w_h_HG.T
+  # Valid steps are a prefix of each row: there the previous carry is the previous output.
+  h_prev_LBH = jnp.concatenate([carry0[0][None], y_LBH[:-1]], axis=0)
+
+  def body(dcarry, inputs):
+    (dh_BH,) = dcarry
+    acts_BG, h_prev_BH, dy_BH, valid_B = inputs
+    r_BH, z_BH, n_BH, hn_BH = jnp.split(acts_BG, 4, axis=-1)
+    dy_BH = dy_BH.astype(jnp.float32)
+    if valid_B is not None:
+      dy_BH = jnp.where(valid_B[:, None], dy_BH, 0.0)
+    dht_BH = dh_BH + dy_BH
+    dn_BH = dht_BH * (1.0 - z_BH) * (1.0 - n_BH * n_BH)
+    dr_BH = dn_BH * hn_BH * r_BH * (1.0 - r_BH)
+    dz_BH = dht_BH * (h_prev_BH - n_BH) * z_BH * (1.0 - z_BH)
+    dgx_BG = jnp.concatenate([dr_BH, dz_BH, dn_BH], axis=-1)
+    dgh_BG = jnp.concatenate([dr_BH, dz_BH, dn_BH * r_BH], axis=-1)
+    dh_keep = dht_BH * z_BH
+    if valid_B is not None:  # past the end the carry's gradient passes through unchanged
+      dgx_BG = jnp.where(valid_B[:, None], dgx_BG, 0.0)
+      dgh_BG = jnp.where(valid_B[:, None], dgh_BG, 0.0)
+      dh_keep = jnp.where(valid_B[:, None], dh_keep, dh_BH)
+    dgx_BG, dgh_BG = dgx_BG.astype(dtype), dgh_BG.astype(dtype)
+    dh_prev = dh_keep + jnp.dot(dgh_BG, w_h_GH).astype(jnp.float32)
+    return (dh_prev,), (dgx_BG, dgh_BG)
+
+  dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
+  dcarry0, (dgx_LBG, dgh_LBG) = jax.lax.scan(body, dfinal, (acts_LBG, h_prev_LBH, dy_LBH, valid_LB),
+                                             reverse=True, unroll=unroll)
+  steps, batch, d = x_LBD.shape
+  x_2d = x_LBD.reshape(steps * batch, d)
+  h_2d = h_prev_LBH.astype(dtype).reshape(steps * batch, -1)
+  dgx_2d = dgx_LBG.reshape(steps * batch, -1)
+  dgh_2d = dgh_LBG.reshape(steps * batch, -1)
+  dw_x, dw_h = _weight_grads(x_2d, dgx_2d, h_2d, dgh_2d)
+  grads = (dw_x.astype(w_x_DG.dtype), dw_h.astype(dtype),
+           jnp.sum(dgx_2d.astype(jnp.float32), axis=0).astype(b_x_G.dtype),
+           jnp.sum(dgh_2d.astype(jnp.float32), axis=0).astype(b_h_G.dtype))
+  dx_LBD = jnp.dot(dgx_2d, w_x_DG.T).reshape(steps, batch, d).astype(x_LBD.dtype)
+  return grads, dx_LBD, dcarry0, None
+
+
+gru_recurrence.defvjp(_gru_recurrence_fwd, _gru_recurrence_bwd)
+
+
 def _autodiff_recurrence(combine, fused, unroll, weights, x_LBD, carry0, valid_LB):
   y_LBH, final, _, _ = _forward(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
   return y_LBH, final
@@ -258,6 +350,8 @@ def run_direction(kind: str, params: dict, x_BLD, carry0, lengths_B, *, reverse:
   weights = tuple(w.astype(dtype) for w in weights)
   if kind == "lstm" and implementation == "custom_vjp":
     y_LBH, final = lstm_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
+  elif kind == "gru" and implementation == "custom_vjp":
+    y_LBH, final = gru_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
   else:
     y_LBH, final = run(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
   y_BLH = jnp.swapaxes(y_LBH, 0, 1).astype(dtype)
