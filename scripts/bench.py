@@ -20,7 +20,9 @@ SUITES = {
 
 
 def main(argv):
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  # -h after the suite name goes to the suite's own parser (its options).
+  parser = argparse.ArgumentParser(description=__doc__, add_help=not argv or argv[0] not in SUITES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("suite", choices=sorted(SUITES))
   parser.add_argument("--json", default=None, help="write the records to this file")
   args, rest = parser.parse_known_args(argv)
