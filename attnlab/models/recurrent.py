@@ -5,21 +5,22 @@
 parameters carry PyTorch's ``state_dict`` names (``weight_ih_l0``, ``weight_hh_l1_reverse``, ...) and
 shapes, carries PyTorch's ``[num_layers * num_directions, B, H]`` layout.
 
-Speed (see ``attnlab/bench/recurrent.py``): the time loop is a ``lax.scan`` whose backward pass is
-written by hand (``recurrence``). Forward, one matmul per step [x_t, h] [W_ih | W_hh]^T (two for the
-GRU, whose reset gate needs W_hn h apart); backward, only the one unavoidable matmul per step
-(dh_prev = dgh W_hh), with the weight and input gradients as big matmuls over all steps after it.
-Hoisting the input projection out of the loop as one big matmul measured slower on XLA:CPU.
-The LSTM has its own pair (``lstm_recurrence``): the forward saves the activated gates and c, so the
-backward recomputes neither the matmul nor any transcendental, and all four gates go through one tanh
-(sigmoid(z) = (1 + tanh(z / 2)) / 2); the GRU likewise (``gru_recurrence``). Weight gradients are computed as [K, G] = x^T dg, the form
-XLA:CPU runs fastest (``_weight_grads``).
+Speed (see ``attnlab/bench/recurrent.py``): the time loop is a ``lax.scan`` with a hand-written
+backward pass per cell kind (``elman_recurrence``, ``lstm_recurrence``, ``gru_recurrence``). Forward,
+one matmul per step [x_t, h] [W_ih | W_hh]^T (two for the GRU, whose reset gate needs W_hn h apart);
+it saves the activated gates (and the LSTM's c), so the backward loop recomputes no matmul and no
+transcendental: per step only the gate gradients and the one unavoidable matmul dh_prev = dg W_hh,
+with the weight and input gradients as big matmuls over all steps after it (in the dot form XLA:CPU
+runs fastest, ``_weight_grads``). Sigmoid gates use one tanh, sigmoid(z) = (1 + tanh(z / 2)) / 2.
+Hoisting the input projection out of the loop, unrolling, and a concatenate-free [B, 4, H] form of
+the LSTM gate gradients all measured slower on XLA:CPU. ``implementation="autodiff"`` keeps JAX's own
+derivative of the plain scan as a reference.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -63,23 +64,6 @@ def _forward(combine, fused, unroll, weights, x_LBD, carry0, valid_LB):
   return y_LBH, final, prev, pre
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def recurrence(combine: Callable, fused: bool, unroll: int, weights, x_LBD, carry0, valid_LB):
-  """Runs ``combine(carry, gx, gh)`` over time: (y_LBH, final carry), both float32.
-
-  ``weights = (w_x_DG, w_h_HG, b_x_G, b_h_G)``: W_ih^T, W_hh^T and the biases in the compute dtype.
-  ``fused``: one matmul per step for both projections (cells whose combine only needs gx + gh).
-  ``valid_LB`` is a bool mask or None.
-  """
-  y_LBH, final, _, _ = _forward(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
-  return y_LBH, final
-
-
-def _recurrence_fwd(combine, fused, unroll, weights, x_LBD, carry0, valid_LB):
-  y_LBH, final, prev, pre = _forward(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
-  return (y_LBH, final), (weights, x_LBD, prev, pre, valid_LB)
-
-
 def _weight_grads(x_2d, dgx_2d, h_2d, dgh_2d):
   """x^T dgx and h^T dgh, [K, G] each, over all (time, batch) rows.
 
@@ -88,43 +72,6 @@ def _weight_grads(x_2d, dgx_2d, h_2d, dgh_2d):
   about 1.7x (W_hh) to 4x (W_ih) slower than this one plus a small transpose.
   """
   return jax.lax.optimization_barrier((jnp.dot(x_2d.T, dgx_2d), jnp.dot(h_2d.T, dgh_2d)))
-
-
-def _recurrence_bwd(combine, fused, unroll, res, cotangents):
-  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, prev, pre, valid_LB = res
-  dy_LBH, dfinal = cotangents
-  dtype = w_h_HG.dtype
-  w_h_GH = w_h_HG.T
-
-  def body(dcarry, inputs):
-    carry, (gx_BG, gh_BG), dy_BH, valid_B = inputs
-    _, vjp = jax.vjp(lambda c, a, b: _masked(*combine(c, a, b), c, valid_B), carry, gx_BG, gh_BG)
-    dprev, dgx_BG, dgh_BG = vjp((dcarry, dy_BH.astype(jnp.float32)))
-    if fused:  # gx already holds the hidden share
-      dgh_BG = dgx_BG
-    # The only matmul left in the loop: the hidden state's share of the pre-activation gradient.
-    dh_BH = dprev[0] + jnp.dot(dgh_BG.astype(dtype), w_h_GH).astype(jnp.float32)
-    return (dh_BH,) + tuple(dprev[1:]), (dgx_BG.astype(dtype), None if fused else dgh_BG.astype(dtype))
-
-  dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
-  dcarry0, (dgx_LBG, dgh_LBG) = jax.lax.scan(body, dfinal, (prev, pre, dy_LBH, valid_LB),
-                                             reverse=True, unroll=unroll)
-  dgh_LBG = dgx_LBG if fused else dgh_LBG
-  # Weight and input gradients as big 2-D matmuls over all (time, batch) rows at once.
-  steps, batch, d = x_LBD.shape
-  x_2d = x_LBD.reshape(steps * batch, d)
-  h_2d = prev[0].astype(dtype).reshape(steps * batch, -1)
-  dgx_2d = dgx_LBG.reshape(steps * batch, -1)
-  dgh_2d = dgh_LBG.reshape(steps * batch, -1)
-  dw_x, dw_h = _weight_grads(x_2d, dgx_2d, h_2d, dgh_2d)
-  grads = (dw_x.astype(w_x_DG.dtype), dw_h.astype(dtype),
-           jnp.sum(dgx_2d.astype(jnp.float32), axis=0).astype(b_x_G.dtype),
-           jnp.sum(dgh_2d.astype(jnp.float32), axis=0).astype(b_h_G.dtype))
-  dx_LBD = jnp.dot(dgx_2d, w_x_DG.T).reshape(steps, batch, d).astype(x_LBD.dtype)
-  return grads, dx_LBD, dcarry0, None
-
-
-recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 def _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB):
@@ -319,7 +266,78 @@ def _gru_recurrence_bwd(unroll, res, cotangents):
 gru_recurrence.defvjp(_gru_recurrence_fwd, _gru_recurrence_bwd)
 
 
+def _elman_forward(relu, unroll, weights, x_LBD, carry0, valid_LB):
+  """The simple RNN scan, h' = act([x, h] [W_ih | W_hh]^T + b): (y_LBH, final)."""
+  w_x_DG, w_h_HG, b_x_G, b_h_G = weights
+  w_KG = jnp.concatenate([w_x_DG, w_h_HG], axis=0)
+  b_G = (b_x_G + b_h_G).astype(jnp.float32)
+
+  def body(carry, inputs):
+    x_BD, valid_B = inputs
+    xh_BK = jnp.concatenate([x_BD, carry[0].astype(w_KG.dtype)], axis=-1)
+    z_BH = jnp.dot(xh_BK, w_KG).astype(jnp.float32) + b_G[None]
+    h_BH = jax.nn.relu(z_BH) if relu else jnp.tanh(z_BH)
+    new, y_BH = _masked((h_BH,), h_BH, carry, valid_B)
+    return new, y_BH
+
+  final, y_LBH = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
+  return y_LBH, final
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def elman_recurrence(relu: bool, unroll: int, weights, x_LBD, carry0, valid_LB):
+  """``recurrence`` for the simple RNN: the backward needs only the outputs (act' from h)."""
+  return _elman_forward(relu, unroll, weights, x_LBD, carry0, valid_LB)
+
+
+def _elman_recurrence_fwd(relu, unroll, weights, x_LBD, carry0, valid_LB):
+  y_LBH, final = _elman_forward(relu, unroll, weights, x_LBD, carry0, valid_LB)
+  return (y_LBH, final), (weights, x_LBD, carry0, y_LBH, valid_LB)
+
+
+def _elman_recurrence_bwd(relu, unroll, res, cotangents):
+  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, carry0, y_LBH, valid_LB = res
+  dy_LBH, dfinal = cotangents
+  dtype = w_h_HG.dtype
+  w_h_GH = w_h_HG.T
+  # Valid steps are a prefix of each row: there the previous carry is the previous output.
+  h_prev_LBH = jnp.concatenate([carry0[0][None], y_LBH[:-1]], axis=0)
+
+  def body(dcarry, inputs):
+    (dh_BH,) = dcarry
+    h_BH, dy_BH, valid_B = inputs
+    dy_BH = dy_BH.astype(jnp.float32)
+    if valid_B is not None:
+      dy_BH = jnp.where(valid_B[:, None], dy_BH, 0.0)
+    dact_BH = (h_BH > 0.0).astype(jnp.float32) if relu else 1.0 - h_BH * h_BH
+    dz_BH = (dh_BH + dy_BH) * dact_BH
+    if valid_B is not None:
+      dz_BH = jnp.where(valid_B[:, None], dz_BH, 0.0)
+    dz_BH = dz_BH.astype(dtype)
+    dh_prev = jnp.dot(dz_BH, w_h_GH).astype(jnp.float32)
+    if valid_B is not None:  # past the end the carry's gradient passes through unchanged
+      dh_prev = dh_prev + jnp.where(valid_B[:, None], 0.0, dh_BH)
+    return (dh_prev,), dz_BH
+
+  dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
+  dcarry0, dz_LBH = jax.lax.scan(body, dfinal, (y_LBH, dy_LBH, valid_LB), reverse=True, unroll=unroll)
+  steps, batch, d = x_LBD.shape
+  x_2d = x_LBD.reshape(steps * batch, d)
+  h_2d = h_prev_LBH.astype(dtype).reshape(steps * batch, -1)
+  dz_2d = dz_LBH.reshape(steps * batch, -1)
+  db_G = jnp.sum(dz_2d.astype(jnp.float32), axis=0)
+  dw_x, dw_h = _weight_grads(x_2d, dz_2d, h_2d, dz_2d)
+  grads = (dw_x.astype(w_x_DG.dtype), dw_h.astype(dtype), db_G.astype(b_x_G.dtype),
+           db_G.astype(b_h_G.dtype))
+  dx_LBD = jnp.dot(dz_2d, w_x_DG.T).reshape(steps, batch, d).astype(x_LBD.dtype)
+  return grads, dx_LBD, dcarry0, None
+
+
+elman_recurrence.defvjp(_elman_recurrence_fwd, _elman_recurrence_bwd)
+
+
 def _autodiff_recurrence(combine, fused, unroll, weights, x_LBD, carry0, valid_LB):
+  """The plain scan, differentiated by JAX (the reference for the hand-written backward passes)."""
   y_LBH, final, _, _ = _forward(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
   return y_LBH, final
 
@@ -345,15 +363,16 @@ def run_direction(kind: str, params: dict, x_BLD, carry0, lengths_B, *, reverse:
   if lengths_B is not None:
     valid_LB = jnp.arange(x_BLD.shape[1])[:, None] < lengths_B[None, :]
   x_LBD = jnp.swapaxes(x_BLD, 0, 1).astype(dtype)
-  run = recurrence if implementation == "custom_vjp" else _autodiff_recurrence
   weights = (params["weight_ih"].T, params["weight_hh"].T, params["bias_ih"], params["bias_hh"])
   weights = tuple(w.astype(dtype) for w in weights)
-  if kind == "lstm" and implementation == "custom_vjp":
+  if implementation == "autodiff":
+    y_LBH, final = _autodiff_recurrence(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
+  elif kind == "lstm":
     y_LBH, final = lstm_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
-  elif kind == "gru" and implementation == "custom_vjp":
+  elif kind == "gru":
     y_LBH, final = gru_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
   else:
-    y_LBH, final = run(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
+    y_LBH, final = elman_recurrence(kind == "rnn_relu", unroll, weights, x_LBD, carry0, valid_LB)
   y_BLH = jnp.swapaxes(y_LBH, 0, 1).astype(dtype)
   if reverse:
     y_BLH = reverse_prefix_BL(y_BLH, lengths_B)
