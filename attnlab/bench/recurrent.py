@@ -160,6 +160,8 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
   parser.add_argument("--hidden", type=int, default=256)
   parser.add_argument("--lru_state", type=int, default=256, help="LRU state_size")
   parser.add_argument("--no_torch", action="store_true")
+  parser.add_argument("--torch_threads", type=int, default=0,
+                      help="PyTorch intra-op threads; 0: all cores, as JAX uses (1 on a shared machine)")
   args = parser.parse_args(argv)
   if args.quick:
     args.repeats, args.batch, args.length, args.long_length, args.long_batch = 3, 8, 64, 512, 8
@@ -168,7 +170,7 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
   if not args.no_torch:
     try:
       import torch  # noqa: F811 -- a reference only, never imported by attnlab proper
-      torch.set_num_threads(os.cpu_count())
+      torch.set_num_threads(args.torch_threads or os.cpu_count())
     except ImportError:
       torch = None
   notes = [] if torch is not None else ["torch: not importable or --no_torch, PyTorch rows skipped"]

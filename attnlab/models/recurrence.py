@@ -1,0 +1,327 @@
+"""The time loops of the classic cells with hand-written backward passes (used by ``recurrent.RNN``).
+
+``elman_recurrence``, ``lstm_recurrence`` and ``gru_recurrence`` run one direction of one layer over
+time-major inputs ``x_LBD``. Forward: one matmul per step [x_t, h] [W_ih | W_hh]^T (two for the GRU,
+whose reset gate needs W_hn h apart), saving the activated gates (and the LSTM's c), so the backward
+loop recomputes no matmul and no transcendental: per step only the gate gradients and the one
+unavoidable matmul dh_prev = dg W_hh; the weight and input gradients are big matmuls over all steps
+after it, in the dot form XLA:CPU runs fastest (``_weight_grads``). ``autodiff_recurrence`` is the
+plain scan differentiated by JAX, the reference the tests compare the hand-written passes against.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+def _masked(new, y_BH, carry, valid_B):
+  """Past a sequence's end the carry is frozen and the output is zero."""
+  if valid_B is None:
+    return new, y_BH
+  new = tuple(jnp.where(valid_B[:, None], n, c) for n, c in zip(new, carry))
+  return new, jnp.where(valid_B[:, None], y_BH, 0.0)
+
+
+def _project(fused, w_x_DG, w_h_HG, b_x_G, b_h_G, x_BD, h_BH):
+  """Pre-activations (gx, gh) of one step; fused: one matmul [x, h] [w_x; w_h] and gh = None."""
+  h_BH = h_BH.astype(w_h_HG.dtype)
+  if fused:
+    xh_BK = jnp.concatenate([x_BD, h_BH], axis=-1)
+    w_KG = jnp.concatenate([w_x_DG, w_h_HG], axis=0)  # loop-invariant: XLA hoists it
+    return (jnp.dot(xh_BK, w_KG) + (b_x_G + b_h_G)[None]).astype(jnp.float32), None
+  gx_BG = jnp.dot(x_BD, w_x_DG) + b_x_G[None]
+  gh_BG = jnp.dot(h_BH, w_h_HG) + b_h_G[None]
+  return gx_BG.astype(jnp.float32), gh_BG.astype(jnp.float32)
+
+
+def _forward(combine, fused, unroll, weights, x_LBD, carry0, valid_LB):
+  """The plain scan: (y_LBH, final carry, carries before each step, (gx_LBG, gh_LBG or None))."""
+
+  def body(carry, inputs):
+    x_BD, valid_B = inputs
+    gx_BG, gh_BG = _project(fused, *weights, x_BD, carry[0])
+    new, y_BH = _masked(*combine(carry, gx_BG, gh_BG), carry, valid_B)
+    return new, (y_BH, carry, (gx_BG, gh_BG))
+
+  final, (y_LBH, prev, pre) = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
+  return y_LBH, final, prev, pre
+
+
+def _weight_grads(x_2d, dgx_2d, h_2d, dgh_2d):
+  """x^T dgx and h^T dgh, [K, G] each, over all (time, batch) rows.
+
+  The barrier keeps XLA from folding the caller's transpose back to PyTorch's [G, K] layout into the
+  dot: XLA:CPU runs that transposed-operand form (contracting the leading dim into a [G, K] result)
+  about 1.7x (W_hh) to 4x (W_ih) slower than this one plus a small transpose.
+  """
+  return jax.lax.optimization_barrier((jnp.dot(x_2d.T, dgx_2d), jnp.dot(h_2d.T, dgh_2d)))
+
+
+def _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB):
+  """The LSTM scan saving what its backward needs: (y_LBH, final, acts_LBG, c_LBH).
+
+  ``acts`` holds the activated gates [sigmoid i, sigmoid f, tanh g, sigmoid o] and ``c`` the cell
+  state after each step, so the backward pass recomputes no matmul and no gate.
+  """
+  w_x_DG, w_h_HG, b_x_G, b_h_G = weights
+  # One transcendental per gate: sigmoid(z) = (1 + tanh(z / 2)) / 2, with the 1/2 folded into the
+  # weights, so every gate column is acts = scale tanh(z') + shift (1/2 and 1/2, or 1 and 0 for g).
+  hidden = w_h_HG.shape[0]
+  is_g_G = jnp.arange(4 * hidden) // hidden == 2
+  scale_G = jnp.where(is_g_G, 1.0, 0.5)
+  shift_G = jnp.where(is_g_G, 0.0, 0.5)
+  w_KG = (jnp.concatenate([w_x_DG, w_h_HG], axis=0) * scale_G[None].astype(w_h_HG.dtype))
+  b_G = (b_x_G + b_h_G).astype(jnp.float32) * scale_G
+
+  def body(carry, inputs):
+    h_BH, c_BH = carry
+    x_BD, valid_B = inputs
+    xh_BK = jnp.concatenate([x_BD, h_BH.astype(w_KG.dtype)], axis=-1)
+    z_BG = jnp.dot(xh_BK, w_KG).astype(jnp.float32) + b_G[None]
+    acts_BG = scale_G[None] * jnp.tanh(z_BG) + shift_G[None]
+    i_BH, f_BH, g_BH, o_BH = jnp.split(acts_BG, 4, axis=-1)
+    c_new = f_BH * c_BH + i_BH * g_BH
+    tanh_c = jnp.tanh(c_new)
+    h_new = o_BH * tanh_c
+    new, y_BH = _masked((h_new, c_new), h_new, carry, valid_B)
+    return new, (y_BH, acts_BG, new[1])
+
+  final, saved = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
+  return (saved[0], final) + tuple(saved[1:])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def lstm_recurrence(unroll: int, weights, x_LBD, carry0, valid_LB):
+  """``recurrence`` for the LSTM, with a backward pass that reuses the saved gates (faster)."""
+  return _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB)[:2]
+
+
+def _lstm_recurrence_fwd(unroll, weights, x_LBD, carry0, valid_LB):
+  y_LBH, final, acts_LBG, c_LBH = _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB)
+  return (y_LBH, final), (weights, x_LBD, carry0, y_LBH, acts_LBG, c_LBH, valid_LB)
+
+
+def _lstm_dgates(dh_BH, dc_BH, dy_BH, acts_BG, c_prev_BH, tanh_c_BH):
+  """Pre-activation gate gradients [B, 4H] (PyTorch's gate order) and dc_prev."""
+  i_BH, f_BH, g_BH, o_BH = jnp.split(acts_BG, 4, axis=-1)
+  dht_BH = dh_BH + dy_BH
+  dct_BH = dc_BH + dht_BH * o_BH * (1.0 - tanh_c_BH * tanh_c_BH)
+  dgates_BG = jnp.concatenate([dct_BH * g_BH * i_BH * (1.0 - i_BH),
+                               dct_BH * c_prev_BH * f_BH * (1.0 - f_BH),
+                               dct_BH * i_BH * (1.0 - g_BH * g_BH),
+                               dht_BH * tanh_c_BH * o_BH * (1.0 - o_BH)], axis=-1)
+  return dgates_BG, dct_BH * f_BH
+
+
+def _lstm_recurrence_bwd(unroll, res, cotangents):
+  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, carry0, y_LBH, acts_LBG, c_LBH, valid_LB = res
+  dy_LBH, dfinal = cotangents
+  dtype = w_h_HG.dtype
+  w_h_GH = w_h_HG.T
+  # The valid steps are a prefix of each row, so at every valid step the previous carry is the
+  # previous step's output (or the initial carry); invalid steps get zero gate gradients.
+  h_prev_LBH = jnp.concatenate([carry0[0][None], y_LBH[:-1]], axis=0)
+  c_prev_LBH = jnp.concatenate([carry0[1][None], c_LBH[:-1]], axis=0)
+
+  def body(dcarry, inputs):
+    dh_BH, dc_BH = dcarry
+    acts_BG, c_BH, c_prev_BH, dy_BH, valid_B = inputs
+    dy_BH = dy_BH.astype(jnp.float32)
+    if valid_B is not None:
+      dy_BH = jnp.where(valid_B[:, None], dy_BH, 0.0)
+    dgates_BG, dc_prev = _lstm_dgates(dh_BH, dc_BH, dy_BH, acts_BG, c_prev_BH, jnp.tanh(c_BH))
+    if valid_B is not None:  # past the end the carry's gradient passes through unchanged
+      dgates_BG = jnp.where(valid_B[:, None], dgates_BG, 0.0)
+      dc_prev = jnp.where(valid_B[:, None], dc_prev, dc_BH)
+    dgates_BG = dgates_BG.astype(dtype)
+    dh_prev = jnp.dot(dgates_BG, w_h_GH).astype(jnp.float32)
+    if valid_B is not None:
+      dh_prev = dh_prev + jnp.where(valid_B[:, None], 0.0, dh_BH)
+    return (dh_prev, dc_prev), dgates_BG
+
+  dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
+  dcarry0, dg_LBG = jax.lax.scan(body, dfinal, (acts_LBG, c_LBH, c_prev_LBH, dy_LBH, valid_LB),
+                                 reverse=True, unroll=unroll)
+  steps, batch, d = x_LBD.shape
+  x_2d = x_LBD.reshape(steps * batch, d)
+  h_2d = h_prev_LBH.astype(dtype).reshape(steps * batch, -1)
+  dg_2d = dg_LBG.reshape(steps * batch, -1)
+  db_G = jnp.sum(dg_2d.astype(jnp.float32), axis=0)
+  dw_x, dw_h = _weight_grads(x_2d, dg_2d, h_2d, dg_2d)
+  grads = (dw_x.astype(w_x_DG.dtype), dw_h.astype(dtype), db_G.astype(b_x_G.dtype),
+           db_G.astype(b_h_G.dtype))
+  dx_LBD = jnp.dot(dg_2d, w_x_DG.T).reshape(steps, batch, d).astype(x_LBD.dtype)
+  return grads, dx_LBD, dcarry0, None
+
+
+lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
+
+
+def _gru_forward(unroll, weights, x_LBD, carry0, valid_LB):
+  """The GRU scan saving its gates: (y_LBH, final, acts_LBG = [r, z, n, hn] per step).
+
+  hn = W_hn h + b_hn, the hidden share the reset gate multiplies. r and z go through one tanh
+  (sigmoid(z) = (1 + tanh(z / 2)) / 2, the 1/2 folded into the weights).
+  """
+  w_x_DG, w_h_HG, b_x_G, b_h_G = weights
+  hidden = w_h_HG.shape[0]
+  is_n_G = jnp.arange(3 * hidden) // hidden == 2
+  scale_G = jnp.where(is_n_G, 1.0, 0.5)
+  w_x_DG = w_x_DG * scale_G[None].astype(w_x_DG.dtype)
+  w_h_HG = w_h_HG * jnp.where(is_n_G, 1.0, 0.5)[None].astype(w_h_HG.dtype)
+  b_x_G = b_x_G.astype(jnp.float32) * scale_G
+  b_h_G = b_h_G.astype(jnp.float32) * scale_G
+
+  def body(carry, inputs):
+    (h_BH,) = carry
+    x_BD, valid_B = inputs
+    gx_BG = jnp.dot(x_BD, w_x_DG).astype(jnp.float32) + b_x_G[None]
+    gh_BG = jnp.dot(h_BH.astype(w_h_HG.dtype), w_h_HG).astype(jnp.float32) + b_h_G[None]
+    rz_B2H = 0.5 * jnp.tanh(gx_BG[:, :2 * hidden] + gh_BG[:, :2 * hidden]) + 0.5
+    r_BH, z_BH = rz_B2H[:, :hidden], rz_B2H[:, hidden:]
+    hn_BH = gh_BG[:, 2 * hidden:]
+    n_BH = jnp.tanh(gx_BG[:, 2 * hidden:] + r_BH * hn_BH)
+    h_new = (1.0 - z_BH) * n_BH + z_BH * h_BH
+    new, y_BH = _masked((h_new,), h_new, carry, valid_B)
+    return new, (y_BH, jnp.concatenate([rz_B2H, n_BH, hn_BH], axis=-1))
+
+  final, (y_LBH, acts_LBG) = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
+  return y_LBH, final, acts_LBG
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def gru_recurrence(unroll: int, weights, x_LBD, carry0, valid_LB):
+  """``recurrence`` for the GRU, with a backward pass that reuses the saved gates."""
+  return _gru_forward(unroll, weights, x_LBD, carry0, valid_LB)[:2]
+
+
+def _gru_recurrence_fwd(unroll, weights, x_LBD, carry0, valid_LB):
+  y_LBH, final, acts_LBG = _gru_forward(unroll, weights, x_LBD, carry0, valid_LB)
+  return (y_LBH, final), (weights, x_LBD, carry0, y_LBH, acts_LBG, valid_LB)
+
+
+def _gru_recurrence_bwd(unroll, res, cotangents):
+  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, carry0, y_LBH, acts_LBG, valid_LB = res
+  dy_LBH, dfinal = cotangents
+  dtype = w_h_HG.dtype
+  w_h_GH = w_h_HG.T
+  # Valid steps are a prefix of each row: there the previous carry is the previous output.
+  h_prev_LBH = jnp.concatenate([carry0[0][None], y_LBH[:-1]], axis=0)
+
+  def body(dcarry, inputs):
+    (dh_BH,) = dcarry
+    acts_BG, h_prev_BH, dy_BH, valid_B = inputs
+    r_BH, z_BH, n_BH, hn_BH = jnp.split(acts_BG, 4, axis=-1)
+    dy_BH = dy_BH.astype(jnp.float32)
+    if valid_B is not None:
+      dy_BH = jnp.where(valid_B[:, None], dy_BH, 0.0)
+    dht_BH = dh_BH + dy_BH
+    dn_BH = dht_BH * (1.0 - z_BH) * (1.0 - n_BH * n_BH)
+    dr_BH = dn_BH * hn_BH * r_BH * (1.0 - r_BH)
+    dz_BH = dht_BH * (h_prev_BH - n_BH) * z_BH * (1.0 - z_BH)
+    dgx_BG = jnp.concatenate([dr_BH, dz_BH, dn_BH], axis=-1)
+    dgh_BG = jnp.concatenate([dr_BH, dz_BH, dn_BH * r_BH], axis=-1)
+    dh_keep = dht_BH * z_BH
+    if valid_B is not None:  # past the end the carry's gradient passes through unchanged
+      dgx_BG = jnp.where(valid_B[:, None], dgx_BG, 0.0)
+      dgh_BG = jnp.where(valid_B[:, None], dgh_BG, 0.0)
+      dh_keep = jnp.where(valid_B[:, None], dh_keep, dh_BH)
+    dgx_BG, dgh_BG = dgx_BG.astype(dtype), dgh_BG.astype(dtype)
+    dh_prev = dh_keep + jnp.dot(dgh_BG, w_h_GH).astype(jnp.float32)
+    return (dh_prev,), (dgx_BG, dgh_BG)
+
+  dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
+  dcarry0, (dgx_LBG, dgh_LBG) = jax.lax.scan(body, dfinal, (acts_LBG, h_prev_LBH, dy_LBH, valid_LB),
+                                             reverse=True, unroll=unroll)
+  steps, batch, d = x_LBD.shape
+  x_2d = x_LBD.reshape(steps * batch, d)
+  h_2d = h_prev_LBH.astype(dtype).reshape(steps * batch, -1)
+  dgx_2d = dgx_LBG.reshape(steps * batch, -1)
+  dgh_2d = dgh_LBG.reshape(steps * batch, -1)
+  dw_x, dw_h = _weight_grads(x_2d, dgx_2d, h_2d, dgh_2d)
+  grads = (dw_x.astype(w_x_DG.dtype), dw_h.astype(dtype),
+           jnp.sum(dgx_2d.astype(jnp.float32), axis=0).astype(b_x_G.dtype),
+           jnp.sum(dgh_2d.astype(jnp.float32), axis=0).astype(b_h_G.dtype))
+  dx_LBD = jnp.dot(dgx_2d, w_x_DG.T).reshape(steps, batch, d).astype(x_LBD.dtype)
+  return grads, dx_LBD, dcarry0, None
+
+
+gru_recurrence.defvjp(_gru_recurrence_fwd, _gru_recurrence_bwd)
+
+
+def _elman_forward(relu, unroll, weights, x_LBD, carry0, valid_LB):
+  """The simple RNN scan, h' = act([x, h] [W_ih | W_hh]^T + b): (y_LBH, final)."""
+  w_x_DG, w_h_HG, b_x_G, b_h_G = weights
+  w_KG = jnp.concatenate([w_x_DG, w_h_HG], axis=0)
+  b_G = (b_x_G + b_h_G).astype(jnp.float32)
+
+  def body(carry, inputs):
+    x_BD, valid_B = inputs
+    xh_BK = jnp.concatenate([x_BD, carry[0].astype(w_KG.dtype)], axis=-1)
+    z_BH = jnp.dot(xh_BK, w_KG).astype(jnp.float32) + b_G[None]
+    h_BH = jax.nn.relu(z_BH) if relu else jnp.tanh(z_BH)
+    new, y_BH = _masked((h_BH,), h_BH, carry, valid_B)
+    return new, y_BH
+
+  final, y_LBH = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
+  return y_LBH, final
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def elman_recurrence(relu: bool, unroll: int, weights, x_LBD, carry0, valid_LB):
+  """``recurrence`` for the simple RNN: the backward needs only the outputs (act' from h)."""
+  return _elman_forward(relu, unroll, weights, x_LBD, carry0, valid_LB)
+
+
+def _elman_recurrence_fwd(relu, unroll, weights, x_LBD, carry0, valid_LB):
+  y_LBH, final = _elman_forward(relu, unroll, weights, x_LBD, carry0, valid_LB)
+  return (y_LBH, final), (weights, x_LBD, carry0, y_LBH, valid_LB)
+
+
+def _elman_recurrence_bwd(relu, unroll, res, cotangents):
+  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, carry0, y_LBH, valid_LB = res
+  dy_LBH, dfinal = cotangents
+  dtype = w_h_HG.dtype
+  w_h_GH = w_h_HG.T
+  # Valid steps are a prefix of each row: there the previous carry is the previous output.
+  h_prev_LBH = jnp.concatenate([carry0[0][None], y_LBH[:-1]], axis=0)
+
+  def body(dcarry, inputs):
+    (dh_BH,) = dcarry
+    h_BH, dy_BH, valid_B = inputs
+    dy_BH = dy_BH.astype(jnp.float32)
+    if valid_B is not None:
+      dy_BH = jnp.where(valid_B[:, None], dy_BH, 0.0)
+    dact_BH = (h_BH > 0.0).astype(jnp.float32) if relu else 1.0 - h_BH * h_BH
+    dz_BH = (dh_BH + dy_BH) * dact_BH
+    if valid_B is not None:
+      dz_BH = jnp.where(valid_B[:, None], dz_BH, 0.0)
+    dz_BH = dz_BH.astype(dtype)
+    dh_prev = jnp.dot(dz_BH, w_h_GH).astype(jnp.float32)
+    if valid_B is not None:  # past the end the carry's gradient passes through unchanged
+      dh_prev = dh_prev + jnp.where(valid_B[:, None], 0.0, dh_BH)
+    return (dh_prev,), dz_BH
+
+  dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
+  dcarry0, dz_LBH = jax.lax.scan(body, dfinal, (y_LBH, dy_LBH, valid_LB), reverse=True, unroll=unroll)
+  steps, batch, d = x_LBD.shape
+  x_2d = x_LBD.reshape(steps * batch, d)
+  h_2d = h_prev_LBH.astype(dtype).reshape(steps * batch, -1)
+  dz_2d = dz_LBH.reshape(steps * batch, -1)
+  db_G = jnp.sum(dz_2d.astype(jnp.float32), axis=0)
+  dw_x, dw_h = _weight_grads(x_2d, dz_2d, h_2d, dz_2d)
+  grads = (dw_x.astype(w_x_DG.dtype), dw_h.astype(dtype), db_G.astype(b_x_G.dtype),
+           db_G.astype(b_h_G.dtype))
+  dx_LBD = jnp.dot(dz_2d, w_x_DG.T).reshape(steps, batch, d).astype(x_LBD.dtype)
+  return grads, dx_LBD, dcarry0, None
+
+
+elman_recurrence.defvjp(_elman_recurrence_fwd, _elman_recurrence_bwd)
+
+
+def autodiff_recurrence(combine, fused, unroll, weights, x_LBD, carry0, valid_LB):
+  """The plain scan, differentiated by JAX (the reference for the hand-written backward passes)."""
+  y_LBH, final, _, _ = _forward(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
+  return y_LBH, final
