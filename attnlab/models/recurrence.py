@@ -59,6 +59,24 @@ def _weight_grads(x_2d, dgx_2d, h_2d, dgh_2d):
   return jax.lax.optimization_barrier((jnp.dot(x_2d.T, dgx_2d), jnp.dot(h_2d.T, dgh_2d)))
 
 
+def _after_loop_grads(w_x_DG, b_x_G, b_h_G, dtype, x_LBD, h_prev_LBH, dgx_LBG, dgh_LBG):
+  """Parameter and input gradients from the per-step gate gradients, as big matmuls over all steps.
+
+  ``dgx`` flows to W_ih, b_ih and x; ``dgh`` to W_hh and b_hh (the same array except for the GRU).
+  """
+  steps, batch, d = x_LBD.shape
+  x_2d = x_LBD.reshape(steps * batch, d)
+  h_2d = h_prev_LBH.astype(dtype).reshape(steps * batch, -1)
+  dgx_2d = dgx_LBG.reshape(steps * batch, -1)
+  dgh_2d = dgh_LBG.reshape(steps * batch, -1)
+  dw_x, dw_h = _weight_grads(x_2d, dgx_2d, h_2d, dgh_2d)
+  grads = (dw_x.astype(w_x_DG.dtype), dw_h.astype(dtype),
+           jnp.sum(dgx_2d.astype(jnp.float32), axis=0).astype(b_x_G.dtype),
+           jnp.sum(dgh_2d.astype(jnp.float32), axis=0).astype(b_h_G.dtype))
+  dx_LBD = jnp.dot(dgx_2d, w_x_DG.T).reshape(steps, batch, d).astype(x_LBD.dtype)
+  return grads, dx_LBD
+
+
 def _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB):
   """The LSTM scan saving what its backward needs: (y_LBH, final, acts_LBG, c_LBH).
 
@@ -144,15 +162,7 @@ def _lstm_recurrence_bwd(unroll, res, cotangents):
   dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
   dcarry0, dg_LBG = jax.lax.scan(body, dfinal, (acts_LBG, c_LBH, c_prev_LBH, dy_LBH, valid_LB),
                                  reverse=True, unroll=unroll)
-  steps, batch, d = x_LBD.shape
-  x_2d = x_LBD.reshape(steps * batch, d)
-  h_2d = h_prev_LBH.astype(dtype).reshape(steps * batch, -1)
-  dg_2d = dg_LBG.reshape(steps * batch, -1)
-  db_G = jnp.sum(dg_2d.astype(jnp.float32), axis=0)
-  dw_x, dw_h = _weight_grads(x_2d, dg_2d, h_2d, dg_2d)
-  grads = (dw_x.astype(w_x_DG.dtype), dw_h.astype(dtype), db_G.astype(b_x_G.dtype),
-           db_G.astype(b_h_G.dtype))
-  dx_LBD = jnp.dot(dg_2d, w_x_DG.T).reshape(steps, batch, d).astype(x_LBD.dtype)
+  grads, dx_LBD = _after_loop_grads(w_x_DG, b_x_G, b_h_G, dtype, x_LBD, h_prev_LBH, dg_LBG, dg_LBG)
   return grads, dx_LBD, dcarry0, None
 
 
@@ -235,16 +245,8 @@ def _gru_recurrence_bwd(unroll, res, cotangents):
   dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
   dcarry0, (dgx_LBG, dgh_LBG) = jax.lax.scan(body, dfinal, (acts_LBG, h_prev_LBH, dy_LBH, valid_LB),
                                              reverse=True, unroll=unroll)
-  steps, batch, d = x_LBD.shape
-  x_2d = x_LBD.reshape(steps * batch, d)
-  h_2d = h_prev_LBH.astype(dtype).reshape(steps * batch, -1)
-  dgx_2d = dgx_LBG.reshape(steps * batch, -1)
-  dgh_2d = dgh_LBG.reshape(steps * batch, -1)
-  dw_x, dw_h = _weight_grads(x_2d, dgx_2d, h_2d, dgh_2d)
-  grads = (dw_x.astype(w_x_DG.dtype), dw_h.astype(dtype),
-           jnp.sum(dgx_2d.astype(jnp.float32), axis=0).astype(b_x_G.dtype),
-           jnp.sum(dgh_2d.astype(jnp.float32), axis=0).astype(b_h_G.dtype))
-  dx_LBD = jnp.dot(dgx_2d, w_x_DG.T).reshape(steps, batch, d).astype(x_LBD.dtype)
+  grads, dx_LBD = _after_loop_grads(w_x_DG, b_x_G, b_h_G, dtype, x_LBD, h_prev_LBH,
+                                    dgx_LBG, dgh_LBG)
   return grads, dx_LBD, dcarry0, None
 
 
@@ -306,15 +308,7 @@ def _elman_recurrence_bwd(relu, unroll, res, cotangents):
 
   dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
   dcarry0, dz_LBH = jax.lax.scan(body, dfinal, (y_LBH, dy_LBH, valid_LB), reverse=True, unroll=unroll)
-  steps, batch, d = x_LBD.shape
-  x_2d = x_LBD.reshape(steps * batch, d)
-  h_2d = h_prev_LBH.astype(dtype).reshape(steps * batch, -1)
-  dz_2d = dz_LBH.reshape(steps * batch, -1)
-  db_G = jnp.sum(dz_2d.astype(jnp.float32), axis=0)
-  dw_x, dw_h = _weight_grads(x_2d, dz_2d, h_2d, dz_2d)
-  grads = (dw_x.astype(w_x_DG.dtype), dw_h.astype(dtype), db_G.astype(b_x_G.dtype),
-           db_G.astype(b_h_G.dtype))
-  dx_LBD = jnp.dot(dz_2d, w_x_DG.T).reshape(steps, batch, d).astype(x_LBD.dtype)
+  grads, dx_LBD = _after_loop_grads(w_x_DG, b_x_G, b_h_G, dtype, x_LBD, h_prev_LBH, dz_LBH, dz_LBH)
   return grads, dx_LBD, dcarry0, None
 
 
