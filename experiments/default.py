@@ -68,12 +68,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   length = max(8 if args["smoke"] else 32, task_min)
   c.train_min_length = length
   c.train_max_length = length
-  c.eval_lengths = [length, 2 * length]
+  c.eval_lengths = (length, 2 * length)  # a tuple: overridable as --config.eval_lengths=64,128
   c.batch_size = 32
   c.num_steps = 2000
   c.seed = 0  # parameter init (and dropout)
   c.data_seed = 0  # training batches and lengths
-  c.eval_seed = 1234  # the fixed evaluation batches
+  c.eval_seed = 1234  # the fixed evaluation batches (and the seed of the tfds sets)
+  # "" = evaluate on batches sampled from eval_seed; a tfds data_dir = read the fixed sets that
+  # scripts/build_data.py --seed <eval_seed> built there (attnlab/train/eval_sets.py).
+  c.eval_data_dir = ""
   c.optimizer = ml_collections.ConfigDict(dict(
       name="adamw", learning_rate=1e-3, warmup_steps=100, decay="cosine", weight_decay=0.01,
       clip_norm=1.0, grad_accum_steps=1, momentum=0.9))  # momentum: sgd only

@@ -14,7 +14,7 @@ import numpy as np
 
 from attnlab.train import checkpoint as checkpoint_lib
 from attnlab.train import config as config_lib
-from attnlab.train import loop, models, optim, parallel
+from attnlab.train import eval_sets, loop, models, optim, parallel
 from attnlab.train import state as state_lib
 
 
@@ -129,16 +129,17 @@ def evaluate_lengths(run: Run, lengths: Sequence[int], *, batch_size: int | None
                      num_batches: int | None = None) -> dict:
   """``{"step", "lengths": {"64": {metric: value}}, "mean": {metric: mean over lengths}}``.
 
-  Uses the training run's evaluation batches (``eval_seed``, ``batch_size``, ``eval_batches``
-  unless overridden), so at a trained length it reproduces the logged evaluation.
+  Uses the training run's evaluation data (the tfds sets under ``eval_data_dir``, or batches
+  sampled from ``eval_seed``; ``batch_size`` and ``eval_batches`` unless overridden), so at a
+  trained length it reproduces the logged evaluation.
   """
   lengths = check_lengths(run, lengths)
   config = run.config
   mesh = run.mesh if config.parallelism == "jit" else None
-  eval_fn = parallel.make_eval_fn(
-      run.setup.task, mesh=mesh, batch_size=batch_size or config.batch_size,
-      num_batches=num_batches or config.eval_batches, eval_seed=config.eval_seed)
-  record = loop.evaluate(eval_fn, run.state, lengths, run.step)
+  sizes = dict(batch_size=batch_size, num_batches=num_batches)
+  sets = eval_sets.read(config, run.setup.task, lengths, **sizes)
+  evaluation = eval_sets.make(config, run.setup.task, mesh, sets, **sizes)
+  record = loop.evaluate(evaluation, run.state, lengths, run.step)
   record["mean"] = loop.mean_over_lengths(record)
   return record
 

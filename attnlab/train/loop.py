@@ -22,6 +22,7 @@ import numpy as np
 from attnlab.tasks import lengths as lengths_lib
 from attnlab.train import checkpoint as checkpoint_lib
 from attnlab.train import config as config_lib
+from attnlab.train import eval_sets
 from attnlab.train import models, optim, parallel
 from attnlab.train import state as state_lib
 from attnlab.train import writer as writer_lib
@@ -88,6 +89,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
                setup.model_fields)
   checkpoint_lib.check_config(workdir, config.to_dict(), overwrite=overwrite,
                               allow_mismatch=allow_mismatch)
+  eval_data = eval_sets.read(config, task, setup.eval_lengths)  # a missing set raises here
   lead = jax.process_index() == 0
 
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
@@ -114,13 +116,10 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
       task, parallelism=config.parallelism, mesh=mesh, batch_size=config.batch_size,
       data_seed=config.data_seed, seed=config.seed,
       accum_steps=config.optimizer.grad_accum_steps)
-  eval_fn = parallel.make_eval_fn(
-      task, mesh=mesh if config.parallelism == "jit" else None, batch_size=config.batch_size,
-      num_batches=config.eval_batches, eval_seed=config.eval_seed)
   saveable = lambda s: parallel.to_saveable(s, config.parallelism)  # noqa: E731
-  # Compile evaluation up front: a shape error shows at start, and no compile lands mid-run.
-  compiled = {n: eval_fn.lower(saveable(state), n).compile() for n in setup.eval_lengths}
-  run_eval = lambda s, n: compiled[n](s)  # noqa: E731
+  evaluation = eval_sets.make(config, task, mesh if config.parallelism == "jit" else None,
+                              eval_data)
+  run_eval = evaluation.compile(saveable(state), setup.eval_lengths)
 
   writer = writer_lib.MetricWriter(workdir, enabled=lead, total_steps=config.num_steps,
                                    initial_step=start)

@@ -111,6 +111,16 @@ def make_train_fn(task, *, parallelism: str, mesh: Mesh, batch_size: int, data_s
                  out_shardings=(replicated, replicated))
 
 
+def _mean_metrics(per_batch):
+  return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), per_batch)
+
+
+def _jit_eval(fn, mesh: Mesh | None, **kwargs):
+  if mesh is None:
+    return jax.jit(fn, **kwargs)
+  return jax.jit(fn, out_shardings=NamedSharding(mesh, P()), **kwargs)
+
+
 def make_eval_fn(task, *, mesh: Mesh | None, batch_size: int, num_batches: int, eval_seed: int):
   """``fn(state, length) -> metrics`` averaged over ``num_batches`` fixed batches of ``length``."""
   eval_rng = jax.random.PRNGKey(eval_seed)
@@ -122,12 +132,19 @@ def make_eval_fn(task, *, mesh: Mesh | None, batch_size: int, num_batches: int, 
       if mesh is not None:
         batch = jax.lax.with_sharding_constraint(batch, NamedSharding(mesh, P(AXIS)))
       return step_lib.eval_step(state, batch)
-    per_batch = jax.lax.map(one, jnp.arange(num_batches))
-    return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), per_batch)
+    return _mean_metrics(jax.lax.map(one, jnp.arange(num_batches)))
 
-  if mesh is None:
-    return jax.jit(fn, static_argnums=1)
-  return jax.jit(fn, static_argnums=1, out_shardings=NamedSharding(mesh, P()))
+  return _jit_eval(fn, mesh, static_argnums=1)
+
+
+def make_data_eval_fn(*, mesh: Mesh | None):
+  """``fn(state, batches) -> metrics`` averaged over given batches (leading axis: batch index),
+  as ``eval_sets.load`` reads them; one compile per length."""
+
+  def fn(state, batches):
+    return _mean_metrics(jax.lax.map(lambda b: step_lib.eval_step(state, b), batches))
+
+  return _jit_eval(fn, mesh)
 
 
 def host_scalars(metrics) -> dict:
