@@ -4,9 +4,13 @@ Input of length L: ``num_kv_pairs`` key-value pairs ``k1 v1 .. kn vn`` (distinct
 region of L - 2n positions, BLANK except for ``num_queries`` distinct keys placed at distinct even
 offsets of the region (as in Zoology, so queries never touch). At each query position the target is
 the value paired with that key (per-token, token ids, mask 1 there only): a causal model answers each
-query as soon as it sees it. Decision: query offsets are uniform over the even offsets (Zoology draws
-gaps from a power law; uniform makes every distance equally likely). ``noise_rate`` puts distractors
-on the blank positions of the query region (noise.py).
+query as soon as it sees it. ``gap_power`` chooses where the queries go: 0 (the default) makes every
+set of even offsets equally likely, so every distance is; a > 0 is Zoology's rule, which draws the
+offsets 2g (g = 0, 1, ..) without replacement with weights (g + 1)^(a - 1) (their ``power_a`` = 0.01:
+most queries land right after the pairs, a few far away). Weighted sampling without replacement is
+the Gumbel-top-k trick (the q largest log w_g + Gumbel noise), which draws exactly like successive
+weighted draws. ``noise_rate`` puts distractors on the blank positions of the query region
+(noise.py).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class MQARConfig:
   num_keys: int = 64  # key alphabet (>= num_kv_pairs, keys in a sequence are distinct)
   num_values: int = 64  # value alphabet
   noise_rate: float = 0.0  # probability that a blank query-region position becomes a distractor
+  gap_power: float = 0.0  # 0: uniform query offsets; a > 0: weights (g + 1)^(a - 1) (Zoology: 0.01)
 
   def __post_init__(self):
     common.check_at_least("num_kv_pairs", self.num_kv_pairs, 1)
@@ -41,11 +46,27 @@ class MQARConfig:
                           "vocabulary too small: a sequence needs num_kv_pairs distinct keys")
     common.check_at_least("num_values", self.num_values, 2, "the answer must carry information")
     common.check_noise_rate(self.noise_rate)
+    if not 0.0 <= self.gap_power <= 1.0:
+      raise ValueError(f"gap_power={self.gap_power}; allowed: 0 (uniform) or (0, 1] (power law, "
+                       f"Zoology uses 0.01; 1 is uniform too)")
 
 
 def min_length(config: MQARConfig) -> int:
   q = config.num_queries or config.num_kv_pairs
   return 2 * config.num_kv_pairs + 2 * q - 1
+
+
+def gap_weights(slots: int, power: float) -> jax.Array:
+  """Zoology's unnormalised weights of query offsets 2g, g = 0 .. slots - 1."""
+  return jnp.arange(1, slots + 1, dtype=jnp.float32) ** (power - 1.0)
+
+
+def power_law_mask(rng: jax.Array, batch_size: int, slots: int, count: int,
+                   power: float) -> jax.Array:
+  """bool[B, slots], ``count`` True per row, drawn without replacement by ``gap_weights``."""
+  scores_BS = jnp.log(gap_weights(slots, power))[None] + jax.random.gumbel(rng, (batch_size, slots))
+  _, top_BQ = jax.lax.top_k(scores_BS, count)
+  return jnp.zeros((batch_size, slots), bool).at[jnp.arange(batch_size)[:, None], top_BQ].set(True)
 
 
 def sample(config: MQARConfig, rng: jax.Array, batch_size: int, length: int) -> dict:
@@ -56,7 +77,10 @@ def sample(config: MQARConfig, rng: jax.Array, batch_size: int, length: int) -> 
   pair_rng, slot_rng, which_rng, noise_rng = jax.random.split(rng, 4)
   keys_BN, values_BN = key_value_pairs(pair_rng, batch_size, n, config.num_keys, config.num_values)
   slots = (length - 2 * n + 1) // 2  # even offsets of the query region
-  chosen_BS = common.choose_mask(slot_rng, batch_size, slots, q)
+  if config.gap_power:
+    chosen_BS = power_law_mask(slot_rng, batch_size, slots, q, config.gap_power)
+  else:
+    chosen_BS = common.choose_mask(slot_rng, batch_size, slots, q)
   which_BQ = common.distinct_symbols(which_rng, batch_size, n, q)  # which pairs are queried
   query_BS = common.place_in_order(chosen_BS, jnp.take_along_axis(keys_BN, which_BQ, axis=1), 0)
   answer_BS = common.place_in_order(chosen_BS, jnp.take_along_axis(values_BN, which_BQ, axis=1), 0)
