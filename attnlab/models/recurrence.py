@@ -2,11 +2,14 @@
 
 ``elman_recurrence``, ``lstm_recurrence`` and ``gru_recurrence`` run one direction of one layer over
 time-major inputs ``x_LBD``. Forward: one matmul per step [x_t, h] [W_ih | W_hh]^T (two for the GRU,
-whose reset gate needs W_hn h apart), saving the activated gates (and the LSTM's c), so the backward
-loop recomputes no matmul and no transcendental: per step only the gate gradients and the one
-unavoidable matmul dh_prev = dg W_hh; the weight and input gradients are big matmuls over all steps
-after it, in the dot form XLA:CPU runs fastest (``_weight_grads``). ``autodiff_recurrence`` is the
-plain scan differentiated by JAX, the reference the tests compare the hand-written passes against.
+whose reset gate needs W_hn h apart), saving what the backward needs (the GRU's activated gates, the
+LSTM's gate-gradient factors), so the backward loop recomputes no matmul and no transcendental: per
+step only the gate gradients and the one unavoidable matmul dh_prev = dg W_hh; the weight and input
+gradients are big matmuls over all steps after it, in the dot form XLA:CPU runs fastest
+(``_weight_grads``). The LSTM's backward writes dg over its saved factors in place: XLA:CPU
+page-faults fresh temporary memory on every call, so a buffer less is time saved.
+``autodiff_recurrence`` is the plain scan differentiated by JAX, the reference the tests compare the
+hand-written passes against.
 """
 
 from __future__ import annotations
@@ -78,10 +81,12 @@ def _after_loop_grads(w_x_DG, b_x_G, b_h_G, dtype, x_LBD, h_prev_LBH, dgx_LBG, d
 
 
 def _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB):
-  """The LSTM scan saving what its backward needs: (y_LBH, final, acts_LBG, c_LBH).
+  """The LSTM scan saving the factors of its gate gradients: (y_LBH, final, p_LBG, fq_LB2H).
 
-  ``acts`` holds the activated gates [sigmoid i, sigmoid f, tanh g, sigmoid o] and ``c`` the cell
-  state after each step, so the backward pass recomputes no matmul and no gate.
+  With dct the gradient reaching c_t and dht the one reaching h_t, the gate gradients are
+  [dct, dct, dct, dht] * p, p = [g i (1-i), c_prev f (1-f), i (1-g^2), tanh(c) o (1-o)], and
+  dct = dc + dht q, dc_prev = dct f, fq = [f, q = o (1-tanh(c)^2)]: the backward loop is a few
+  multiply-adds per element and one matmul, no transcendental and no concatenation.
   """
   w_x_DG, w_h_HG, b_x_G, b_h_G = weights
   # One transcendental per gate: sigmoid(z) = (1 + tanh(z / 2)) / 2, with the 1/2 folded into the
@@ -103,8 +108,11 @@ def _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB):
     c_new = f_BH * c_BH + i_BH * g_BH
     tanh_c = jnp.tanh(c_new)
     h_new = o_BH * tanh_c
+    p_BG = jnp.concatenate([g_BH * i_BH * (1.0 - i_BH), c_BH * f_BH * (1.0 - f_BH),
+                            i_BH * (1.0 - g_BH * g_BH), tanh_c * o_BH * (1.0 - o_BH)], axis=-1)
+    fq_B2H = jnp.concatenate([f_BH, o_BH * (1.0 - tanh_c * tanh_c)], axis=-1)
     new, y_BH = _masked((h_new, c_new), h_new, carry, valid_B)
-    return new, (y_BH, acts_BG, new[1])
+    return new, (y_BH, p_BG, fq_B2H)
 
   final, saved = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
   return (saved[0], final) + tuple(saved[1:])
@@ -112,58 +120,56 @@ def _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def lstm_recurrence(unroll: int, weights, x_LBD, carry0, valid_LB):
-  """``recurrence`` for the LSTM, with a backward pass that reuses the saved gates (faster)."""
+  """``recurrence`` for the LSTM, with a backward pass from saved gate-gradient factors (faster)."""
   return _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB)[:2]
 
 
 def _lstm_recurrence_fwd(unroll, weights, x_LBD, carry0, valid_LB):
-  y_LBH, final, acts_LBG, c_LBH = _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB)
-  return (y_LBH, final), (weights, x_LBD, carry0, y_LBH, acts_LBG, c_LBH, valid_LB)
-
-
-def _lstm_dgates(dh_BH, dc_BH, dy_BH, acts_BG, c_prev_BH, tanh_c_BH):
-  """Pre-activation gate gradients [B, 4H] (PyTorch's gate order) and dc_prev."""
-  i_BH, f_BH, g_BH, o_BH = jnp.split(acts_BG, 4, axis=-1)
-  dht_BH = dh_BH + dy_BH
-  dct_BH = dc_BH + dht_BH * o_BH * (1.0 - tanh_c_BH * tanh_c_BH)
-  dgates_BG = jnp.concatenate([dct_BH * g_BH * i_BH * (1.0 - i_BH),
-                               dct_BH * c_prev_BH * f_BH * (1.0 - f_BH),
-                               dct_BH * i_BH * (1.0 - g_BH * g_BH),
-                               dht_BH * tanh_c_BH * o_BH * (1.0 - o_BH)], axis=-1)
-  return dgates_BG, dct_BH * f_BH
+  y_LBH, final, p_LBG, fq_LB2H = _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB)
+  return (y_LBH, final), (weights, x_LBD, carry0, y_LBH, p_LBG, fq_LB2H, valid_LB)
 
 
 def _lstm_recurrence_bwd(unroll, res, cotangents):
-  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, carry0, y_LBH, acts_LBG, c_LBH, valid_LB = res
+  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, carry0, y_LBH, p_LBG, fq_LB2H, valid_LB = res
   dy_LBH, dfinal = cotangents
   dtype = w_h_HG.dtype
+  steps, hidden = x_LBD.shape[0], w_h_HG.shape[0]
   w_h_GH = w_h_HG.T
+  is_o_G = jnp.arange(4 * hidden) // hidden == 3
   # The valid steps are a prefix of each row, so at every valid step the previous carry is the
   # previous step's output (or the initial carry); invalid steps get zero gate gradients.
   h_prev_LBH = jnp.concatenate([carry0[0][None], y_LBH[:-1]], axis=0)
-  c_prev_LBH = jnp.concatenate([carry0[1][None], c_LBH[:-1]], axis=0)
 
-  def body(dcarry, inputs):
-    dh_BH, dc_BH = dcarry
-    acts_BG, c_BH, c_prev_BH, dy_BH, valid_B = inputs
-    dy_BH = dy_BH.astype(jnp.float32)
-    if valid_B is not None:
-      dy_BH = jnp.where(valid_B[:, None], dy_BH, 0.0)
-    dgates_BG, dc_prev = _lstm_dgates(dh_BH, dc_BH, dy_BH, acts_BG, c_prev_BH, jnp.tanh(c_BH))
-    if valid_B is not None:  # past the end the carry's gradient passes through unchanged
-      dgates_BG = jnp.where(valid_B[:, None], dgates_BG, 0.0)
-      dc_prev = jnp.where(valid_B[:, None], dc_prev, dc_BH)
-    dgates_BG = dgates_BG.astype(dtype)
-    dh_prev = jnp.dot(dgates_BG, w_h_GH).astype(jnp.float32)
-    if valid_B is not None:
-      dh_prev = dh_prev + jnp.where(valid_B[:, None], 0.0, dh_BH)
-    return (dh_prev, dc_prev), dgates_BG
+  def body(i, state):
+    # dg_t overwrites p_t in the same buffer: no second [L, B, 4H] array (XLA:CPU pays for fresh
+    # memory in page faults). XLA updates in place only if no other fusion reads p_t: so the matmul
+    # reads dg_t back from the buffer, dg_t has no select, and tiles replace a [B, 4, H] reshape
+    # (each of these otherwise made XLA recompute dg_t elsewhere and copy the buffer every step).
+    dh_BH, dc_BH, buf_LBG = state
+    t = steps - 1 - i
+    p_BG, fq_B2H, dy_BH = buf_LBG[t], fq_LB2H[t], dy_LBH[t].astype(jnp.float32)
+    f_BH, q_BH = fq_B2H[:, :hidden], fq_B2H[:, hidden:]
+    dht_BH = dh_BH + dy_BH
+    dct_BH = dc_BH + dht_BH * q_BH
+    dc_prev = dct_BH * f_BH
+    if valid_LB is not None:  # past the end: zero gate gradients, the carry's passes through
+      valid_B1 = valid_LB[t][:, None]
+      dht_BH = jnp.where(valid_B1, dht_BH, 0.0)
+      dct_BH = jnp.where(valid_B1, dct_BH, 0.0)
+      dc_prev = jnp.where(valid_B1, dc_prev, dc_BH)
+    # dg_t = p_t * 0 there (p is finite for finite inputs), so it needs no select of its own.
+    dgates_BG = p_BG * jnp.where(is_o_G[None], jnp.tile(dht_BH, (1, 4)), jnp.tile(dct_BH, (1, 4)))
+    buf_LBG = jax.lax.dynamic_update_index_in_dim(buf_LBG, dgates_BG, t, 0)
+    dh_prev = jnp.dot(buf_LBG[t].astype(dtype), w_h_GH).astype(jnp.float32)
+    if valid_LB is not None:
+      dh_prev = dh_prev + jnp.where(valid_B1, 0.0, dh_BH)
+    return dh_prev, dc_prev, buf_LBG
 
   dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
-  dcarry0, dg_LBG = jax.lax.scan(body, dfinal, (acts_LBG, c_LBH, c_prev_LBH, dy_LBH, valid_LB),
-                                 reverse=True, unroll=unroll)
-  grads, dx_LBD = _after_loop_grads(w_x_DG, b_x_G, b_h_G, dtype, x_LBD, h_prev_LBH, dg_LBG, dg_LBG)
-  return grads, dx_LBD, dcarry0, None
+  dh0, dc0, dg_LBG = jax.lax.fori_loop(0, steps, body, dfinal + (p_LBG,), unroll=unroll)
+  grads, dx_LBD = _after_loop_grads(w_x_DG, b_x_G, b_h_G, dtype, x_LBD, h_prev_LBH,
+                                    dg_LBG.astype(dtype), dg_LBG.astype(dtype))
+  return grads, dx_LBD, (dh0, dc0), None
 
 
 lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)

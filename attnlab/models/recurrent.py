@@ -9,8 +9,8 @@ Speed (see ``attnlab/bench/recurrent.py``): the time loop is a ``lax.scan`` with
 backward pass per cell kind (``attnlab.models.recurrence``: ``elman_recurrence``, ``lstm_recurrence``,
 ``gru_recurrence``). Forward,
 one matmul per step [x_t, h] [W_ih | W_hh]^T (two for the GRU, whose reset gate needs W_hn h apart);
-it saves the activated gates (and the LSTM's c), so the backward loop recomputes no matmul and no
-transcendental: per step only the gate gradients and the one unavoidable matmul dh_prev = dg W_hh,
+it saves the activated gates (the LSTM: its gate-gradient factors), so the backward loop recomputes no
+matmul and no transcendental: per step only the gate gradients and the one unavoidable matmul dh_prev = dg W_hh,
 with the weight and input gradients as big matmuls over all steps after it (in the dot form XLA:CPU
 runs fastest, ``_weight_grads``). Sigmoid gates use one tanh, sigmoid(z) = (1 + tanh(z / 2)) / 2.
 Hoisting the input projection out of the loop, unrolling, and a concatenate-free [B, 4, H] form of
