@@ -81,7 +81,10 @@ def _after_loop_grads(w_x_DG, b_x_G, b_h_G, dtype, x_LBD, h_prev_LBH, dgx_LBG, d
 
 
 def _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB):
-  """The LSTM scan saving the factors of its gate gradients: (y_LBH, final, p_LBG, fq_LB2H).
+  """The LSTM scan saving the factors of its gate gradients: (y_BLH, final, p_LBG, fq_LB2H).
+
+  y is written batch-major step by step, the layout the caller wants: no transpose of y, nor of its
+  cotangent in the backward pass.
 
   With dct the gradient reaching c_t and dht the one reaching h_t, the gate gradients are
   [dct, dct, dct, dht] * p, p = [g i (1-i), c_prev f (1-f), i (1-g^2), tanh(c) o (1-o)], and
@@ -98,9 +101,12 @@ def _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB):
   w_KG = (jnp.concatenate([w_x_DG, w_h_HG], axis=0) * scale_G[None].astype(w_h_HG.dtype))
   b_G = (b_x_G + b_h_G).astype(jnp.float32) * scale_G
 
-  def body(carry, inputs):
+  steps, batch, _ = x_LBD.shape
+
+  def body(state, inputs):
+    carry, y_BLH = state
     h_BH, c_BH = carry
-    x_BD, valid_B = inputs
+    x_BD, valid_B, t = inputs
     xh_BK = jnp.concatenate([x_BD, h_BH.astype(w_KG.dtype)], axis=-1)
     z_BG = jnp.dot(xh_BK, w_KG).astype(jnp.float32) + b_G[None]
     acts_BG = scale_G[None] * jnp.tanh(z_BG) + shift_G[None]
@@ -112,33 +118,37 @@ def _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB):
                             i_BH * (1.0 - g_BH * g_BH), tanh_c * o_BH * (1.0 - o_BH)], axis=-1)
     fq_B2H = jnp.concatenate([f_BH, o_BH * (1.0 - tanh_c * tanh_c)], axis=-1)
     new, y_BH = _masked((h_new, c_new), h_new, carry, valid_B)
-    return new, (y_BH, p_BG, fq_B2H)
+    y_BLH = jax.lax.dynamic_update_index_in_dim(y_BLH, y_BH.astype(y_BLH.dtype), t, 1)
+    return (new, y_BLH), (p_BG, fq_B2H)
 
-  final, saved = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
-  return (saved[0], final) + tuple(saved[1:])
+  y_BLH = jnp.zeros((batch, steps, hidden), x_LBD.dtype)
+  (final, y_BLH), (p_LBG, fq_LB2H) = jax.lax.scan(
+      body, (carry0, y_BLH), (x_LBD, valid_LB, jnp.arange(steps)), unroll=unroll)
+  return y_BLH, final, p_LBG, fq_LB2H
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def lstm_recurrence(unroll: int, weights, x_LBD, carry0, valid_LB):
-  """``recurrence`` for the LSTM, with a backward pass from saved gate-gradient factors (faster)."""
+  """The LSTM's (y_BLH (batch-major, unlike the other cells'), final carry), hand-written backward."""
   return _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB)[:2]
 
 
 def _lstm_recurrence_fwd(unroll, weights, x_LBD, carry0, valid_LB):
-  y_LBH, final, p_LBG, fq_LB2H = _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB)
-  return (y_LBH, final), (weights, x_LBD, carry0, y_LBH, p_LBG, fq_LB2H, valid_LB)
+  y_BLH, final, p_LBG, fq_LB2H = _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB)
+  return (y_BLH, final), (weights, x_LBD, carry0, y_BLH, p_LBG, fq_LB2H, valid_LB)
 
 
 def _lstm_recurrence_bwd(unroll, res, cotangents):
-  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, carry0, y_LBH, p_LBG, fq_LB2H, valid_LB = res
-  dy_LBH, dfinal = cotangents
+  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, carry0, y_BLH, p_LBG, fq_LB2H, valid_LB = res
+  dy_BLH, dfinal = cotangents
   dtype = w_h_HG.dtype
   steps, hidden = x_LBD.shape[0], w_h_HG.shape[0]
   w_h_GH = w_h_HG.T
   is_o_G = jnp.arange(4 * hidden) // hidden == 3
   # The valid steps are a prefix of each row, so at every valid step the previous carry is the
   # previous step's output (or the initial carry); invalid steps get zero gate gradients.
-  h_prev_LBH = jnp.concatenate([carry0[0][None], y_LBH[:-1]], axis=0)
+  h_prev_LBH = jnp.concatenate([carry0[0][None].astype(y_BLH.dtype),
+                                jnp.swapaxes(y_BLH[:, :-1], 0, 1)], axis=0)
 
   def body(i, state):
     # dg_t overwrites p_t in the same buffer: no second [L, B, 4H] array (XLA:CPU pays for fresh
@@ -147,7 +157,8 @@ def _lstm_recurrence_bwd(unroll, res, cotangents):
     # (each of these otherwise made XLA recompute dg_t elsewhere and copy the buffer every step).
     dh_BH, dc_BH, buf_LBG = state
     t = steps - 1 - i
-    p_BG, fq_B2H, dy_BH = buf_LBG[t], fq_LB2H[t], dy_LBH[t].astype(jnp.float32)
+    p_BG, fq_B2H = buf_LBG[t], fq_LB2H[t]
+    dy_BH = jax.lax.dynamic_index_in_dim(dy_BLH, t, 1, keepdims=False).astype(jnp.float32)
     f_BH, q_BH = fq_B2H[:, :hidden], fq_B2H[:, hidden:]
     dht_BH = dh_BH + dy_BH
     dct_BH = dc_BH + dht_BH * q_BH

@@ -55,15 +55,19 @@ def run_direction(kind: str, params: dict, x_BLD, carry0, lengths_B, *, reverse:
   x_LBD = jnp.swapaxes(x_BLD, 0, 1).astype(dtype)
   weights = (params["weight_ih"].T, params["weight_hh"].T, params["bias_ih"], params["bias_hh"])
   weights = tuple(w.astype(dtype) for w in weights)
-  if implementation == "autodiff":
-    y_LBH, final = recurrence.autodiff_recurrence(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
-  elif kind == "lstm":
-    y_LBH, final = recurrence.lstm_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
-  elif kind == "gru":
-    y_LBH, final = recurrence.gru_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
+  if implementation == "custom_vjp" and kind == "lstm":  # y comes batch-major: no transposes of y, dy
+    y_BLH, final = recurrence.lstm_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
   else:
-    y_LBH, final = recurrence.elman_recurrence(kind == "rnn_relu", unroll, weights, x_LBD, carry0, valid_LB)
-  y_BLH = jnp.swapaxes(y_LBH, 0, 1).astype(dtype)
+    if implementation == "autodiff":
+      y_LBH, final = recurrence.autodiff_recurrence(combine, fused, unroll, weights, x_LBD, carry0,
+                                                    valid_LB)
+    elif kind == "gru":
+      y_LBH, final = recurrence.gru_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
+    else:
+      y_LBH, final = recurrence.elman_recurrence(kind == "rnn_relu", unroll, weights, x_LBD, carry0,
+                                                 valid_LB)
+    y_BLH = jnp.swapaxes(y_LBH, 0, 1)
+  y_BLH = y_BLH.astype(dtype)
   if reverse:
     y_BLH = reverse_prefix_BL(y_BLH, lengths_B)
   return y_BLH, final
