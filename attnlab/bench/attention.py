@@ -3,7 +3,9 @@
   python scripts/bench.py attention [--json FILE] [--lengths 256 1024 ...] [--impls naive chunked ...]
       [--causal both|yes|no] [--max_gb 16] [--repeats 3] [--timeout 900] [--quick]
 
-Batch 4, 8 heads, head dim 64, float32, loss = sum(out), gradients for q, k, v. Each configuration
+Batch 4, 8 heads, head dim 64, float32, loss = sum(out), gradients for q, k, v. ``median_s`` is wall
+time, ``cpu_s`` the process CPU time per step (all threads; on a shared machine the steadier figure,
+and wall ~ cpu_s / threads in use on an idle one). Each configuration
 runs in its own child process so that peak memory is its own: ``peak_mb`` is the child's peak RSS
 (``resource.getrusage``) minus the peak RSS of an idle child that imported the same libraries.
 Configurations predicted above ``--max_gb`` are skipped, and a child that dies (out of memory) or
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import time
 
 from attnlab.bench import timing
 
@@ -64,8 +68,12 @@ def _child(cfg: dict) -> dict:
 
     def step():
       return grad(q, kk, v)
-  median, times = timing.median_seconds(step, repeats=cfg["repeats"], warmup=1)
-  return {"median_s": median, "times": times,
+  timing.block(step())  # compile and warm up
+  cpu0 = time.process_time()
+  median, times = timing.median_seconds(step, repeats=cfg["repeats"], warmup=0)
+  # CPU seconds (all threads) per step: steadier than wall time on a shared machine.
+  cpu_s = (time.process_time() - cpu0) / cfg["repeats"]
+  return {"median_s": median, "times": times, "cpu_s": cpu_s,
           "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -132,12 +140,15 @@ def main(args: list[str], json_path: str | None) -> list[dict]:
     t = ref.get((r["length"], r["causal"]))
     if t and "median_s" in r:
       r["time_vs_torch"] = r["median_s"] / t["median_s"]
+      r["cpu_vs_torch"] = r["cpu_s"] / t["cpu_s"]
       r["mem_vs_torch"] = r["peak_mb"] / max(t["peak_mb"], 1.0)
   print(f"forward+backward, batch {opts.batch}, {opts.heads} heads, head dim {opts.head_dim}, float32;"
         f" median of {opts.repeats}; peak_mb = child peak RSS - idle child RSS "
-        f"(jax {idle['jax']:.0f} MB, torch {idle['torch']:.0f} MB)")
+        f"(jax {idle['jax']:.0f} MB, torch {idle['torch']:.0f} MB); cpu_s = CPU seconds per step; "
+        f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
   print(timing.format_table(records, ["impl", "length", "causal", "median_s", "time_vs_torch",
-                                      "peak_mb", "mem_vs_torch", "status"]))
+                                      "cpu_s", "cpu_vs_torch", "peak_mb", "mem_vs_torch",
+                                      "status"]))
   timing.write_json(json_path, records)
   return records
 
