@@ -129,7 +129,7 @@ def _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def lstm_recurrence(unroll: int, weights, x_LBD, carry0, valid_LB):
-  """The LSTM's (y_BLH (batch-major, unlike the other cells'), final carry), hand-written backward."""
+  """(y_BLH, final carry) of the LSTM, hand-written backward; y batch-major, unlike the others'."""
   return _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB)[:2]
 
 
