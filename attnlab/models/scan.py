@@ -14,6 +14,11 @@ forms have a hand-written backward pass, itself one reverse linear scan (g_t = d
 a_{t+1} g_{t+1}; dL/db_t = g_t, dL/da_t = g_t h_{t-1}), which is faster and lighter than
 differentiating through the scan tree.
 
+The layers call the time-major form (``linear_scan_time_major``: [L, B, ...] arrays, chunked
+scan without transposes, b's buffer overwritten by h); ``linear_scan`` is the batch-major form.
+On XLA:CPU the chunked runs are what makes either fast: a pure ``associative_scan`` (chunk = 0,
+kept selectable and tested) reads and writes every element a few dozen times in strided slices.
+
 Per-sequence lengths: positions t >= length are padding. The state stops changing there (as if
 a = 1, b = 0): the final state is h at length - 1 (h0 when length is 0), outputs there are zero.
 """
@@ -26,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 
-CHUNK = 64  # default time steps per sequential run inside the parallel scan (see _scan_time)
+CHUNK = 64  # default time steps per sequential run inside the parallel scan (see _scan_time_major)
 
 # An algebra is (compose coefficients, apply one step to a state, unit coefficient, zero state):
 # h_t = a_t h_{t-1} + b_t in linear space, and the same on logarithms in log space.
@@ -86,6 +91,74 @@ def _scan_time(algebra, a, b, chunk, reverse=False):
 
   _, h_TCB = jax.lax.scan(run, h_in_CB, (a_TCB, b_TCB), reverse=reverse)
   return _from_chunks(h_TCB, length)
+
+
+def _scan_time_major(a, b, chunk, reverse=False):
+  """Zero-initialised inclusive scan over axis 0 of time-major [L, B, ...] arrays.
+
+  chunk = 0: one ``associative_scan``. chunk = T > 0: the sequence is cut into C = L / T runs
+  of T steps, viewed as [C, T, B, ...] (a free reshape). A first loop over the T steps composes
+  every run's total, all runs at once; an ``associative_scan`` over the C run totals gives the
+  state entering each run; a second loop over the T steps runs all runs from those states. Each
+  loop step reads and writes C slabs of one contiguous [B, ...] time step, so unlike the
+  batch-major form nothing is transposed.
+  """
+  combine = _combiner(_LINEAR)
+  if not chunk:
+    return jax.lax.associative_scan(combine, (a, b), reverse=reverse, axis=0)[1]
+  length = b.shape[0]
+  pad = -length % chunk
+  if pad:
+    a = jnp.concatenate([a, jnp.ones((pad,) + a.shape[1:], a.dtype)])
+    b = jnp.concatenate([b, jnp.zeros((pad,) + b.shape[1:], b.dtype)])
+  a_CT, b_CT = (v.reshape((v.shape[0] // chunk, chunk) + v.shape[1:]) for v in (a, b))
+  at = lambda v, t: jax.lax.dynamic_index_in_dim(v, t, axis=1, keepdims=False)
+  step = (lambda i: chunk - 1 - i) if reverse else (lambda i: i)
+
+  def total(i, ab):
+    t = step(i)
+    return combine(ab, (at(a_CT, t), at(b_CT, t)))
+
+  ones = jnp.ones(a_CT.shape[:1] + a_CT.shape[2:], a.dtype)
+  zeros = jnp.zeros(b_CT.shape[:1] + b_CT.shape[2:], b.dtype)
+  a_C, b_C = jax.lax.fori_loop(0, chunk, total, (ones, zeros))
+  _, h_C = jax.lax.associative_scan(combine, (a_C, b_C), reverse=reverse, axis=0)
+  # The state entering each run is the inclusive result of the run before it (after, in reverse).
+  h = (jnp.concatenate([h_C[1:], zeros[:1]]) if reverse
+       else jnp.concatenate([zeros[:1], h_C[:-1]]))
+
+  def run(i, carry):
+    # h_t overwrites b_t once read: b's buffer becomes h's, no fresh full-size buffer.
+    h, h_CT = carry
+    t = step(i)
+    h = at(a_CT, t) * h + at(h_CT, t)
+    return h, jax.lax.dynamic_update_index_in_dim(h_CT, h, t, axis=1)
+
+  _, h_CT = jax.lax.fori_loop(0, chunk, run, (h, b_CT))
+  return h_CT.reshape((-1,) + b.shape[1:])[:length]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def scan_time_major(a, b, chunk=CHUNK):
+  """h_t = a_t h_{t-1} + b_t, h_{-1} = 0, over axis 0 of time-major arrays (a broadcasts)."""
+  return _scan_time_major(jnp.broadcast_to(a, b.shape[:1] + a.shape[1:]), b, chunk)
+
+
+def _scan_tm_fwd(a, b, chunk):
+  h = scan_time_major(a, b, chunk)
+  return h, (a, h)
+
+
+def _scan_tm_bwd(chunk, res, g_h):
+  a, h = res
+  a_full = jnp.broadcast_to(a, h.shape[:1] + a.shape[1:])
+  g = _scan_time_major(jnp.concatenate([a_full[1:], jnp.zeros_like(a_full[:1])]), g_h, chunk,
+                       reverse=True)
+  g_a = g * jnp.concatenate([jnp.zeros_like(h[:1]), h[:-1]])
+  return _sum_to_shape(g_a, a.shape), g
+
+
+scan_time_major.defvjp(_scan_tm_fwd, _scan_tm_bwd)
 
 
 def _sum_to_shape(x, shape):
@@ -182,6 +255,37 @@ def linear_scan(a, b, h0=None, lengths_B=None, chunk=CHUNK):
     b = b.at[:, 0].add(jnp.broadcast_to(a[:, 0], h0.shape) * h0)
   a = a.astype(b.dtype)
   return _finish(_scan(a, b, chunk), h0, lengths_B)
+
+
+def linear_scan_time_major(a, b, h0=None, chunk=CHUNK):
+  """``linear_scan``'s recurrence on time-major [L, B, ...] arrays; returns h time-major.
+
+  The layers' path: their inputs are transposed once (x, small) and their outputs once, while
+  every full-size intermediate (projections, gates, the scan and its backward pass) stays
+  time-major, where each time step is one contiguous slab.
+  """
+  a = a.astype(b.dtype)
+  if h0 is not None:
+    b = b.at[0].add(jnp.broadcast_to(a[0], h0.shape) * h0.astype(b.dtype))
+  return scan_time_major(a, b, chunk)
+
+
+def last_state_time_major(h_LB, h0, lengths_B):
+  """The final state of time-major h: h at length - 1 (h0, or zeros, when length is 0)."""
+  if lengths_B is None:
+    return h_LB[-1]
+  b = h_LB.shape[1]
+  idx = jnp.clip(lengths_B - 1, 0, h_LB.shape[0] - 1)
+  last = h_LB[idx, jnp.arange(b)]
+  empty = (lengths_B == 0).reshape((b,) + (1,) * (h_LB.ndim - 2))
+  return jnp.where(empty, jnp.zeros_like(last) if h0 is None else h0.astype(h_LB.dtype), last)
+
+
+def mask_outputs(y_BL, lengths_B):
+  """Zeros y_BL... at positions t >= length."""
+  if lengths_B is None:
+    return y_BL
+  return jnp.where(_valid(lengths_B, y_BL), y_BL, jnp.zeros_like(y_BL))
 
 
 def log_linear_scan(log_a, log_b, h0=None, lengths_B=None, chunk=CHUNK):

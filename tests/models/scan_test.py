@@ -141,3 +141,35 @@ def test_jit_equals_no_jit():
     jitted = jax.jit(fn)(a, b, h0, lengths)
     for e, j in zip(eager, jitted):
       np.testing.assert_allclose(np.asarray(e), np.asarray(j), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [0, 4])
+def test_time_major_equals_sequential_forward_and_gradients(chunk):
+  """The layers' time-major path, real gates and the LRU's broadcast complex coefficient."""
+  a, b, h0 = _inputs(3, 23, 5)
+  tm = lambda x: jnp.swapaxes(x, 0, 1)
+
+  def loss_tm(a, b, h0):
+    h = tm(scan.linear_scan_time_major(tm(a), tm(b), h0, chunk))
+    return _loss(lambda *_: (h, h[:, -1]), a, b, h0, None)
+
+  want = jax.jit(jax.value_and_grad(functools.partial(_loss, scan.sequential_scan),
+                                    argnums=(0, 1, 2)))(a, b, h0, None)
+  got = jax.jit(jax.value_and_grad(loss_tm, argnums=(0, 1, 2)))(a, b, h0)
+  jax.tree_util.tree_map(_close, got, want)
+  lam = jnp.exp(jax.lax.complex(jnp.full((5,), -0.05), jnp.linspace(0.1, 3.0, 5)))
+  bx = jax.lax.complex(b, a)
+  complex_loss = lambda fn: lambda lam, bx: jnp.sum(jnp.abs(fn(lam, bx)) ** 2)
+  seq = lambda lam, bx: scan.sequential_scan(
+      jnp.broadcast_to(lam.reshape(1, 1, 5), (1, 23, 5)), bx)[0]
+  par = lambda lam, bx: tm(scan.linear_scan_time_major(lam.reshape(1, 1, 5), tm(bx), None, chunk))
+  want = jax.jit(jax.value_and_grad(complex_loss(seq), argnums=(0, 1)))(lam, bx)
+  got = jax.jit(jax.value_and_grad(complex_loss(par), argnums=(0, 1)))(lam, bx)
+  jax.tree_util.tree_map(_close, got, want)
+
+
+def test_time_major_length_4096_equals_sequential():
+  a, b, h0 = _inputs(2, 4096, 3, seed=2)
+  tm = lambda x: jnp.swapaxes(x, 0, 1)
+  h = jax.jit(lambda a, b, h0: tm(scan.linear_scan_time_major(tm(a), tm(b), h0)))(a, b, h0)
+  _close(h, _sequential(a, b, h0)[0])
