@@ -91,20 +91,27 @@ class LRU(nn.Module):
     gamma_P = jnp.exp(gamma_log_P.astype(jnp.float32))
     kernel_DG = jnp.concatenate(
         [b_re_DP * gamma_P[None], b_im_DP * gamma_P[None], d_DH.astype(jnp.float32)], axis=1)
-    k_BLG = scan.project(x_BLD, kernel_DG, jnp.zeros((2 * p + h,), jnp.float32), self.dtype)
-    bx_BLP = jax.lax.complex(k_BLG[..., :p], k_BLG[..., p:2 * p])
+    h0_BP = None if initial_state_BP is None else jnp.asarray(initial_state_BP, jnp.complex64)
+    # lambda is the same at every step and in every sequence: the scans broadcast it.
     lam_11P = eigenvalues(nu_log_P.astype(jnp.float32),
                           theta_log_P.astype(jnp.float32)).reshape(1, 1, p)
-    # lambda is the same at every step and in every sequence: only [1, L, P] is ever formed.
-    a_1LP = jnp.broadcast_to(lam_11P, (1, x_BLD.shape[1], p))
-    h0_BP = None if initial_state_BP is None else jnp.asarray(initial_state_BP, jnp.complex64)
-    if self.mode == "linear":
-      h_BLP, last_BP = scan.linear_scan(a_1LP, bx_BLP, h0_BP, lengths_B, self.chunk)
-    else:
-      h_BLP, last_BP = scan.sequential_scan(a_1LP, bx_BLP, h0_BP, lengths_B)
-    # Re(C h) = Re(C) Re(h) - Im(C) Im(h): one real matmul over the stacked parts.
-    hh_BLQ = jnp.concatenate([jnp.real(h_BLP), jnp.imag(h_BLP)], axis=-1).astype(self.dtype)
     c_QH = jnp.concatenate([c_re_PH, -c_im_PH], axis=0).astype(self.dtype)
+    if self.mode == "linear":
+      # Time-major throughout (see scan.linear_scan_time_major): x in and y out are transposed.
+      k_LBG = scan.project(jnp.swapaxes(x_BLD, 0, 1), kernel_DG, jnp.zeros((2 * p + h,)),
+                           self.dtype)
+      bx_LBP = jax.lax.complex(k_LBG[..., :p], k_LBG[..., p:2 * p])
+      h_LBP = scan.linear_scan_time_major(lam_11P, bx_LBP, h0_BP, self.chunk)
+      last_BP = scan.last_state_time_major(h_LBP, h0_BP, lengths_B)
+      # Re(C h) = Re(C) Re(h) - Im(C) Im(h): one real matmul over the stacked parts.
+      hh_LBQ = jnp.concatenate([jnp.real(h_LBP), jnp.imag(h_LBP)], axis=-1).astype(self.dtype)
+      y_BLH = jnp.swapaxes(scan.matmul(hh_LBQ, c_QH, self.dtype) + k_LBG[..., 2 * p:], 0, 1)
+      return scan.mask_outputs(y_BLH, lengths_B).astype(self.dtype), last_BP
+    k_BLG = scan.project(x_BLD, kernel_DG, jnp.zeros((2 * p + h,), jnp.float32), self.dtype)
+    bx_BLP = jax.lax.complex(k_BLG[..., :p], k_BLG[..., p:2 * p])
+    a_1LP = jnp.broadcast_to(lam_11P, (1, x_BLD.shape[1], p))
+    h_BLP, last_BP = scan.sequential_scan(a_1LP, bx_BLP, h0_BP, lengths_B)
+    hh_BLQ = jnp.concatenate([jnp.real(h_BLP), jnp.imag(h_BLP)], axis=-1).astype(self.dtype)
     y_BLH = scan.matmul(hh_BLQ, c_QH, self.dtype)
     y_BLH = y_BLH + k_BLG[..., 2 * p:]
     if lengths_B is not None:

@@ -31,6 +31,12 @@ def log_g(x):
   return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-x))
 
 
+def gates(kz, kh):
+  """(a, b) = (1 - z, z h~) of the linear recurrence from the two projections."""
+  z = jax.nn.sigmoid(kz)
+  return 1.0 - z, z * g(kh)
+
+
 class MinGRU(nn.Module):
   """minGRU layer: ``(x_BLD, lengths_B=None, initial_state_BH=None) -> (y_BLH, final_state_BH)``.
 
@@ -58,6 +64,14 @@ class MinGRU(nn.Module):
     kernel_DG = self.param("kernel", nn.initializers.lecun_normal(),
                            (x_BLD.shape[-1], 2 * h), self.param_dtype)
     bias_G = self.param("bias", nn.initializers.zeros_init(), (2 * h,), self.param_dtype)
+    if self.mode == "linear":
+      # Time-major throughout (see scan.linear_scan_time_major): one transpose in, one out.
+      k_LBG = scan.project(jnp.swapaxes(x_BLD, 0, 1), kernel_DG, bias_G, self.dtype)
+      h_LBH = scan.linear_scan_time_major(*gates(k_LBG[..., :h], k_LBG[..., h:]),
+                                          initial_state_BH, self.chunk)
+      last_BH = scan.last_state_time_major(h_LBH, initial_state_BH, lengths_B)
+      y_BLH = scan.mask_outputs(jnp.swapaxes(h_LBH, 0, 1), lengths_B)
+      return y_BLH.astype(self.dtype), last_BH
     k_BLG = scan.project(x_BLD, kernel_DG, bias_G, self.dtype)
     kz_BLH, kh_BLH = k_BLG[..., :h], k_BLG[..., h:]
     if self.mode == "log":
@@ -65,10 +79,5 @@ class MinGRU(nn.Module):
       h_BLH, last_BH = scan.log_linear_scan(
           -sp_BLH, kz_BLH - sp_BLH + log_g(kh_BLH), initial_state_BH, lengths_B, self.chunk)
     else:
-      z_BLH = jax.nn.sigmoid(kz_BLH)
-      a_BLH, b_BLH = 1.0 - z_BLH, z_BLH * g(kh_BLH)
-      if self.mode == "linear":
-        h_BLH, last_BH = scan.linear_scan(a_BLH, b_BLH, initial_state_BH, lengths_B, self.chunk)
-      else:
-        h_BLH, last_BH = scan.sequential_scan(a_BLH, b_BLH, initial_state_BH, lengths_B)
+      h_BLH, last_BH = scan.sequential_scan(*gates(kz_BLH, kh_BLH), initial_state_BH, lengths_B)
     return h_BLH.astype(self.dtype), last_BH

@@ -23,6 +23,14 @@ from attnlab.models.mingru import g, log_g
 MODES = ("log", "linear", "sequential")  # log-space scan, plain (a, b) scan, step-by-step lax.scan
 
 
+def gates(k_G, hidden_size):
+  """(a, b) = (f', i' h~) of the linear recurrence from the fused projection [f, i, h~]."""
+  h = hidden_size
+  f, i = jax.nn.sigmoid(k_G[..., :h]), jax.nn.sigmoid(k_G[..., h:2 * h])
+  total = f + i
+  return f / total, i / total * g(k_G[..., 2 * h:])
+
+
 class MinLSTM(nn.Module):
   """minLSTM layer: ``(x_BLD, lengths_B=None, initial_state_BH=None) -> (y_BLH, final_state_BH)``.
 
@@ -50,6 +58,13 @@ class MinLSTM(nn.Module):
     kernel_DG = self.param("kernel", nn.initializers.lecun_normal(),
                            (x_BLD.shape[-1], 3 * h), self.param_dtype)
     bias_G = self.param("bias", nn.initializers.zeros_init(), (3 * h,), self.param_dtype)
+    if self.mode == "linear":
+      # Time-major throughout (see scan.linear_scan_time_major): one transpose in, one out.
+      k_LBG = scan.project(jnp.swapaxes(x_BLD, 0, 1), kernel_DG, bias_G, self.dtype)
+      h_LBH = scan.linear_scan_time_major(*gates(k_LBG, h), initial_state_BH, self.chunk)
+      last_BH = scan.last_state_time_major(h_LBH, initial_state_BH, lengths_B)
+      y_BLH = scan.mask_outputs(jnp.swapaxes(h_LBH, 0, 1), lengths_B)
+      return y_BLH.astype(self.dtype), last_BH
     k_BLG = scan.project(x_BLD, kernel_DG, bias_G, self.dtype)
     kf_BLH, ki_BLH, kh_BLH = k_BLG[..., :h], k_BLG[..., h:2 * h], k_BLG[..., 2 * h:]
     if self.mode == "log":
@@ -58,11 +73,5 @@ class MinLSTM(nn.Module):
           -jax.nn.softplus(d_BLH), -jax.nn.softplus(-d_BLH) + log_g(kh_BLH), initial_state_BH,
           lengths_B, self.chunk)
     else:
-      f_BLH, i_BLH = jax.nn.sigmoid(kf_BLH), jax.nn.sigmoid(ki_BLH)
-      total_BLH = f_BLH + i_BLH
-      a_BLH, b_BLH = f_BLH / total_BLH, i_BLH / total_BLH * g(kh_BLH)
-      if self.mode == "linear":
-        h_BLH, last_BH = scan.linear_scan(a_BLH, b_BLH, initial_state_BH, lengths_B, self.chunk)
-      else:
-        h_BLH, last_BH = scan.sequential_scan(a_BLH, b_BLH, initial_state_BH, lengths_B)
+      h_BLH, last_BH = scan.sequential_scan(*gates(k_BLG, h), initial_state_BH, lengths_B)
     return h_BLH.astype(self.dtype), last_BH
