@@ -2,12 +2,12 @@
 
 ``elman_recurrence``, ``lstm_recurrence`` and ``gru_recurrence`` run one direction of one layer over
 time-major inputs ``x_LBD``. Forward: one matmul per step [x_t, h] [W_ih | W_hh]^T (two for the GRU,
-whose reset gate needs W_hn h apart), saving what the backward needs (the GRU's activated gates, the
-LSTM's gate-gradient factors), so the backward loop recomputes no matmul and no transcendental: per
-step only the gate gradients and the one unavoidable matmul dh_prev = dg W_hh; the weight and input
-gradients are big matmuls over all steps after it, in the dot form XLA:CPU runs fastest
-(``_weight_grads``). The LSTM's backward writes dg over its saved factors in place: XLA:CPU
-page-faults fresh temporary memory on every call, so a buffer less is time saved.
+whose reset gate needs W_hn h apart), saving what the backward needs (the simple RNN: its outputs;
+the LSTM and GRU: their gate-gradient factors), so the backward loop recomputes no matmul and no
+transcendental: per step only the gate gradients and the one unavoidable matmul dh_prev = dg W_hh;
+the weight and input gradients are big matmuls over all steps after it, in the dot form XLA:CPU runs
+fastest (``_weight_grads``). The LSTM's and GRU's backward passes write dg over the saved factors in
+place: XLA:CPU page-faults fresh temporary memory on every call, so a buffer less is time saved.
 ``autodiff_recurrence`` is the plain scan differentiated by JAX, the reference the tests compare the
 hand-written passes against.
 """
@@ -187,10 +187,12 @@ lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
 
 
 def _gru_forward(unroll, weights, x_LBD, carry0, valid_LB):
-  """The GRU scan saving its gates: (y_LBH, final, acts_LBG = [r, z, n, hn] per step).
+  """The GRU scan saving its gate-gradient factors: (y_LBH, final, f_LBG, z_LBH).
 
-  hn = W_hn h + b_hn, the hidden share the reset gate multiplies. r and z go through one tanh
-  (sigmoid(z) = (1 + tanh(z / 2)) / 2, the 1/2 folded into the weights).
+  With dht the gradient reaching h_t and a = (1-z)(1-n^2): dr = dht a hn r(1-r), dz = dht (h-n)
+  z(1-z), dn = dht a, the reset-gated hidden share's dn r = dht a r, and dh_prev = dht z +
+  [dr, dz, dn r] W_hh. So f = [a hn r (1-r), (h-n) z (1-z), a r, a]: every gate gradient is dht
+  times a column block of f, blocks 0, 1, 2 for the hidden matmul, 0, 1, 3 for the input one.
   """
   w_x_DG, w_h_HG, b_x_G, b_h_G = weights
   hidden = w_h_HG.shape[0]
@@ -211,60 +213,68 @@ def _gru_forward(unroll, weights, x_LBD, carry0, valid_LB):
     hn_BH = gh_BG[:, 2 * hidden:]
     n_BH = jnp.tanh(gx_BG[:, 2 * hidden:] + r_BH * hn_BH)
     h_new = (1.0 - z_BH) * n_BH + z_BH * h_BH
+    a_BH = (1.0 - z_BH) * (1.0 - n_BH * n_BH)
+    f_BG = jnp.concatenate([a_BH * hn_BH * r_BH * (1.0 - r_BH), (h_BH - n_BH) * z_BH * (1.0 - z_BH),
+                            a_BH * r_BH, a_BH], axis=-1)
     new, y_BH = _masked((h_new,), h_new, carry, valid_B)
-    return new, (y_BH, jnp.concatenate([rz_B2H, n_BH, hn_BH], axis=-1))
+    return new, (y_BH, f_BG, z_BH)
 
-  final, (y_LBH, acts_LBG) = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
-  return y_LBH, final, acts_LBG
+  final, (y_LBH, f_LBG, z_LBH) = jax.lax.scan(body, carry0, (x_LBD, valid_LB), unroll=unroll)
+  return y_LBH, final, f_LBG, z_LBH
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def gru_recurrence(unroll: int, weights, x_LBD, carry0, valid_LB):
-  """``recurrence`` for the GRU, with a backward pass that reuses the saved gates."""
+  """``recurrence`` for the GRU, with a backward pass from saved gate-gradient factors."""
   return _gru_forward(unroll, weights, x_LBD, carry0, valid_LB)[:2]
 
 
 def _gru_recurrence_fwd(unroll, weights, x_LBD, carry0, valid_LB):
-  y_LBH, final, acts_LBG = _gru_forward(unroll, weights, x_LBD, carry0, valid_LB)
-  return (y_LBH, final), (weights, x_LBD, carry0, y_LBH, acts_LBG, valid_LB)
+  y_LBH, final, f_LBG, z_LBH = _gru_forward(unroll, weights, x_LBD, carry0, valid_LB)
+  return (y_LBH, final), (weights, x_LBD, carry0, y_LBH, f_LBG, z_LBH, valid_LB)
 
 
 def _gru_recurrence_bwd(unroll, res, cotangents):
-  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, carry0, y_LBH, acts_LBG, valid_LB = res
+  (w_x_DG, w_h_HG, b_x_G, b_h_G), x_LBD, carry0, y_LBH, f_LBG, z_LBH, valid_LB = res
   dy_LBH, dfinal = cotangents
   dtype = w_h_HG.dtype
+  steps, batch, d = x_LBD.shape
+  hidden = w_h_HG.shape[0]
   w_h_GH = w_h_HG.T
   # Valid steps are a prefix of each row: there the previous carry is the previous output.
   h_prev_LBH = jnp.concatenate([carry0[0][None], y_LBH[:-1]], axis=0)
 
-  def body(dcarry, inputs):
-    (dh_BH,) = dcarry
-    acts_BG, h_prev_BH, dy_BH, valid_B = inputs
-    r_BH, z_BH, n_BH, hn_BH = jnp.split(acts_BG, 4, axis=-1)
-    dy_BH = dy_BH.astype(jnp.float32)
-    if valid_B is not None:
-      dy_BH = jnp.where(valid_B[:, None], dy_BH, 0.0)
-    dht_BH = dh_BH + dy_BH
-    dn_BH = dht_BH * (1.0 - z_BH) * (1.0 - n_BH * n_BH)
-    dr_BH = dn_BH * hn_BH * r_BH * (1.0 - r_BH)
-    dz_BH = dht_BH * (h_prev_BH - n_BH) * z_BH * (1.0 - z_BH)
-    dgx_BG = jnp.concatenate([dr_BH, dz_BH, dn_BH], axis=-1)
-    dgh_BG = jnp.concatenate([dr_BH, dz_BH, dn_BH * r_BH], axis=-1)
-    dh_keep = dht_BH * z_BH
-    if valid_B is not None:  # past the end the carry's gradient passes through unchanged
-      dgx_BG = jnp.where(valid_B[:, None], dgx_BG, 0.0)
-      dgh_BG = jnp.where(valid_B[:, None], dgh_BG, 0.0)
-      dh_keep = jnp.where(valid_B[:, None], dh_keep, dh_BH)
-    dgx_BG, dgh_BG = dgx_BG.astype(dtype), dgh_BG.astype(dtype)
-    dh_prev = dh_keep + jnp.dot(dgh_BG, w_h_GH).astype(jnp.float32)
-    return (dh_prev,), (dgx_BG, dgh_BG)
+  def body(i, state):
+    # The gate gradients overwrite the factors in place, the matmul reads them back (see the LSTM).
+    dh_BH, buf_LBG = state
+    t = steps - 1 - i
+    dht_BH = dh_BH + dy_LBH[t].astype(jnp.float32)
+    dh_keep = dht_BH * z_LBH[t]
+    if valid_LB is not None:  # past the end: zero gate gradients, the carry's passes through
+      valid_B1 = valid_LB[t][:, None]
+      dht_BH = jnp.where(valid_B1, dht_BH, 0.0)
+      dh_keep = jnp.where(valid_B1, dh_keep, dh_BH)
+    dgates_BG = buf_LBG[t] * jnp.tile(dht_BH, (1, 4))
+    buf_LBG = jax.lax.dynamic_update_index_in_dim(buf_LBG, dgates_BG, t, 0)
+    dgh_BG = buf_LBG[t][:, :3 * hidden].astype(dtype)
+    return dh_keep + jnp.dot(dgh_BG, w_h_GH).astype(jnp.float32), buf_LBG
 
-  dfinal = tuple(jnp.asarray(t, jnp.float32) for t in dfinal)
-  dcarry0, (dgx_LBG, dgh_LBG) = jax.lax.scan(body, dfinal, (acts_LBG, h_prev_LBH, dy_LBH, valid_LB),
-                                             reverse=True, unroll=unroll)
-  grads, dx_LBD = _after_loop_grads(w_x_DG, b_x_G, b_h_G, dtype, x_LBD, h_prev_LBH,
-                                    dgx_LBG, dgh_LBG)
-  return grads, dx_LBD, dcarry0, None
+  dh0, d_LBG = jax.lax.fori_loop(0, steps, body, (jnp.asarray(dfinal[0], jnp.float32), f_LBG),
+                                 unroll=unroll)
+  # Input gradients take blocks 0, 1, 3 of d, the hidden ones 0, 1, 2: one matmul over all four
+  # blocks each, then the columns (cheaper than copying a [L*B, 3H] slice of d for each).
+  d_2d = d_LBG.reshape(steps * batch, 4 * hidden).astype(dtype)
+  x_2d = x_LBD.reshape(steps * batch, d)
+  h_2d = h_prev_LBH.astype(dtype).reshape(steps * batch, hidden)
+  dw_x4, dw_h4 = _weight_grads(x_2d, d_2d, h_2d, d_2d)
+  db4 = jnp.sum(d_2d.astype(jnp.float32), axis=0)
+  x_cols = jnp.concatenate([jnp.arange(2 * hidden), jnp.arange(3 * hidden, 4 * hidden)])
+  grads = (dw_x4[:, x_cols].astype(w_x_DG.dtype), dw_h4[:, :3 * hidden].astype(dtype),
+           db4[x_cols].astype(b_x_G.dtype), db4[:3 * hidden].astype(b_h_G.dtype))
+  w_x4_DG = jnp.concatenate([w_x_DG[:, :2 * hidden], jnp.zeros((d, hidden), w_x_DG.dtype),
+                             w_x_DG[:, 2 * hidden:]], axis=1)
+  dx_LBD = jnp.dot(d_2d, w_x4_DG.T).reshape(steps, batch, d).astype(x_LBD.dtype)
+  return grads, dx_LBD, (dh0,), None
 
 
 gru_recurrence.defvjp(_gru_recurrence_fwd, _gru_recurrence_bwd)
