@@ -98,14 +98,18 @@ class LRU(nn.Module):
     c_QH = jnp.concatenate([c_re_PH, -c_im_PH], axis=0).astype(self.dtype)
     if self.mode == "linear":
       # Time-major throughout (see scan.linear_scan_time_major): x in and y out are transposed.
-      k_LBG = scan.project(jnp.swapaxes(x_BLD, 0, 1), kernel_DG, jnp.zeros((2 * p + h,)),
-                           self.dtype)
-      bx_LBP = jax.lax.complex(k_LBG[..., :p], k_LBG[..., p:2 * p])
+      # Separate dots, not one sliced (nor a stacked [Re h, Im h]): their gradients are then
+      # separate dots too, with no full-size concatenations.
+      x_LBD = jnp.swapaxes(x_BLD, 0, 1)
+      k = lambda w: scan.matmul(x_LBD, w, self.dtype)
+      bx_LBP = jax.lax.complex(k(kernel_DG[:, :p]), k(kernel_DG[:, p:2 * p]))
       h_LBP = scan.linear_scan_time_major(lam_11P, bx_LBP, h0_BP, self.chunk)
       last_BP = scan.last_state_time_major(h_LBP, h0_BP, lengths_B)
-      # Re(C h) = Re(C) Re(h) - Im(C) Im(h): one real matmul over the stacked parts.
-      hh_LBQ = jnp.concatenate([jnp.real(h_LBP), jnp.imag(h_LBP)], axis=-1).astype(self.dtype)
-      y_BLH = jnp.swapaxes(scan.matmul(hh_LBQ, c_QH, self.dtype) + k_LBG[..., 2 * p:], 0, 1)
+      # Re(C h) = Re(C) Re(h) - Im(C) Im(h).
+      y_LBH = (scan.matmul(jnp.real(h_LBP).astype(self.dtype), c_QH[:p], self.dtype)
+               + scan.matmul(jnp.imag(h_LBP).astype(self.dtype), c_QH[p:], self.dtype)
+               + k(kernel_DG[:, 2 * p:]))
+      y_BLH = jnp.swapaxes(y_LBH, 0, 1)
       return scan.mask_outputs(y_BLH, lengths_B).astype(self.dtype), last_BP
     k_BLG = scan.project(x_BLD, kernel_DG, jnp.zeros((2 * p + h,), jnp.float32), self.dtype)
     bx_BLP = jax.lax.complex(k_BLG[..., :p], k_BLG[..., p:2 * p])

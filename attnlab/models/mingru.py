@@ -66,9 +66,12 @@ class MinGRU(nn.Module):
     bias_G = self.param("bias", nn.initializers.zeros_init(), (2 * h,), self.param_dtype)
     if self.mode == "linear":
       # Time-major throughout (see scan.linear_scan_time_major): one transpose in, one out.
-      k_LBG = scan.project(jnp.swapaxes(x_BLD, 0, 1), kernel_DG, bias_G, self.dtype)
-      h_LBH = scan.linear_scan_time_major(*gates(k_LBG[..., :h], k_LBG[..., h:]),
-                                          initial_state_BH, self.chunk)
+      # Two dots, not one sliced: the weight gradient is then two dots as well, with no
+      # full-size concatenation of the two projections' gradients.
+      x_LBD = jnp.swapaxes(x_BLD, 0, 1)
+      kz_LBH, kh_LBH = (scan.project(x_LBD, kernel_DG[:, i * h:(i + 1) * h],
+                                     bias_G[i * h:(i + 1) * h], self.dtype) for i in (0, 1))
+      h_LBH = scan.linear_scan_time_major(*gates(kz_LBH, kh_LBH), initial_state_BH, self.chunk)
       last_BH = scan.last_state_time_major(h_LBH, initial_state_BH, lengths_B)
       y_BLH = scan.mask_outputs(jnp.swapaxes(h_LBH, 0, 1), lengths_B)
       return y_BLH.astype(self.dtype), last_BH

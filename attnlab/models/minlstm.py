@@ -23,12 +23,11 @@ from attnlab.models.mingru import g, log_g
 MODES = ("log", "linear", "sequential")  # log-space scan, plain (a, b) scan, step-by-step lax.scan
 
 
-def gates(k_G, hidden_size):
-  """(a, b) = (f', i' h~) of the linear recurrence from the fused projection [f, i, h~]."""
-  h = hidden_size
-  f, i = jax.nn.sigmoid(k_G[..., :h]), jax.nn.sigmoid(k_G[..., h:2 * h])
+def gates(kf, ki, kh):
+  """(a, b) = (f', i' h~) of the linear recurrence from the three projections."""
+  f, i = jax.nn.sigmoid(kf), jax.nn.sigmoid(ki)
   total = f + i
-  return f / total, i / total * g(k_G[..., 2 * h:])
+  return f / total, i / total * g(kh)
 
 
 class MinLSTM(nn.Module):
@@ -60,8 +59,14 @@ class MinLSTM(nn.Module):
     bias_G = self.param("bias", nn.initializers.zeros_init(), (3 * h,), self.param_dtype)
     if self.mode == "linear":
       # Time-major throughout (see scan.linear_scan_time_major): one transpose in, one out.
-      k_LBG = scan.project(jnp.swapaxes(x_BLD, 0, 1), kernel_DG, bias_G, self.dtype)
-      h_LBH = scan.linear_scan_time_major(*gates(k_LBG, h), initial_state_BH, self.chunk)
+      # Three dots, not one sliced: the weight gradient is then three dots as well, with no
+      # full-size concatenation of the projections' gradients.
+      x_LBD = jnp.swapaxes(x_BLD, 0, 1)
+      kf_LBH, ki_LBH, kh_LBH = (scan.project(x_LBD, kernel_DG[:, i * h:(i + 1) * h],
+                                             bias_G[i * h:(i + 1) * h], self.dtype)
+                                for i in range(3))
+      h_LBH = scan.linear_scan_time_major(*gates(kf_LBH, ki_LBH, kh_LBH), initial_state_BH,
+                                          self.chunk)
       last_BH = scan.last_state_time_major(h_LBH, initial_state_BH, lengths_B)
       y_BLH = scan.mask_outputs(jnp.swapaxes(h_LBH, 0, 1), lengths_B)
       return y_BLH.astype(self.dtype), last_BH
@@ -73,5 +78,6 @@ class MinLSTM(nn.Module):
           -jax.nn.softplus(d_BLH), -jax.nn.softplus(-d_BLH) + log_g(kh_BLH), initial_state_BH,
           lengths_B, self.chunk)
     else:
-      h_BLH, last_BH = scan.sequential_scan(*gates(k_BLG, h), initial_state_BH, lengths_B)
+      h_BLH, last_BH = scan.sequential_scan(*gates(kf_BLH, ki_BLH, kh_BLH), initial_state_BH,
+                                            lengths_B)
     return h_BLH.astype(self.dtype), last_BH
