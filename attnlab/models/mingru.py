@@ -31,10 +31,31 @@ def log_g(x):
   return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-x))
 
 
+@jax.custom_vjp
 def gates(kz, kh):
   """(a, b) = (1 - z, z h~) of the linear recurrence from the two projections."""
   z = jax.nn.sigmoid(kz)
   return 1.0 - z, z * g(kh)
+
+
+def _gates_fwd(kz, kh):
+  a, cand = 1.0 - jax.nn.sigmoid(kz), g(kh)
+  return (a, (1.0 - a) * cand), (a, cand)
+
+
+def _gates_bwd(res, ct):
+  # Everything from a (the scan's input anyway) and h~ = g(kh): z = 1 - a, and
+  # g'(kh) = 1 where h~ >= 0.5 (kh >= 0), else sigmoid'(kh) = h~ (1 - h~). Autodiff would store
+  # z, sigmoid(kh) and g(kh) besides a and b, three more full-size arrays. (For -6e-8 < kh < 0,
+  # where sigmoid rounds to 0.5, this takes g's right-hand derivative at the kink.)
+  a, cand = res
+  ct_a, ct_b = ct
+  z = 1.0 - a
+  d_cand = jnp.where(cand >= 0.5, 1.0, cand * (1.0 - cand))
+  return (ct_b * cand - ct_a) * z * a, ct_b * z * d_cand
+
+
+gates.defvjp(_gates_fwd, _gates_bwd)
 
 
 class MinGRU(nn.Module):
