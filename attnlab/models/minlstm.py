@@ -23,11 +23,31 @@ from attnlab.models.mingru import g, log_g
 MODES = ("log", "linear", "sequential")  # log-space scan, plain (a, b) scan, step-by-step lax.scan
 
 
+@jax.custom_vjp
 def gates(kf, ki, kh):
   """(a, b) = (f', i' h~) of the linear recurrence from the three projections."""
   f, i = jax.nn.sigmoid(kf), jax.nn.sigmoid(ki)
   total = f + i
   return f / total, i / total * g(kh)
+
+
+def _gates_fwd(kf, ki, kh):
+  f, i, cand = jax.nn.sigmoid(kf), jax.nn.sigmoid(ki), g(kh)
+  a = f / (f + i)
+  return (a, (1.0 - a) * cand), (f, i, a, cand)
+
+
+def _gates_bwd(res, ct):
+  # From f, i, a = f' and h~ (i' = 1 - a; g' from h~ as in mingru._gates_bwd): autodiff would
+  # also store f + i, i', sigmoid(kh) and g(kh) at full size.
+  f, i, a, cand = res
+  ct_a, ct_b = ct
+  d = a * (1.0 - a) * (ct_a - ct_b * cand)
+  d_cand = jnp.where(cand >= 0.5, 1.0, cand * (1.0 - cand))
+  return d * (1.0 - f), -d * (1.0 - i), ct_b * (1.0 - a) * d_cand
+
+
+gates.defvjp(_gates_fwd, _gates_bwd)
 
 
 class MinLSTM(nn.Module):
