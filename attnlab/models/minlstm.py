@@ -23,12 +23,14 @@ from attnlab.models.mingru import g, log_g
 MODES = ("log", "linear", "sequential")  # log-space scan, plain (a, b) scan, step-by-step lax.scan
 
 
-@jax.custom_vjp
-def gates(kf, ki, kh):
-  """(a, b) = (f', i' h~) of the linear recurrence from the three projections."""
+def plain_gates(kf, ki, kh):
+  """(a, b) = (f', i' h~) of the linear recurrence from the three projections (autodiff)."""
   f, i = jax.nn.sigmoid(kf), jax.nn.sigmoid(ki)
   total = f + i
   return f / total, i / total * g(kh)
+
+
+gates = jax.custom_vjp(plain_gates)  # the same values with a lighter backward (_gates_bwd)
 
 
 def _gates_fwd(kf, ki, kh):
@@ -98,6 +100,6 @@ class MinLSTM(nn.Module):
           -jax.nn.softplus(d_BLH), -jax.nn.softplus(-d_BLH) + log_g(kh_BLH), initial_state_BH,
           lengths_B, self.chunk)
     else:
-      h_BLH, last_BH = scan.sequential_scan(*gates(kf_BLH, ki_BLH, kh_BLH), initial_state_BH,
-                                            lengths_B)
+      h_BLH, last_BH = scan.sequential_scan(*plain_gates(kf_BLH, ki_BLH, kh_BLH),
+                                            initial_state_BH, lengths_B)
     return h_BLH.astype(self.dtype), last_BH
