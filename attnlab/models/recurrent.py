@@ -24,11 +24,11 @@ from __future__ import annotations
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from attnlab.models import cells
 from attnlab.models import recurrence
+from attnlab.models import scan
 
 IMPLEMENTATIONS = ("custom_vjp", "autodiff")  # how the time loop is differentiated
 
@@ -111,15 +111,7 @@ class RNN(nn.Module):
                          f"{self.get_variable('params', 'weight_ih_l0').shape})")
     batch, steps = x_BLD.shape[:2]
     if lengths_B is not None:
-      if jnp.ndim(lengths_B) != 1 or jnp.shape(lengths_B)[0] != batch:
-        raise ValueError(f"RNN lengths must have shape [batch] = [{batch}]; got {jnp.shape(lengths_B)}")
-      try:  # Concrete lengths are checked here; traced ones (under jit) cannot be.
-        lo, hi = int(jnp.min(lengths_B)), int(jnp.max(lengths_B))
-      except jax.errors.ConcretizationTypeError:
-        lo, hi = 0, steps
-      if lo < 0 or hi > steps:
-        raise ValueError(f"RNN lengths must lie in [0, {steps}] (the sequence length); "
-                         f"got min {lo}, max {hi}")
+      scan.check_lengths("RNN", lengths_B, batch, steps)
     if initial_carry is not None:
       want = (self.num_layers * (2 if self.bidirectional else 1), batch, self.hidden_size)
       parts = initial_carry if kind == "lstm" else (initial_carry,)

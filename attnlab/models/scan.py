@@ -15,7 +15,8 @@ a_{t+1} g_{t+1}; dL/db_t = g_t, dL/da_t = g_t h_{t-1}), which is faster and ligh
 differentiating through the scan tree.
 
 The layers call the time-major form (``linear_scan_time_major``: [L, B, ...] arrays, chunked
-scan without transposes, b's buffer overwritten by h); ``linear_scan`` is the batch-major form.
+scan without transposes, b's buffer overwritten by h); ``linear_scan`` is the same on batch-major
+arrays (transposed in and out).
 On XLA:CPU the chunked runs are what makes either fast: a pure ``associative_scan`` (chunk = 0,
 kept selectable and tested) reads and writes every element a few dozen times in strided slices.
 
@@ -181,25 +182,6 @@ def _reverse_grads(a, h, g_h, chunk):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _scan(a, b, chunk):
-  return _scan_time(_LINEAR, a, b, chunk)
-
-
-def _scan_fwd(a, b, chunk):
-  h = _scan(a, b, chunk)
-  return h, (a, h)
-
-
-def _scan_bwd(chunk, res, g_h):
-  a, h = res
-  g_b, g_ah = _reverse_grads(a, h, g_h, chunk)
-  return _sum_to_shape(g_ah, a.shape), g_b
-
-
-_scan.defvjp(_scan_fwd, _scan_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _log_scan(log_a, log_b, chunk):
   """h (not log h) of the zero-initialised recurrence with a = exp(log_a), b = exp(log_b)."""
   return jnp.exp(_scan_time(_LOG, log_a, log_b, chunk))
@@ -246,15 +228,19 @@ def _finish(h, h0, lengths_B):
 
 
 def linear_scan(a, b, h0=None, lengths_B=None, chunk=CHUNK):
-  """h_t = a_t h_{t-1} + b_t for every t in parallel. Returns (h, final_state).
+  """h_t = a_t h_{t-1} + b_t for every t in parallel, on batch-major [B, L, ...] arrays.
 
-  ``chunk``: steps per sequential run inside the parallel scan (0: a pure associative_scan).
+  Returns (h, final_state). ``chunk``: steps per sequential run inside the parallel scan (0: a
+  pure associative_scan). The time-major form with the arrays transposed in and h out.
   """
-  if h0 is not None:
-    # Folding h0 into the first step keeps the scan itself zero-initialised.
-    b = b.at[:, 0].add(jnp.broadcast_to(a[:, 0], h0.shape) * h0)
-  a = a.astype(b.dtype)
-  return _finish(_scan(a, b, chunk), h0, lengths_B)
+  return time_major_outputs(jnp.swapaxes(a, 0, 1), jnp.swapaxes(b, 0, 1), h0, lengths_B, chunk)
+
+
+def time_major_outputs(a_LB, b_LB, h0, lengths_B, chunk=CHUNK):
+  """(h batch-major, zeroed past each end; final state) of the time-major recurrence."""
+  h_LB = linear_scan_time_major(a_LB, b_LB, h0, chunk)
+  return (mask_outputs(jnp.swapaxes(h_LB, 0, 1), lengths_B),
+          last_state_time_major(h_LB, h0, lengths_B))
 
 
 def linear_scan_time_major(a, b, h0=None, chunk=CHUNK):
@@ -357,21 +343,26 @@ def check_inputs(name, x_BLD, lengths_B, initial_state, sizes, state_shape, in_f
     raise ValueError(f"{name} input feature size {features} does not match the parameters, "
                      f"which expect {in_features}")
   if lengths_B is not None:
-    if jnp.ndim(lengths_B) != 1 or jnp.shape(lengths_B)[0] != batch:
-      raise ValueError(f"{name} lengths must have shape [batch] = [{batch}]; "
-                       f"got {jnp.shape(lengths_B)}")
-    if not jnp.issubdtype(jnp.asarray(lengths_B).dtype, jnp.integer):
+    if jnp.ndim(lengths_B) == 1 and not jnp.issubdtype(jnp.asarray(lengths_B).dtype, jnp.integer):
       raise ValueError(f"{name} lengths must be integers; got dtype {jnp.asarray(lengths_B).dtype}")
-    try:  # Concrete lengths are checked here; traced ones (under jit) cannot be.
-      lo, hi = int(jnp.min(lengths_B)), int(jnp.max(lengths_B))
-    except jax.errors.ConcretizationTypeError:
-      lo, hi = 0, steps
-    if lo < 0 or hi > steps:
-      raise ValueError(f"{name} lengths must lie in [0, {steps}] (the sequence length); "
-                       f"got min {lo}, max {hi}")
+    check_lengths(name, lengths_B, batch, steps)
   if initial_state is not None and tuple(jnp.shape(initial_state)) != (batch,) + tuple(state_shape):
     raise ValueError(f"{name} initial state must have shape {[batch, *state_shape]}; "
                      f"got {list(jnp.shape(initial_state))}")
+
+
+def check_lengths(name, lengths_B, batch, steps):
+  """ValueError unless lengths_B has shape [batch] and (when concrete) lies in [0, steps]."""
+  if jnp.ndim(lengths_B) != 1 or jnp.shape(lengths_B)[0] != batch:
+    raise ValueError(f"{name} lengths must have shape [batch] = [{batch}]; "
+                     f"got {jnp.shape(lengths_B)}")
+  try:  # Concrete lengths are checked here; traced ones (under jit) cannot be.
+    lo, hi = int(jnp.min(lengths_B)), int(jnp.max(lengths_B))
+  except jax.errors.ConcretizationTypeError:
+    lo, hi = 0, steps
+  if lo < 0 or hi > steps:
+    raise ValueError(f"{name} lengths must lie in [0, {steps}] (the sequence length); "
+                     f"got min {lo}, max {hi}")
 
 
 def project(x_BLD, kernel_DG, bias_G, dtype):
