@@ -60,11 +60,20 @@ def _gates_bwd(res, ct):
 gates.defvjp(_gates_fwd, _gates_bwd)
 
 
-class MinGRU(nn.Module):
-  """minGRU layer: ``(x_BLD, lengths_B=None, initial_state_BH=None) -> (y_BLH, final_state_BH)``.
+def log_coefficients(kz, kh):
+  """(log a, log b) of the recurrence, computed without forming a or b (the log-space mode)."""
+  sp = jax.nn.softplus(kz)  # softplus(-k) = softplus(k) - k
+  return -sp, kz - sp + log_g(kh)
 
-  Outputs are zero past each sequence's length and the final state is h at length - 1. The scan
-  always runs in float32; y is returned in ``dtype``, the final state in float32.
+
+class GatedScan(nn.Module):
+  """A layer whose gates see only the input: ``num`` projections of x give (a, b) of scan.py's
+  linear recurrence. Subclasses set ``num`` and the three gate functions; the modes, checks,
+  parameters and layouts are shared here.
+
+  ``(x_BLD, lengths_B=None, initial_state_BH=None) -> (y_BLH, final_state_BH)``: outputs are zero
+  past each sequence's length and the final state is h at length - 1. The scan always runs in
+  float32; y is returned in ``dtype``, the final state in float32.
   """
   hidden_size: int  # H
   # One of MODES; "sequential" is the plain reference the tests compare against. "linear" is the
@@ -76,35 +85,48 @@ class MinGRU(nn.Module):
   dtype: Any = jnp.float32  # compute dtype of the input projection and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
 
+  # Class constants a subclass sets (not fields): ``num``, the projections of x in the kernel's
+  # column order; ``gates(*k)`` -> (a, b) with a hand-written backward ("linear" mode);
+  # ``plain_gates(*k)``, the same by autodiff ("sequential"); ``log_coefficients(*k)`` ->
+  # (log a, log b) ("log").
+  num = 0
+
   @nn.compact
   def __call__(self, x_BLD, lengths_B=None, initial_state_BH=None):
     h = self.hidden_size
     fitted = self.get_variable("params", "kernel").shape[0] if self.has_variable(
         "params", "kernel") else None
-    scan.check_inputs("MinGRU", x_BLD, lengths_B, initial_state_BH, {"hidden_size": h}, (h,),
-                      fitted, self.mode, MODES)
-    # One matmul for both projections: [D, 2H] with z first, then h~.
+    scan.check_inputs(type(self).__name__, x_BLD, lengths_B, initial_state_BH,
+                      {"hidden_size": h}, (h,), fitted, self.mode, MODES)
+    # One [D, num * H] kernel for all projections.
     kernel_DG = self.param("kernel", nn.initializers.lecun_normal(),
-                           (x_BLD.shape[-1], 2 * h), self.param_dtype)
-    bias_G = self.param("bias", nn.initializers.zeros_init(), (2 * h,), self.param_dtype)
+                           (x_BLD.shape[-1], self.num * h), self.param_dtype)
+    bias_G = self.param("bias", nn.initializers.zeros_init(), (self.num * h,), self.param_dtype)
+    part = lambda w, i: w[..., i * h:(i + 1) * h]  # noqa: E731
     if self.mode == "linear":
       # Time-major throughout (see scan.linear_scan_time_major): one transpose in, one out.
-      # Two dots, not one sliced: the weight gradient is then two dots as well, with no
-      # full-size concatenation of the two projections' gradients.
+      # One dot per projection, not one sliced: the weight gradient is then one dot each as
+      # well, with no full-size concatenation of the projections' gradients.
       x_LBD = jnp.swapaxes(x_BLD, 0, 1)
-      kz_LBH, kh_LBH = (scan.project(x_LBD, kernel_DG[:, i * h:(i + 1) * h],
-                                     bias_G[i * h:(i + 1) * h], self.dtype) for i in (0, 1))
-      h_LBH = scan.linear_scan_time_major(*gates(kz_LBH, kh_LBH), initial_state_BH, self.chunk)
-      last_BH = scan.last_state_time_major(h_LBH, initial_state_BH, lengths_B)
-      y_BLH = scan.mask_outputs(jnp.swapaxes(h_LBH, 0, 1), lengths_B)
+      k_LBH = [scan.project(x_LBD, part(kernel_DG, i), part(bias_G, i), self.dtype)
+               for i in range(self.num)]
+      y_BLH, last_BH = scan.time_major_outputs(*self.gates(*k_LBH), initial_state_BH, lengths_B,
+                                               self.chunk)
       return y_BLH.astype(self.dtype), last_BH
     k_BLG = scan.project(x_BLD, kernel_DG, bias_G, self.dtype)
-    kz_BLH, kh_BLH = k_BLG[..., :h], k_BLG[..., h:]
+    k_BLH = [part(k_BLG, i) for i in range(self.num)]
     if self.mode == "log":
-      sp_BLH = jax.nn.softplus(kz_BLH)  # softplus(-k) = softplus(k) - k
-      h_BLH, last_BH = scan.log_linear_scan(
-          -sp_BLH, kz_BLH - sp_BLH + log_g(kh_BLH), initial_state_BH, lengths_B, self.chunk)
+      h_BLH, last_BH = scan.log_linear_scan(*self.log_coefficients(*k_BLH), initial_state_BH,
+                                            lengths_B, self.chunk)
     else:
-      h_BLH, last_BH = scan.sequential_scan(*plain_gates(kz_BLH, kh_BLH), initial_state_BH,
+      h_BLH, last_BH = scan.sequential_scan(*self.plain_gates(*k_BLH), initial_state_BH,
                                             lengths_B)
     return h_BLH.astype(self.dtype), last_BH
+
+
+class MinGRU(GatedScan):
+  """minGRU layer (see GatedScan): kernel columns [z, h~]."""
+  num = 2
+  gates = staticmethod(gates)
+  plain_gates = staticmethod(plain_gates)
+  log_coefficients = staticmethod(log_coefficients)
