@@ -1,125 +1,16 @@
-"""MinGRU: every mode equals the paper's equations run step by step, forward and backward."""
+"""MinGRU: every mode equals the paper's equations run step by step, forward and backward
+(the shared GatedScan tests of gated_scan_cases.py, run for MinGRU)."""
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pytest
-
 from attnlab.models.mingru import MinGRU
+from tests.models.gated_scan_cases import *  # noqa: F401,F403
+from tests.models.gated_scan_cases import H, sigmoid
 
-B, L, D, H = 3, 13, 4, 5
-
-
-def _sigmoid(x):
-  return 1.0 / (1.0 + np.exp(-x))
+LAYER = MinGRU
 
 
-def _reference(params, x, h0, lengths):
-  """The paper's sequential minGRU in float64 numpy, independent of attnlab's scan code."""
-  p = {k: np.asarray(v, np.float64) for k, v in params["params"].items()}
-  k = np.asarray(x, np.float64) @ p["kernel"] + p["bias"]
-  z, kh = _sigmoid(k[..., :H]), k[..., H:]
-  cand = np.where(kh >= 0, kh + 0.5, _sigmoid(kh))
-  h = np.array(h0, np.float64)
-  ys = np.zeros(k.shape[:2] + (H,))
-  for t in range(x.shape[1]):
-    live = (t < np.asarray(lengths))[:, None]
-    h = np.where(live, (1 - z[:, t]) * h + z[:, t] * cand[:, t], h)
-    ys[:, t] = np.where(live, h, 0.0)
-  return ys, h
-
-
-def _close(got, want, rtol=1e-5):
-  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-  assert np.all(np.isfinite(got))
-  scale = max(np.abs(want).max(), 1e-30)
-  np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=rtol)
-
-
-@pytest.fixture(scope="module")
-def setup():
-  kx, kh, kp = jax.random.split(jax.random.PRNGKey(0), 3)
-  x = 2.0 * jax.random.normal(kx, (B, L, D))
-  h0 = jax.random.uniform(kh, (B, H))
-  params = jax.jit(MinGRU(H).init)(kp, x)
-  # A non-zero bias so that both branches of g and every gate range are exercised.
-  params["params"]["bias"] = jax.random.normal(kp, (2 * H,))
-  return x, h0, jnp.array([L, 6, 0]), params
-
-
-def _loss(mode, chunk=4):
-  def loss(params, x, h0, lengths):
-    y, last = MinGRU(H, mode=mode, chunk=chunk).apply(params, x, lengths, h0)
-    w = jnp.cos(jnp.arange(y.size, dtype=y.dtype)).reshape(y.shape)
-    return jnp.sum(y * w) + jnp.sum(last ** 2)
-  return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
-
-
-@pytest.mark.parametrize("mode,chunk", [("log", 4), ("log", 0), ("linear", 4), ("sequential", 0)])
-def test_matches_reference_forward_and_gradients(setup, mode, chunk):
-  x, h0, lengths, params = setup
-  y, last = jax.jit(MinGRU(H, mode=mode, chunk=chunk).apply)(params, x, lengths, h0)
-  want_y, want_last = _reference(params, x, h0, lengths)
-  _close(y, want_y)
-  _close(last, want_last)
-  if mode != "sequential":
-    got = _loss(mode, chunk)(params, x, h0, lengths)
-    want = _loss("sequential")(params, x, h0, lengths)
-    jax.tree_util.tree_map(_close, got, want)
-
-
-def test_length_4096_log_space_equals_sequential():
-  x = 3.0 * jax.random.normal(jax.random.PRNGKey(1), (2, 4096, 3))
-  params = jax.jit(MinGRU(4).init)(jax.random.PRNGKey(2), x[:, :4])
-  out = {}
-  for mode in ("log", "sequential"):
-    fn = jax.jit(jax.value_and_grad(
-        lambda p, x, m=mode: jnp.sum(MinGRU(4, mode=m).apply(p, x)[0] * jnp.cos(x[..., :1])),
-        argnums=(0, 1)))
-    out[mode] = fn(params, x)
-  jax.tree_util.tree_map(_close, out["log"], out["sequential"])
-
-
-def test_padding_changes_nothing_before_the_end(setup):
-  x, h0, lengths, params = setup
-  apply = jax.jit(MinGRU(H, chunk=4).apply)
-  y, last = apply(params, x, lengths, h0)
-  y2, last2 = apply(params, x.at[1, 6:].set(7.0), lengths, h0)
-  np.testing.assert_array_equal(np.asarray(y), np.asarray(y2))
-  np.testing.assert_array_equal(np.asarray(last), np.asarray(last2))
-  np.testing.assert_array_equal(np.asarray(last[2]), np.asarray(h0[2]))  # length 0 keeps h0
-
-
-def test_jit_equals_no_jit(setup):
-  x, h0, lengths, params = setup
-  model = MinGRU(H, chunk=4)
-  eager = model.apply(params, x, lengths, h0)
-  jitted = jax.jit(model.apply)(params, x, lengths, h0)
-  jax.tree_util.tree_map(lambda e, j: np.testing.assert_allclose(e, j, rtol=1e-6, atol=1e-6),
-                         eager, jitted)
-
-
-def test_bf16_compute_close_to_float32(setup):
-  x, h0, lengths, params = setup
-  y32, _ = jax.jit(MinGRU(H).apply)(params, x, lengths, h0)
-  y16, last16 = jax.jit(MinGRU(H, dtype=jnp.bfloat16).apply)(params, x, lengths, h0)
-  assert y16.dtype == jnp.bfloat16 and last16.dtype == jnp.float32
-  np.testing.assert_allclose(np.asarray(y16, np.float32), np.asarray(y32), rtol=0.05, atol=0.05)
-
-
-@pytest.mark.parametrize("change,match", [
-    (dict(x=jnp.zeros((B, L))), "rank 3"),
-    (dict(x=jnp.zeros((B, L, D + 1))), "feature size 5"),
-    (dict(lengths=jnp.array([L, -1, 0])), "lengths must lie in"),
-    (dict(lengths=jnp.array([L + 1, 1, 0])), "lengths must lie in"),
-    (dict(lengths=jnp.array([1, 1])), "lengths must have shape"),
-    (dict(h0=jnp.zeros((B, H + 1))), "initial state"),
-    (dict(mode="fast"), "mode must be one of"),
-])
-def test_bad_inputs_raise(setup, change, match):
-  x, h0, lengths, params = setup
-  with pytest.raises(ValueError, match=match):
-    MinGRU(H, mode=change.get("mode", "log")).apply(
-        params, change.get("x", x), change.get("lengths", lengths), change.get("h0", h0))
+def reference_gates(k):
+  """minGRU: a = 1 - z, w = z, z = sigmoid(k_z)."""
+  z = sigmoid(k[..., :H])
+  return 1 - z, z
