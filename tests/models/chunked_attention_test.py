@@ -27,14 +27,16 @@ def _grads(fn, q, k, v, bias):
   return jax.jit(jax.grad(loss, argnums=argnums, has_aux=True))(q, k, v, bias)
 
 
-# Blocks (8 x 16) that divide neither length; causal with L > S and L < S; GQA, MQA; bias shapes.
-@pytest.mark.parametrize("l, s, g, causal, mask_kind, bias_kind", [
-    (37, 29, 2, False, "keys", None),
-    (37, 37, 4, True, None, "full"),
-    (21, 45, 1, True, "keys", "keys"),
-    (45, 21, 2, True, "queries_keys", "heads"),
+# Blocks (8 x 16) that divide neither length; causal with L > S and L < S; GQA, MQA; bias shapes;
+# groups of (batch, kv head) pairs: one pair each (block_elements=1; the per-head bias and its
+# gradient cut per group), two heads of one batch entry (per-batch mask cut), or all in one group.
+@pytest.mark.parametrize("l, s, g, causal, mask_kind, bias_kind, block_elements", [
+    (37, 29, 2, False, "keys", None, 1),
+    (37, 37, 4, True, None, "full", 1),
+    (21, 45, 1, True, "keys", "keys", 2**21),
+    (45, 21, 2, True, "queries_keys", "heads", 2 * 2 * 8 * 16),
 ])
-def test_blocks_match_naive(l, s, g, causal, mask_kind, bias_kind):
+def test_blocks_match_naive(l, s, g, causal, mask_kind, bias_kind, block_elements):
   q, k, v, bias_full = _inputs(l, s, g)
   mask = None
   if mask_kind:
@@ -46,7 +48,7 @@ def test_blocks_match_naive(l, s, g, causal, mask_kind, bias_kind):
           "heads": bias_full[:, :1, :1]}[bias_kind]  # [N,1,1]
   kw = {"mask": mask, "causal": causal}
   (g_new, out_new) = _grads(lambda q, k, v, b: ca.chunked_attention(
-      q, k, v, bias=b, block_q=8, block_k=16, **kw), q, k, v, bias)
+      q, k, v, bias=b, block_q=8, block_k=16, block_elements=block_elements, **kw), q, k, v, bias)
   (g_ref, out_ref) = _grads(lambda q, k, v, b: attention.naive_attention(
       q, k, v, bias=b, **kw), q, k, v, bias)
   np.testing.assert_allclose(out_new, out_ref, atol=1e-5)
@@ -55,13 +57,15 @@ def test_blocks_match_naive(l, s, g, causal, mask_kind, bias_kind):
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_dropout_backward_agrees_with_forward():
+@pytest.mark.parametrize("block_elements", [1, 2**21])  # 4 groups, 1 group
+def test_dropout_backward_agrees_with_forward(block_elements):
   """The reference formula with the same keep mask: outputs and gradients agree."""
   l, s, g, rate = 19, 23, 2, 0.3
   q, k, v, _ = _inputs(l, s, g, seed=1)
   rng = jax.random.key(3)
   keep = jax.jit(ca.dropout_keep_mask, static_argnums=range(1, 7), static_argnames=(
-      "block_q", "block_k"))(rng, B, N, g, l, s, rate, block_q=8, block_k=16)
+      "block_q", "block_k", "block_elements"))(rng, B, N, g, l, s, rate, block_q=8, block_k=16,
+                                                block_elements=block_elements)
 
   def reference(q, k, v, _):
     w = attention.naive_attention(q, k, v, causal=True, return_weights=True)[1]
@@ -69,7 +73,8 @@ def test_dropout_backward_agrees_with_forward():
     return jnp.einsum("bgrls,bsgk->blgrk", w, v).reshape(B, l, N, K)
 
   g_new, out_new = _grads(lambda q, k, v, _: ca.chunked_attention(
-      q, k, v, causal=True, dropout_rate=rate, dropout_rng=rng, block_q=8, block_k=16),
+      q, k, v, causal=True, dropout_rate=rate, dropout_rng=rng, block_q=8, block_k=16,
+      block_elements=block_elements),
       q, k, v, None)
   g_ref, out_ref = _grads(reference, q, k, v, None)
   assert 0.6 < float(keep.mean()) < 0.8
@@ -106,3 +111,11 @@ def test_backward_memory_is_linear_in_length():
   naive = jax.jit(jax.grad(lambda q: attention.naive_attention(q, q, q).sum())).lower(
       jnp.zeros((1, 4096, 2, 8))).compile().memory_analysis().temp_size_in_bytes
   assert naive > 10 * large
+
+
+def test_group_shape_fills_heads_first_then_batch():
+  assert ca._group_shape(4, 8, 1, 1024, 1024, 2**21) == (1, 2)  # two heads per group
+  assert ca._group_shape(4, 8, 1, 256, 256, 2**21) == (4, 8)  # everything in one group
+  assert ca._group_shape(4, 8, 2, 256, 256, 2**20) == (1, 8)  # a whole batch entry (G * R = 16)
+  assert ca._group_shape(4, 6, 1, 512, 512, 4 * 512 * 512) == (1, 3)  # a divisor of G
+  assert ca._group_shape(4, 8, 1, 4096, 4096, 2**21) == (1, 1)  # never fewer than one pair
