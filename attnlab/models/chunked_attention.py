@@ -49,6 +49,7 @@ class _Plan:
   gb: int = 1  # batch entries per group
   gg: int = 1  # key/value heads per group
   ng: int = 1  # groups along the key/value heads (G // gg)
+  parts: int = 1  # row parts of each causal diagonal block (1: the block computed whole, masked)
 
 
 def _blocks(length: int, target: int) -> tuple[int, int]:
@@ -99,19 +100,19 @@ def _slice(x, start, size, axis):
   return lax.dynamic_slice_in_dim(x, start, size, axis=axis)
 
 
-def _block_inputs(p: _Plan, i, j, mask, bias):
-  """(allowed_BGRQS or None, bias_BGRQS or None) for block (i, j); allowed only on masked blocks."""
+def _block_inputs(p: _Plan, q0, k0, rows: int, cols: int, mask, bias):
+  """(allowed_BGRQS, bias_BGRQS or None) of the block of queries [q0, q0 + rows), keys [k0, k0 + cols)."""
   bias_blk = None
   if bias is not None:
-    bias_blk = _slice(_slice(bias, i * p.bq, p.bq, 3), j * p.bk, p.bk, 4).astype(jnp.float32)
-  q_pos = i * p.bq + lax.broadcasted_iota(jnp.int32, (p.bq, p.bk), 0)
-  k_pos = j * p.bk + lax.broadcasted_iota(jnp.int32, (p.bq, p.bk), 1)
+    bias_blk = _slice(_slice(bias, q0, rows, 3), k0, cols, 4).astype(jnp.float32)
+  q_pos = q0 + lax.broadcasted_iota(jnp.int32, (rows, cols), 0)
+  k_pos = k0 + lax.broadcasted_iota(jnp.int32, (rows, cols), 1)
   allowed = k_pos < p.s
   if p.causal:
     allowed = jnp.logical_and(allowed, k_pos <= q_pos + (p.s - p.l))
-  allowed = allowed.reshape(1, 1, 1, p.bq, p.bk)
+  allowed = allowed.reshape(1, 1, 1, rows, cols)
   if mask is not None:
-    allowed = jnp.logical_and(allowed, _slice(_slice(mask, i * p.bq, p.bq, 3), j * p.bk, p.bk, 4))
+    allowed = jnp.logical_and(allowed, _slice(_slice(mask, q0, rows, 3), k0, cols, 4))
   return allowed, bias_blk
 
 
@@ -127,52 +128,93 @@ def _rows(x, i, bq):
   return x.reshape(x.shape[:2] + (-1,) + x.shape[4:])
 
 
+def _row_part(x, a: int, w: int, r: int, axis: int = 2):
+  """Queries [a w, (a + 1) w) of a block's rows (R * bq along ``axis``, head-in-group major)."""
+  x = x.reshape(x.shape[:axis] + (r, -1) + x.shape[axis + 1:])
+  x = lax.slice_in_dim(x, a * w, (a + 1) * w, axis=axis + 1)
+  return x.reshape(x.shape[:axis] + (-1,) + x.shape[axis + 2:])
+
+
+def _join_rows(parts, r: int):
+  """Inverse of _row_part over all parts (axis 2)."""
+  parts = [x.reshape(x.shape[:2] + (r, -1) + x.shape[3:]) for x in parts]
+  x = jnp.concatenate(parts, axis=3)
+  return x.reshape(x.shape[:2] + (-1,) + x.shape[4:])
+
+
 def _masked(x, allowed, value):
-  """where(allowed, x, value) for x [B, G, R*bq, bk] and a rank-5 allowed [.., R|1, bq, bk]."""
+  """where(allowed, x, value) for x [B, G, R*rows, cols] and a rank-5 allowed [.., R|1, rows, cols]."""
   b, g, rq, bk = x.shape
   x5 = x.reshape(b, g, rq // allowed.shape[3], allowed.shape[3], bk)
   return jnp.where(allowed, x5, value).reshape(x.shape)
 
 
-def _scores(p: _Plan, i, j, q_i, kT_j, mask, bias, masked):
-  """Logits of block (i, j) [B, G, R*bq, bk] (+ bias, masked to _NEG) and the allowed mask."""
+def _scores(p: _Plan, q0, k0, rows: int, q_r, kT_b, mask, bias, masked):
+  """Logits [B, G, R*rows, cols] of queries q_r (from q0) and keys kT_b (from k0), + bias, masked."""
   # kT is [B, G, K, S] so that this is a plain batched matmul; q @ k^T with k as [S, K] ran ~2x
   # slower on CPU, and rank-5 (R-split) operands added a layout copy of every logits block.
-  s = jnp.einsum("bgqk,bgks->bgqs", q_i, kT_j, preferred_element_type=jnp.float32)
-  allowed, bias_blk = _block_inputs(p, i, j, mask, bias)
+  s = jnp.einsum("bgqk,bgks->bgqs", q_r, kT_b, preferred_element_type=jnp.float32)
+  allowed, bias_blk = _block_inputs(p, q0, k0, rows, kT_b.shape[3], mask, bias)
   if bias_blk is not None:
     b, g, rq, bk = s.shape
-    s = (s.reshape(b, g, rq // p.bq, p.bq, bk) + bias_blk).reshape(s.shape)
+    s = (s.reshape(b, g, rq // rows, rows, bk) + bias_blk).reshape(s.shape)
   if masked:
     s = _masked(s, allowed, _NEG)
   return s, allowed
 
 
+def _diagonal_parts(p: _Plan, i, n_full):
+  """(q0, rows, k0, cols) of the row parts of query block i's diagonal block (causal, parts > 1):
+  part a holds queries [a w, (a + 1) w) of the block and only the keys they may see."""
+  w = p.bq // p.parts
+  return [(i * p.bq + a * w, w, n_full * p.bk, (a + 1) * w) for a in range(p.parts)]
+
+
+def _softmax_step(p: _Plan, carry, q_r, kT_b, v_b, q0, k0, rows, mask, bias, masked, keep):
+  """One online-softmax update of (m, l, acc) with one block of keys."""
+  m, l, acc = carry
+  s, allowed = _scores(p, q0, k0, rows, q_r, kT_b, mask, bias, masked)
+  m_new = jnp.maximum(m, s.max(axis=-1))
+  pr = jnp.exp(s - m_new[..., None])
+  if masked:
+    pr = _masked(pr, allowed, 0.0)
+  corr = jnp.exp(m - m_new)
+  l = l * corr + pr.sum(axis=-1)
+  if keep is not None:
+    pr = jnp.where(keep(pr.shape), pr / (1.0 - p.dropout_rate), 0.0)
+  pv = jnp.einsum("bgqs,bgsk->bgqk", pr.astype(v_b.dtype), v_b, preferred_element_type=jnp.float32)
+  return m_new, l, acc * corr[..., None] + pv
+
+
 def _forward_qblock(p: _Plan, i, q_i, kT, v, mask, bias, rng):
   """Online softmax over the needed key blocks for query rows q_i -> (out_i, lse_i)."""
   b, g, rq, kd = q_i.shape
+  r = rq // p.bq
   n_full, n_hi = _key_range(p, i)
 
   def step(j, carry, masked):
-    m, l, acc = carry
     kT_j = lax.dynamic_slice_in_dim(kT, j * p.bk, p.bk, axis=3)
     v_j = lax.dynamic_slice_in_dim(v, j * p.bk, p.bk, axis=2)
-    s, allowed = _scores(p, i, j, q_i, kT_j, mask, bias, masked)
-    m_new = jnp.maximum(m, s.max(axis=-1))
-    pr = jnp.exp(s - m_new[..., None])
-    if masked:
-      pr = _masked(pr, allowed, 0.0)
-    corr = jnp.exp(m - m_new)
-    l = l * corr + pr.sum(axis=-1)
+    keep = None
     if p.dropout_rate > 0.0:
-      pr = jnp.where(_keep(p, rng, i, j, pr.shape), pr / (1.0 - p.dropout_rate), 0.0)
-    pv = jnp.einsum("bgqs,bgsk->bgqk", pr.astype(v.dtype), v_j, preferred_element_type=jnp.float32)
-    return m_new, l, acc * corr[..., None] + pv
+      keep = functools.partial(_keep, p, rng, i, j)
+    return _softmax_step(p, carry, q_i, kT_j, v_j, i * p.bq, j * p.bk, p.bq, mask, bias, masked,
+                         keep)
 
   carry = (jnp.full((b, g, rq), _NEG, jnp.float32), jnp.zeros((b, g, rq), jnp.float32),
            jnp.zeros((b, g, rq, kd), jnp.float32))
   carry = lax.fori_loop(0, n_full, functools.partial(step, masked=False), carry)
-  m, l, acc = lax.fori_loop(n_full, n_hi, functools.partial(step, masked=True), carry)
+  if p.parts > 1:  # the diagonal block, each row part with the keys it may see
+    parts = []
+    for a, (q0, rows, k0, cols) in enumerate(_diagonal_parts(p, i, n_full)):
+      part = tuple(_row_part(x, a, rows, r) for x in carry)
+      kT_b = lax.dynamic_slice_in_dim(kT, k0, cols, axis=3)
+      v_b = lax.dynamic_slice_in_dim(v, k0, cols, axis=2)
+      parts.append(_softmax_step(p, part, _row_part(q_i, a, rows, r), kT_b, v_b, q0, k0, rows,
+                                 mask, bias, True, None))
+    m, l, acc = (_join_rows([x[c] for x in parts], r) for c in range(3))
+  else:
+    m, l, acc = lax.fori_loop(n_full, n_hi, functools.partial(step, masked=True), carry)
   seen = l > 0.0  # rows with no allowed key give zeros, as in the naive reference
   out = jnp.where(seen[..., None], acc / jnp.where(seen, l, 1.0)[..., None], 0.0)
   lse = jnp.where(seen, m + jnp.log(jnp.where(seen, l, 1.0)), jnp.inf)
@@ -196,6 +238,45 @@ def _forward(p: _Plan, q, k, v, mask, bias, rng):
   return _unblock(out_I, q.shape).astype(q.dtype), _unblock(lse_I, q.shape[:4])
 
 
+def _add_at(x, start, update, axis):
+  """x with update added into x[start : start + size] along axis."""
+  old = lax.dynamic_slice_in_dim(x, start, update.shape[axis], axis=axis)
+  return lax.dynamic_update_slice_in_dim(x, old + update, start, axis=axis)
+
+
+def _grad_step(p: _Plan, rows_in, k_b, kT_b, vT_b, q0, k0, rows, mask, bias, masked, keep):
+  """Gradient contributions of one block: (dq rows, dk^T block, dv^T block, ds)."""
+  q_r, do_r, lse_r, delta_r, qT_r, doT_r = rows_in
+  s, allowed = _scores(p, q0, k0, rows, q_r, kT_b, mask, bias, masked)
+  pr = jnp.exp(s - lse_r[..., None])
+  if masked:
+    pr = _masked(pr, allowed, 0.0)
+  dp = jnp.einsum("bgqk,bgks->bgqs", do_r, vT_b, preferred_element_type=jnp.float32)
+  pd = pr
+  if keep is not None:
+    keep = keep(pr.shape)
+    pd = jnp.where(keep, pr / (1.0 - p.dropout_rate), 0.0)
+    dp = jnp.where(keep, dp / (1.0 - p.dropout_rate), 0.0)
+  ds = pr * (dp - delta_r[..., None])
+  dvT_b = jnp.einsum("bgkq,bgqs->bgks", doT_r, pd.astype(doT_r.dtype),
+                     preferred_element_type=jnp.float32)
+  dkT_b = jnp.einsum("bgkq,bgqs->bgks", qT_r, ds.astype(qT_r.dtype),
+                     preferred_element_type=jnp.float32)
+  dq_r = jnp.einsum("bgqs,bgsk->bgqk", ds.astype(k_b.dtype), k_b, preferred_element_type=jnp.float32)
+  return dq_r, dkT_b, dvT_b, ds
+
+
+def _add_dbias(dbias, ds, q0, k0, rows: int):
+  """Sum ds over the axes along which the bias broadcasts, then add it into its block."""
+  b, g, rq, cols = ds.shape
+  ds5 = ds.reshape(b, g, rq // rows, rows, cols)
+  axes = tuple(a for a in range(5) if dbias.shape[a] == 1)
+  ds5 = ds5.sum(axis=axes, keepdims=True) if axes else ds5
+  starts = [0, 0, 0, 0 if dbias.shape[3] == 1 else q0, 0 if dbias.shape[4] == 1 else k0]
+  old = lax.dynamic_slice(dbias, starts, ds5.shape)
+  return lax.dynamic_update_slice(dbias, old + ds5, starts)
+
+
 def _backward(p: _Plan, q, k, v, mask, bias, rng, out, lse, do):
   """Recomputes probabilities per block; accumulates dq_i in the inner carry, dk/dv/dbias in full.
 
@@ -205,57 +286,51 @@ def _backward(p: _Plan, q, k, v, mask, bias, rng, out, lse, do):
   delta = jnp.sum(do.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)  # rowsum(dO * O)
   kT, vT = jnp.swapaxes(k, 2, 3), jnp.swapaxes(v, 2, 3)
   qT, doT = jnp.moveaxis(q, 4, 2), jnp.moveaxis(do, 4, 2)  # [B, G, K, R, L]
+  r = q.shape[2]
 
   def qblock(carry, i):
     dkT, dvT, dbias = carry
-    q_i, do_i = _rows(q, i, p.bq), _rows(do, i, p.bq)
-    lse_i, delta_i = _rows(lse, i, p.bq), _rows(delta, i, p.bq)
     qT_i = lax.dynamic_slice_in_dim(qT, i * p.bq, p.bq, axis=4)
     doT_i = lax.dynamic_slice_in_dim(doT, i * p.bq, p.bq, axis=4)
-    qT_i, doT_i = qT_i.reshape(qT_i.shape[:3] + (-1,)), doT_i.reshape(doT_i.shape[:3] + (-1,))
+    rows_in = (_rows(q, i, p.bq), _rows(do, i, p.bq), _rows(lse, i, p.bq), _rows(delta, i, p.bq),
+               qT_i.reshape(qT_i.shape[:3] + (-1,)), doT_i.reshape(doT_i.shape[:3] + (-1,)))
     n_full, n_hi = _key_range(p, i)
 
     def step(j, inner, masked):
       dq_i, dkT, dvT, dbias = inner
-      k_j = lax.dynamic_slice_in_dim(k, j * p.bk, p.bk, axis=2)
-      kT_j = lax.dynamic_slice_in_dim(kT, j * p.bk, p.bk, axis=3)
-      vT_j = lax.dynamic_slice_in_dim(vT, j * p.bk, p.bk, axis=3)
-      s, allowed = _scores(p, i, j, q_i, kT_j, mask, bias, masked)
-      pr = jnp.exp(s - lse_i[..., None])
-      if masked:
-        pr = _masked(pr, allowed, 0.0)
-      dp = jnp.einsum("bgqk,bgks->bgqs", do_i, vT_j, preferred_element_type=jnp.float32)
-      pd = pr
+      k0 = j * p.bk
+      keep = None
       if p.dropout_rate > 0.0:
-        keep = _keep(p, rng, i, j, pr.shape)
-        pd = jnp.where(keep, pr / (1.0 - p.dropout_rate), 0.0)
-        dp = jnp.where(keep, dp / (1.0 - p.dropout_rate), 0.0)
-      ds = pr * (dp - delta_i[..., None])
-      dvT_j = jnp.einsum("bgkq,bgqs->bgks", doT_i, pd.astype(do.dtype),
-                         preferred_element_type=jnp.float32)
-      dkT_j = jnp.einsum("bgkq,bgqs->bgks", qT_i, ds.astype(q.dtype),
-                         preferred_element_type=jnp.float32)
-      dq_i = dq_i + jnp.einsum("bgqs,bgsk->bgqk", ds.astype(k.dtype), k_j,
-                               preferred_element_type=jnp.float32)
-      dkT = lax.dynamic_update_slice_in_dim(
-          dkT, lax.dynamic_slice_in_dim(dkT, j * p.bk, p.bk, axis=3) + dkT_j, j * p.bk, axis=3)
-      dvT = lax.dynamic_update_slice_in_dim(
-          dvT, lax.dynamic_slice_in_dim(dvT, j * p.bk, p.bk, axis=3) + dvT_j, j * p.bk, axis=3)
+        keep = functools.partial(_keep, p, rng, i, j)
+      dq_b, dkT_b, dvT_b, ds = _grad_step(
+          p, rows_in, lax.dynamic_slice_in_dim(k, k0, p.bk, axis=2),
+          lax.dynamic_slice_in_dim(kT, k0, p.bk, axis=3),
+          lax.dynamic_slice_in_dim(vT, k0, p.bk, axis=3), i * p.bq, k0, p.bq, mask, bias, masked,
+          keep)
       if dbias is not None:
-        # Sum ds over the axes along which the bias broadcasts, then add into its block.
-        b, g, rq, bk = ds.shape
-        ds5 = ds.reshape(b, g, rq // p.bq, p.bq, bk)
-        axes = tuple(a for a in range(5) if dbias.shape[a] == 1)
-        ds5 = ds5.sum(axis=axes, keepdims=True) if axes else ds5
-        starts = [0, 0, 0, 0 if dbias.shape[3] == 1 else i * p.bq,
-                  0 if dbias.shape[4] == 1 else j * p.bk]
-        old = lax.dynamic_slice(dbias, starts, ds5.shape)
-        dbias = lax.dynamic_update_slice(dbias, old + ds5, starts)
-      return dq_i, dkT, dvT, dbias
+        dbias = _add_dbias(dbias, ds, i * p.bq, k0, p.bq)
+      return dq_i + dq_b, _add_at(dkT, k0, dkT_b, 3), _add_at(dvT, k0, dvT_b, 3), dbias
 
-    inner = (jnp.zeros(q_i.shape, jnp.float32), dkT, dvT, dbias)
+    inner = (jnp.zeros(rows_in[0].shape, jnp.float32), dkT, dvT, dbias)
     inner = lax.fori_loop(0, n_full, functools.partial(step, masked=False), inner)
-    dq_i, dkT, dvT, dbias = lax.fori_loop(n_full, n_hi, functools.partial(step, masked=True), inner)
+    if p.parts > 1:  # the diagonal block, each row part with the keys it may see
+      dq_i, dkT, dvT, dbias = inner
+      dq_parts = []
+      for a, (q0, rows, k0, cols) in enumerate(_diagonal_parts(p, i, n_full)):
+        part = tuple(_row_part(x, a, rows, r, axis=3 if n >= 4 else 2)
+                     for n, x in enumerate(rows_in))
+        dq_b, dkT_b, dvT_b, ds = _grad_step(
+            p, part, lax.dynamic_slice_in_dim(k, k0, cols, axis=2),
+            lax.dynamic_slice_in_dim(kT, k0, cols, axis=3),
+            lax.dynamic_slice_in_dim(vT, k0, cols, axis=3), q0, k0, rows, mask, bias, True, None)
+        dq_parts.append(_row_part(dq_i, a, rows, r) + dq_b)
+        dkT, dvT = _add_at(dkT, k0, dkT_b, 3), _add_at(dvT, k0, dvT_b, 3)
+        if dbias is not None:
+          dbias = _add_dbias(dbias, ds, q0, k0, rows)
+      dq_i = _join_rows(dq_parts, r)
+    else:
+      dq_i, dkT, dvT, dbias = lax.fori_loop(n_full, n_hi, functools.partial(step, masked=True),
+                                            inner)
     return (dkT, dvT, dbias), dq_i
 
   dbias0 = None if bias is None else jnp.zeros(bias.shape, jnp.float32)
@@ -336,15 +411,22 @@ def _to_bgrls(x, n: int, g: int, l: int, s: int, pad_l: int, pad_s: int, fill):
   return jnp.pad(x, pads, constant_values=fill) if any(hi for _, hi in pads) else x
 
 
-def _plan(b, l, s, n, g, causal, has_mask, dropout_rate, block_q, block_k, block_elements):
-  for name, value in (("block_q", block_q), ("block_k", block_k), ("block_elements", block_elements)):
+def _plan(b, l, s, n, g, causal, has_mask, dropout_rate, block_q, block_k, block_elements,
+          diagonal_parts):
+  for name, value in (("block_q", block_q), ("block_k", block_k), ("block_elements", block_elements),
+                      ("diagonal_parts", diagonal_parts)):
     if not isinstance(value, int) or value < 1:
       raise ValueError(f"{name} must be a positive int; got {value!r}")
   nq, bq = _blocks(l, block_q)
   nk, bk = _blocks(s, block_k)
   gb, gg = _group_shape(b, g, n // g, bq, bk, block_elements)
+  # Row parts on the diagonal need the diagonal blocks to be the only masked ones: causal alone
+  # (no mask, no dropout, whose per-block streams are drawn per whole block), square blocks, and
+  # the causal offset s - l a whole number of blocks.
+  parts = diagonal_parts if (causal and not has_mask and dropout_rate == 0.0 and bq == bk
+                             and s >= l and (s - l) % bk == 0 and bq % diagonal_parts == 0) else 1
   return _Plan(l=l, s=s, bq=bq, nq=nq, bk=bk, nk=nk, causal=bool(causal), has_mask=has_mask,
-               dropout_rate=float(dropout_rate), gb=gb, gg=gg, ng=g // gg)
+               dropout_rate=float(dropout_rate), gb=gb, gg=gg, ng=g // gg, parts=parts)
 
 
 def _to_groups(x_BLGRK, p: _Plan, length: int):
@@ -357,7 +439,7 @@ def _to_groups(x_BLGRK, p: _Plan, length: int):
 
 def chunked_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=False,
                       dropout_rate=0.0, dropout_rng=None, block_q=1024, block_k=1024,
-                      block_elements=2**20):
+                      block_elements=2**20, diagonal_parts=4):
   """Memory-efficient attention; same arguments and result as ``attention.naive_attention``.
 
   Inputs are assumed validated (``attention.dot_product_attention`` does it). ``block_q`` and
@@ -369,7 +451,8 @@ def chunked_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=Fa
   """
   b, l, n, kd = q_BLNK.shape
   s, g = k_BSGK.shape[1], k_BSGK.shape[2]
-  p = _plan(b, l, s, n, g, causal, mask is not None, dropout_rate, block_q, block_k, block_elements)
+  p = _plan(b, l, s, n, g, causal, mask is not None, dropout_rate, block_q, block_k, block_elements,
+            diagonal_parts)
   pad_l, pad_s = p.nq * p.bq - l, p.nk * p.bk - s
   scale = 1.0 / float(kd) ** 0.5
   # One transpose to [groups, gb, gg, R, L, K] / [groups, gb, gg, S, K]: every block product is
@@ -391,7 +474,7 @@ def dropout_keep_mask(rng, batch: int, num_heads: int, num_kv_heads: int, q_len:
   """The full [B, N, L, S] keep mask that ``chunked_attention`` draws block by block (for tests)."""
   g, r = num_kv_heads, num_heads // num_kv_heads
   p = _plan(batch, q_len, k_len, num_heads, g, False, False, dropout_rate, block_q, block_k,
-            block_elements)
+            block_elements, 1)
   shape = (p.gb, p.gg, r * p.bq, p.bk)
   groups = []
   for idx in range(batch // p.gb * p.ng):

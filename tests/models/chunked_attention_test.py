@@ -57,6 +57,37 @@ def test_blocks_match_naive(l, s, g, causal, mask_kind, bias_kind, block_element
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+# Square blocks (16) with causal diagonal blocks split into row parts: L = S, a causal offset of two
+# blocks (L < S), lengths the blocks do not divide; GQA and MQA; bias shapes and their gradients.
+@pytest.mark.parametrize("l, s, g, bias_kind, parts", [
+    (48, 48, 2, "full", 4),
+    (40, 72, 4, "heads", 2),
+    (37, 37, 1, "keys", 2),
+])
+def test_diagonal_parts_match_naive(l, s, g, bias_kind, parts):
+  q, k, v, bias_full = _inputs(l, s, g, seed=2)
+  bias = {"full": bias_full, "keys": bias_full[:1, :1, :][None], "heads": bias_full[:, :1, :1]}[
+      bias_kind]
+  assert ca._plan(B, l, s, N, g, True, False, 0.0, 16, 16, 1, parts).parts == parts
+  (g_new, out_new) = _grads(lambda q, k, v, b: ca.chunked_attention(
+      q, k, v, bias=b, causal=True, block_q=16, block_k=16, block_elements=1,
+      diagonal_parts=parts), q, k, v, bias)
+  (g_ref, out_ref) = _grads(lambda q, k, v, b: attention.naive_attention(
+      q, k, v, bias=b, causal=True), q, k, v, bias)
+  np.testing.assert_allclose(out_new, out_ref, atol=1e-5)
+  for a, b in zip(g_new, g_ref):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_diagonal_parts_only_where_the_diagonal_is_the_only_masked_block():
+  plan = lambda l, s, causal=True, mask=False, rate=0.0, bq=16, bk=16: ca._plan(  # noqa: E731
+      1, l, s, 2, 2, causal, mask, rate, bq, bk, 1, 4).parts
+  assert plan(64, 64) == 4 and plan(48, 80) == 4  # offset of two whole blocks
+  assert plan(64, 64, causal=False) == 1 and plan(64, 64, mask=True) == 1
+  assert plan(64, 64, rate=0.1) == 1 and plan(64, 64, bk=8) == 1
+  assert plan(48, 72) == 1 and plan(72, 48) == 1  # offset not a whole block; L > S
+
+
 @pytest.mark.parametrize("block_elements", [1, 2**21])  # 4 groups, 1 group
 def test_dropout_backward_agrees_with_forward(block_elements):
   """The reference formula with the same keep mask: outputs and gradients agree."""
