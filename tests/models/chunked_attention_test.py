@@ -114,16 +114,6 @@ def test_dropout_backward_agrees_with_forward(block_elements):
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_causal_skips_hidden_blocks():
-  """Only blocks on or below the diagonal run; only the diagonal ones are masked."""
-  p = ca._Plan(l=64, s=64, bq=8, nq=8, bk=8, nk=8, causal=True, has_mask=False, dropout_rate=0.0)
-  ranges = [tuple(int(x) for x in ca._key_range(p, i)) for i in range(8)]
-  assert ranges == [(i, i + 1) for i in range(8)]  # 36 of 64 blocks, 8 of them masked
-  dense = ca._Plan(l=64, s=64, bq=8, nq=8, bk=8, nk=8, causal=False, has_mask=False,
-                   dropout_rate=0.0)
-  assert [tuple(int(x) for x in ca._key_range(dense, i)) for i in range(8)] == [(8, 8)] * 8
-
-
 def _grad_temp_bytes(length, causal=False):
   q = jnp.zeros((1, length, 2, 8))
   f = jax.grad(lambda q, k, v: ca.chunked_attention(q, k, v, causal=causal, block_q=64,
