@@ -1,7 +1,7 @@
 """Attention benchmark: forward+backward time and peak memory, one fresh process per configuration.
 
   python scripts/bench.py attention [--json FILE] [--lengths 256 1024 ...] [--impls naive chunked ...]
-      [--causal both|yes|no] [--max_gb 16] [--repeats 3] [--timeout 900] [--quick]
+      [--causal both|yes|no] [--max_gb 16] [--repeats 3] [--rounds 1] [--timeout 900] [--quick]
 
 Batch 4, 8 heads, head dim 64, float32, loss = sum(out), gradients for q, k, v. ``median_s`` is wall
 time, ``cpu_s`` the process CPU time per step (all threads; on a shared machine the steadier figure,
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -90,6 +91,21 @@ def _spawn(cfg: dict, timeout: float) -> dict:
   return dict(json.loads(proc.stdout.strip().splitlines()[-1]), status="ok")
 
 
+def _merge(rounds: list[dict], length, causal, impl, opts, idle) -> dict:
+  """One record from a configuration's rounds: medians of time, max of peak memory."""
+  rec = {"impl": impl, "length": length, "causal": causal, "batch": opts.batch,
+         "heads": opts.heads, "head_dim": opts.head_dim, "rounds": len(rounds)}
+  ok = [r for r in rounds if r["status"] == "ok"]
+  if len(ok) < len(rounds):
+    return dict(rec, status=next(r["status"] for r in rounds if r["status"] != "ok"))
+  rec.update(median_s=statistics.median(r["median_s"] for r in ok),
+             cpu_s=statistics.median(r["cpu_s"] for r in ok),
+             round_medians=[r["median_s"] for r in ok], times=[t for r in ok for t in r["times"]],
+             peak_mb=max(r["rss_mb"] for r in ok) - idle["torch" if impl == "torch" else "jax"],
+             status="ok")
+  return rec
+
+
 def main(args: list[str], json_path: str | None) -> list[dict]:
   parser = argparse.ArgumentParser(prog="bench.py attention", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,6 +114,10 @@ def main(args: list[str], json_path: str | None) -> list[dict]:
   parser.add_argument("--causal", choices=("both", "yes", "no"), default="both")
   parser.add_argument("--max_gb", type=float, default=16.0, help="skip configurations predicted above")
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--rounds", type=int, default=1,
+                      help="fresh processes per configuration, taken in turn (round-robin), so that "
+                           "a slow spell of a shared machine hits every implementation alike; the "
+                           "table shows medians over rounds")
   parser.add_argument("--timeout", type=float, default=900.0, help="seconds per configuration")
   parser.add_argument("--batch", type=int, default=4)
   parser.add_argument("--heads", type=int, default=8)
@@ -116,24 +136,25 @@ def main(args: list[str], json_path: str | None) -> list[dict]:
   idle = {family: _spawn(dict(base, impl=f"idle_{family}"), 300).get("rss_mb", 0.0)
           for family in ("jax", "torch")}
 
-  records = []
   causals = {"both": (False, True), "yes": (True,), "no": (False,)}[opts.causal]
-  for length in opts.lengths:
-    for causal in causals:
-      for impl in opts.impls:
-        rec = {"impl": impl, "length": length, "causal": causal, "batch": opts.batch,
-               "heads": opts.heads, "head_dim": opts.head_dim}
-        gb = _predicted_gb(impl, opts.batch, opts.heads, length, opts.head_dim)
-        if gb > opts.max_gb:
-          rec["status"] = f"skipped: predicted {gb:.0f} GB > --max_gb {opts.max_gb:g}"
-        else:
-          cfg = dict(base, impl=impl, length=length, causal=causal, repeats=opts.repeats)
-          rec.update(_spawn(cfg, opts.timeout))
-          if "rss_mb" in rec:
-            rec["peak_mb"] = rec.pop("rss_mb") - idle["torch" if impl == "torch" else "jax"]
-        records.append(rec)
-        print(f"  {impl:8s} L={length:6d} causal={causal!s:5s} {rec.get('median_s', '-')} "
-              f"{rec.get('peak_mb', '-')} {rec['status']}", file=sys.stderr, flush=True)
+  configs = [(length, causal, impl) for length in opts.lengths for causal in causals
+             for impl in opts.impls]
+  runs = {key: [] for key in configs}
+  for _ in range(max(opts.rounds, 1)):
+    for length, causal, impl in configs:
+      done = runs[(length, causal, impl)]
+      if done and done[-1]["status"] != "ok":
+        continue  # out of memory, time or skipped once: not again
+      gb = _predicted_gb(impl, opts.batch, opts.heads, length, opts.head_dim)
+      if gb > opts.max_gb:
+        rec = {"status": f"skipped: predicted {gb:.0f} GB > --max_gb {opts.max_gb:g}"}
+      else:
+        cfg = dict(base, impl=impl, length=length, causal=causal, repeats=opts.repeats)
+        rec = _spawn(cfg, opts.timeout)
+      done.append(rec)
+      print(f"  {impl:8s} L={length:6d} causal={causal!s:5s} {rec.get('median_s', '-')} "
+            f"{rec.get('rss_mb', '-')} {rec['status']}", file=sys.stderr, flush=True)
+  records = [_merge(runs[key], *key, opts, idle) for key in configs]
 
   ref = {(r["length"], r["causal"]): r for r in records if r["impl"] == "torch" and "median_s" in r}
   for r in records:
@@ -143,7 +164,8 @@ def main(args: list[str], json_path: str | None) -> list[dict]:
       r["cpu_vs_torch"] = r["cpu_s"] / t["cpu_s"]
       r["mem_vs_torch"] = r["peak_mb"] / max(t["peak_mb"], 1.0)
   print(f"forward+backward, batch {opts.batch}, {opts.heads} heads, head dim {opts.head_dim}, float32;"
-        f" median of {opts.repeats}; peak_mb = child peak RSS - idle child RSS "
+        f" median of {opts.repeats} steps, median over {max(opts.rounds, 1)} round(s) of fresh processes;"
+        f" peak_mb = child peak RSS - idle child RSS "
         f"(jax {idle['jax']:.0f} MB, torch {idle['torch']:.0f} MB); cpu_s = CPU seconds per step; "
         f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
   print(timing.format_table(records, ["impl", "length", "causal", "median_s", "time_vs_torch",
