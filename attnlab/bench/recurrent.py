@@ -86,15 +86,20 @@ def _scan_layer(case):
 
 
 def _time_interleaved(runs: dict, repeats: int, warmup: int) -> dict:
-  """Median (wall, process CPU) seconds of each callable, called once per round so load hits all alike."""
+  """Median (wall, process CPU) seconds of each callable, called once per round (in a rotating
+  order) so that load and the previous step's after-effects hit all alike."""
   for run in runs.values():
     for _ in range(warmup):
       run()
   times = {key: ([], []) for key in runs}
-  for _ in range(repeats):
-    for key, run in runs.items():
+  keys = list(runs)
+  for r in range(repeats):
+    # The order rotates every round: a step right after a JAX step ran up to ~18% slower (PyTorch
+    # after JAX: 0.174 vs 0.147 s after itself; JAX's idle worker threads still spin), so a fixed
+    # order would favour whichever implementation never follows another.
+    for key in keys[r % len(keys):] + keys[:r % len(keys)]:
       t0, c0 = time.perf_counter(), time.process_time()
-      run()
+      runs[key]()
       times[key][0].append(time.perf_counter() - t0)
       times[key][1].append(time.process_time() - c0)
   return {key: (statistics.median(w), statistics.median(c)) for key, (w, c) in times.items()}
@@ -184,7 +189,7 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
   columns = ["case", "impl", "variant", "batch", "length", "median_s", "tokens_per_s", "cpu_s", "x_torch",
              "x_flax", "x_lstm"]
   print(f"devices: {jax.devices()}; torch threads: {torch.get_num_threads() if torch else '-'}; "
-        f"rounds: {args.repeats} ({args.long_repeats} at length {args.long_length}); peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+        f"rounds: {args.repeats}" + (f" ({args.long_repeats} at length {args.long_length})" if args.long_length else "") + f"; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
   print(timing.format_table(records, columns))
   for note in notes:
     print("note:", note)
