@@ -188,8 +188,10 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
     records += _records(medians, length, batch)
   columns = ["case", "impl", "variant", "batch", "length", "median_s", "tokens_per_s", "cpu_s", "x_torch",
              "x_flax", "x_lstm"]
+  long = f" ({args.long_repeats} at length {args.long_length})" if args.long_length else ""
+  peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   print(f"devices: {jax.devices()}; torch threads: {torch.get_num_threads() if torch else '-'}; "
-        f"rounds: {args.repeats}" + (f" ({args.long_repeats} at length {args.long_length})" if args.long_length else "") + f"; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+        f"rounds: {args.repeats}{long}; peak RSS {peak_gib:.2f} GiB")
   print(timing.format_table(records, columns))
   for note in notes:
     print("note:", note)

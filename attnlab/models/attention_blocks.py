@@ -84,7 +84,7 @@ def slice_axis(x, start, size, axis):
 
 
 def _block_inputs(p: Plan, q0, k0, rows: int, cols: int, mask, bias):
-  """(allowed_BGRQS, bias_BGRQS or None) of the block of queries [q0, q0 + rows), keys [k0, k0 + cols)."""
+  """(allowed_BGRQS, bias_BGRQS or None) of queries [q0, q0 + rows) and keys [k0, k0 + cols)."""
   bias_blk = None
   if bias is not None:
     bias_blk = slice_axis(slice_axis(bias, q0, rows, 3), k0, cols, 4).astype(jnp.float32)
@@ -106,7 +106,7 @@ def keep_mask(p: Plan, rng, i, j, shape):
 
 
 def _rows(x, i, bq):
-  """Query block i of x [B, G, R, Lp, ...] as [B, G, R * bq, ...] (rows = (head in group, query))."""
+  """Query block i of x [B, G, R, Lp, ...] as [B, G, R * bq, ...] (rows: (head in group, query))."""
   x = lax.dynamic_slice_in_dim(x, i * bq, bq, axis=3)
   return x.reshape(x.shape[:2] + (-1,) + x.shape[4:])
 
@@ -126,14 +126,14 @@ def _join_rows(parts, r: int):
 
 
 def _masked(x, allowed, value):
-  """where(allowed, x, value) for x [B, G, R*rows, cols] and a rank-5 allowed [.., R|1, rows, cols]."""
+  """where(allowed, x, value), x [B, G, R*rows, cols], allowed rank 5 [.., R|1, rows, cols]."""
   b, g, rq, bk = x.shape
   x5 = x.reshape(b, g, rq // allowed.shape[3], allowed.shape[3], bk)
   return jnp.where(allowed, x5, value).reshape(x.shape)
 
 
 def _scores(p: Plan, q0, k0, rows: int, q_r, kT_b, mask, bias, masked):
-  """Logits [B, G, R*rows, cols] of queries q_r (from q0) and keys kT_b (from k0), + bias, masked."""
+  """Logits [B, G, R*rows, cols] of queries q_r (from q0), keys kT_b (from k0); + bias, masked."""
   # kT is [B, G, K, S] so that this is a plain batched matmul; q @ k^T with k as [S, K] ran ~2x
   # slower on CPU, and rank-5 (R-split) operands added a layout copy of every logits block.
   s = jnp.einsum("bgqk,bgks->bgqs", q_r, kT_b, preferred_element_type=jnp.float32)
@@ -245,7 +245,8 @@ def _grad_step(p: Plan, rows_in, k_b, kT_b, vT_b, q0, k0, rows, mask, bias, mask
                      preferred_element_type=jnp.float32)
   dkT_b = jnp.einsum("bgkq,bgqs->bgks", qT_r, ds.astype(qT_r.dtype),
                      preferred_element_type=jnp.float32)
-  dq_r = jnp.einsum("bgqs,bgsk->bgqk", ds.astype(k_b.dtype), k_b, preferred_element_type=jnp.float32)
+  dq_r = jnp.einsum("bgqs,bgsk->bgqk", ds.astype(k_b.dtype), k_b,
+                    preferred_element_type=jnp.float32)
   return dq_r, dkT_b, dvT_b, ds
 
 

@@ -1,12 +1,12 @@
 """Memory-efficient attention (Rabe & Staats 2021) with a FlashAttention-2 style backward pass.
 
-This file lays the inputs out and runs ``attention_blocks`` (the block-by-block forward and backward,
-causal block skipping, diagonal row parts) under one custom VJP, for one group of heads at a time:
-(batch, key/value head) pairs are processed in groups, one group after another, each group as large
-as fits ``block_elements`` logits per block. On a 2-core CPU (batch 4, 8 heads, head dim 64, length
-4096, forward+backward, interleaved in one process) one head at a time with 1024 x 1024 blocks took
-2.9 s against 4.1 s for all 32 heads at once with 512 x 256 blocks (16 MB of logits per block,
-streamed through memory by every step); at length 1024, 0.22 s against 0.30 s.
+This file lays the inputs out and runs ``attention_blocks`` (the block-by-block forward and
+backward, causal block skipping, diagonal row parts) under one custom VJP, for one group of heads
+at a time: (batch, key/value head) pairs are processed in groups, one group after another, each
+group as large as fits ``block_elements`` logits per block. On a 2-core CPU (batch 4, 8 heads, head
+dim 64, length 4096, forward+backward, interleaved in one process) one head at a time with
+1024 x 1024 blocks took 2.9 s against 4.1 s for all 32 heads at once with 512 x 256 blocks (16 MB of
+logits per block, streamed through memory by every step); at length 1024, 0.22 s against 0.30 s.
 
 Dropout draws its keep mask per (group, query block, key block) from
 ``fold_in(fold_in(fold_in(rng, group), i), j)`` so the backward pass regenerates the forward's mask;
@@ -114,8 +114,8 @@ def _to_bgrls(x, n: int, g: int, l: int, s: int, pad_l: int, pad_s: int, fill):
 
 def _plan(b, l, s, n, g, causal, has_mask, dropout_rate, block_q, block_k, block_elements,
           diagonal_parts):
-  for name, value in (("block_q", block_q), ("block_k", block_k), ("block_elements", block_elements),
-                      ("diagonal_parts", diagonal_parts)):
+  for name, value in (("block_q", block_q), ("block_k", block_k),
+                      ("block_elements", block_elements), ("diagonal_parts", diagonal_parts)):
     if not isinstance(value, int) or value < 1:
       raise ValueError(f"{name} must be a positive int; got {value!r}")
   nq, bq = ab.blocks(l, block_q)
@@ -161,7 +161,8 @@ def chunked_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=Fa
   q = _to_groups((q_BLNK * jnp.asarray(scale, q_BLNK.dtype)).reshape(b, l, g, n // g, kd), p,
                  p.nq * p.bq)
   k, v = (_to_groups(x[:, :, :, None], p, p.nk * p.bk)[:, :, :, 0] for x in (k_BSGK, v_BSGK))
-  mask5 = None if mask is None else _to_bgrls(jnp.asarray(mask, bool), n, g, l, s, pad_l, pad_s, False)
+  mask5 = None if mask is None else _to_bgrls(jnp.asarray(mask, bool), n, g, l, s, pad_l, pad_s,
+                                              False)
   bias5 = None if bias is None else _to_bgrls(jnp.asarray(bias), n, g, l, s, pad_l, pad_s, 0)
   rng = dropout_rng if dropout_rate > 0.0 else None
   out = _attend(p, q, k, v, mask5, bias5, rng)[:, :, :, :, :l]  # [n, gb, gg, R, L, K]
