@@ -10,14 +10,7 @@ Arrays are stored without zstd by default (``compress=False``): float32 paramete
 (random normals: -8% size) while compression made saving 5x and restoring 2x slower here
 (orbax-checkpoint 0.12.8, 100M parameters).
 
-Why the checksum sidecar: orbax/tensorstore detect a missing or truncated data file and most bit
-flips in OCDBT index nodes, but a flipped bit inside array data restores silently with a wrong
-value (checked with orbax-checkpoint 0.12.8, compressed or not). Verifying the sidecar before each
-restore turns that into an error. CRC-32 rather than sha256: the sidecar guards against storage
-damage, not tampering (whoever can rewrite the data can rewrite the sidecar), and CRC-32 chunks
-were 2x cheaper to check than sha256 here (~570 vs ~260 MB/s). A step without a sidecar (written
-by another tool, or on multi-host where each host writes only its own files) is restored
-unverified, with a warning.
+Why the checksum sidecar and what it holds: ``checksums.py``.
 
 A step that fails to verify or restore is never deleted: ``restore_latest`` logs a warning naming
 the step and the cause, moves the step to ``<directory>_damaged/`` (so a resumed run can save that
@@ -29,13 +22,11 @@ warning (it was never committed).
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import math
 import os
 import shutil
 import threading
 import time
-import zlib
 from typing import Any, Mapping
 
 from absl import logging
@@ -43,14 +34,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from attnlab.train.checksums import SIDECAR, verify_step_dir, write_sidecar
 # check_config is part of this module's API (the workdir contract); it lives in its own file.
 from attnlab.train.workdir_config import check_config  # noqa: F401
 
-SIDECAR = "attnlab_checksums.json"
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
-# Rewritten by orbax after the sidecar (commit markers, commit timestamp); not array data, and
-# orbax restores fine without them.
-_UNHASHED = ("commit_success.txt", "_CHECKPOINT_METADATA", SIDECAR)
 _BEST_MODES = ("max", "min")
 
 
@@ -77,69 +65,6 @@ def _scalar_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     if math.isfinite(f):
       out[k] = f
   return out
-
-
-_CHUNK = 16 << 20  # bytes per checksum: chunks of a file are checked in parallel threads
-
-
-def _crc32_range(path: str, offset: int, length: int) -> str:
-  crc = 0
-  with open(path, "rb") as f:
-    f.seek(offset)
-    while length > 0 and (block := f.read(min(length, 4 << 20))):
-      crc = zlib.crc32(block, crc)  # releases the GIL on large blocks: threads run in parallel
-      length -= len(block)
-  return f"{crc:08x}"
-
-
-def _digest_files(root: str, sizes: Mapping[str, int]) -> dict[str, list]:
-  """{relative path: [size, [crc32 of each _CHUNK]]} for the given files."""
-  jobs = [(rel, off, min(_CHUNK, size - off))
-          for rel, size in sizes.items() for off in range(0, max(size, 1), _CHUNK)]
-  with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-    hexes = pool.map(lambda j: _crc32_range(os.path.join(root, j[0]), j[1], j[2]), jobs)
-    out = {rel: [size, []] for rel, size in sizes.items()}
-    for (rel, _, _), digest in zip(jobs, hexes):
-      out[rel][1].append(digest)
-  return out
-
-
-def file_digests(root: str) -> dict[str, list]:
-  """{relative path: [size, [chunk crc32...]]} of every file under ``root`` (markers excluded)."""
-  sizes = {}
-  for dirpath, _, files in os.walk(root):
-    for name in files:
-      if name not in _UNHASHED:
-        path = os.path.join(dirpath, name)
-        sizes[os.path.relpath(path, root)] = os.path.getsize(path)
-  return _digest_files(root, sizes)
-
-
-def verify_step_dir(step_dir: str) -> bool:
-  """Checks a step folder against its sidecar; raises ValueError naming the bad file.
-
-  Returns False when there is no sidecar (nothing to verify), True when all files match.
-  """
-  sidecar = os.path.join(step_dir, SIDECAR)
-  if not os.path.exists(sidecar):
-    return False
-  try:
-    with open(sidecar) as f:
-      expected = json.load(f)["files"]
-  except (OSError, ValueError, KeyError) as e:
-    raise ValueError(f"unreadable checksum file {SIDECAR}: {e}") from e
-  for rel, (size, _) in sorted(expected.items()):
-    path = os.path.join(step_dir, rel)
-    if not os.path.exists(path):
-      raise ValueError(f"missing file {rel}")
-    if os.path.getsize(path) != size:
-      raise ValueError(f"truncated or resized file {rel}: {os.path.getsize(path)} bytes, "
-                       f"expected {size}")
-  actual = _digest_files(step_dir, {rel: size for rel, (size, _) in expected.items()})
-  for rel in sorted(expected):
-    if actual[rel] != expected[rel]:
-      raise ValueError(f"checksum mismatch in {rel} (corrupted data)")
-  return True
 
 
 def _abstract_leaf(x: Any) -> Any:
@@ -233,11 +158,7 @@ class Checkpointer:
       if not os.path.isdir(tmp):
         continue
       try:
-        digests = {"algorithm": "crc32", "chunk_bytes": _CHUNK, "step": step,
-                   "files": file_digests(tmp)}
-        with open(os.path.join(tmp, SIDECAR + ".tmp"), "w") as f:
-          json.dump(digests, f, indent=0, sort_keys=True)
-        os.replace(os.path.join(tmp, SIDECAR + ".tmp"), os.path.join(tmp, SIDECAR))
+        write_sidecar(tmp, step)
       except Exception as e:  # pylint: disable=broad-except
         # Never fail the save over its checksums: the step stays, unverified.
         logging.error("Could not write checksums for checkpoint step %d: %s", step, e)
