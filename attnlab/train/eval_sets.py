@@ -81,22 +81,27 @@ class Evaluation:
     return lambda s, n: compiled[n](s, self.data[n])
 
 
+def _sizes(config, batch_size: int | None, num_batches: int | None) -> dict[str, int]:
+  """batch_size and num_batches, each the config's (batch_size, eval_batches) unless given."""
+  return dict(batch_size=batch_size or config.batch_size,
+              num_batches=num_batches or config.eval_batches)
+
+
 def read(config, task: base.Task, lengths: Sequence[int], *, batch_size: int | None = None,
          num_batches: int | None = None) -> dict[int, dict[str, np.ndarray]] | None:
   """The host arrays of the sets ``config.eval_data_dir`` names (None when it is empty)."""
   data_dir = config.get("eval_data_dir", "")
   if not data_dir:
     return None
-  return load(data_dir, task, lengths, batch_size=batch_size or config.batch_size,
-              num_batches=num_batches or config.eval_batches, seed=config.eval_seed)
+  return load(data_dir, task, lengths, seed=config.eval_seed,
+              **_sizes(config, batch_size, num_batches))
 
 
 def make(config, task: base.Task, mesh, sets: dict | None, *, batch_size: int | None = None,
          num_batches: int | None = None) -> Evaluation:
   """The run's evaluation: on ``sets`` (from ``read``) or, when None, sampled from eval_seed."""
   if sets is None:
-    return Evaluation(parallel.make_eval_fn(
-        task, mesh=mesh, batch_size=batch_size or config.batch_size,
-        num_batches=num_batches or config.eval_batches, eval_seed=config.eval_seed), None)
+    return Evaluation(parallel.make_eval_fn(task, mesh=mesh, eval_seed=config.eval_seed,
+                                            **_sizes(config, batch_size, num_batches)), None)
   return Evaluation(parallel.make_data_eval_fn(mesh=mesh),
                     {n: to_devices(b, mesh) for n, b in sets.items()})
