@@ -217,14 +217,7 @@ def _valid(lengths_B, like):
 
 def _finish(h, h0, lengths_B):
   """Zeros outputs past each end and picks the final state at length - 1 (h0 if length is 0)."""
-  if lengths_B is None:
-    return h, h[:, -1]
-  b = h.shape[0]
-  idx = jnp.clip(lengths_B - 1, 0, h.shape[1] - 1).reshape((b, 1) + (1,) * (h.ndim - 2))
-  last = jnp.take_along_axis(h, idx, axis=1)[:, 0]
-  empty = (lengths_B == 0).reshape((b,) + (1,) * (h.ndim - 2))
-  last = jnp.where(empty, jnp.zeros_like(last) if h0 is None else h0.astype(h.dtype), last)
-  return jnp.where(_valid(lengths_B, h), h, jnp.zeros_like(h)), last
+  return mask_outputs(h, lengths_B), _last_state(h, h0, lengths_B, time_axis=1)
 
 
 def linear_scan(a, b, h0=None, lengths_B=None, chunk=CHUNK):
@@ -258,13 +251,19 @@ def linear_scan_time_major(a, b, h0=None, chunk=CHUNK):
 
 def last_state_time_major(h_LB, h0, lengths_B):
   """The final state of time-major h: h at length - 1 (h0, or zeros, when length is 0)."""
+  return _last_state(h_LB, h0, lengths_B, time_axis=0)
+
+
+def _last_state(h, h0, lengths_B, time_axis: int):
+  """h at length - 1 along ``time_axis`` (0 or 1, the other being the batch; h0 or zeros when the
+  length is 0)."""
   if lengths_B is None:
-    return h_LB[-1]
-  b = h_LB.shape[1]
-  idx = jnp.clip(lengths_B - 1, 0, h_LB.shape[0] - 1)
-  last = h_LB[idx, jnp.arange(b)]
-  empty = (lengths_B == 0).reshape((b,) + (1,) * (h_LB.ndim - 2))
-  return jnp.where(empty, jnp.zeros_like(last) if h0 is None else h0.astype(h_LB.dtype), last)
+    return jnp.take(h, h.shape[time_axis] - 1, axis=time_axis)
+  b = h.shape[1 - time_axis]
+  idx = jnp.clip(lengths_B - 1, 0, h.shape[time_axis] - 1)
+  last = h[idx, jnp.arange(b)] if time_axis == 0 else h[jnp.arange(b), idx]
+  empty = (lengths_B == 0).reshape((b,) + (1,) * (h.ndim - 2))
+  return jnp.where(empty, jnp.zeros_like(last) if h0 is None else h0.astype(h.dtype), last)
 
 
 def mask_outputs(y_BL, lengths_B):
