@@ -14,6 +14,7 @@ P (the LRU's state size) is written ``P`` in shape suffixes.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -21,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import scan
+from attnlab.models import scan, time_chunks
 
 MODES = ("linear", "sequential")  # complex associative scan, or the step-by-step lax.scan reference
 
@@ -40,6 +41,27 @@ def eigenvalues(nu_log_P, theta_log_P):
   return jnp.exp(jax.lax.complex(-jnp.exp(nu_log_P), jnp.exp(theta_log_P)))
 
 
+def linear_chunk(dtype, chunk, params, x_LBD, h0_BP, lengths_B):
+  """The "linear" mode on time-major x: (y_LBH in ``dtype``, final state) from state h0 (or None).
+
+  ``params`` = (kernel_DG = [gamma B_re | gamma B_im | D], lam_11P, c_QH = [C_re; -C_im]). Separate
+  dots, not one sliced (nor a stacked [Re h, Im h]): their gradients are then separate dots too,
+  with no concatenations. Also the chunk function of ``time_chunks``.
+  """
+  kernel_DG, lam_11P, c_QH = params
+  p = lam_11P.shape[-1]
+  k = lambda w: scan.matmul(x_LBD, w, dtype)  # noqa: E731
+  bx_LBP = jax.lax.complex(k(kernel_DG[:, :p]), k(kernel_DG[:, p:2 * p]))
+  runs = x_LBD.shape[0] if chunk is None else chunk  # None: the whole of x as one sequential run
+  h_LBP = scan.linear_scan_time_major(lam_11P, bx_LBP, h0_BP, runs)
+  last_BP = scan.last_state_time_major(h_LBP, h0_BP, lengths_B)
+  # Re(C h) = Re(C) Re(h) - Im(C) Im(h).
+  y_LBH = (scan.matmul(jnp.real(h_LBP).astype(dtype), c_QH[:p], dtype)
+           + scan.matmul(jnp.imag(h_LBP).astype(dtype), c_QH[p:], dtype)
+           + k(kernel_DG[:, 2 * p:]))
+  return scan.mask_outputs_time_major(y_LBH, lengths_B).astype(dtype), last_BP
+
+
 class LRU(nn.Module):
   """LRU layer: ``(x_BLD, lengths_B=None, initial_state_BP=None) -> (y_BLH, final_state_BP)``.
 
@@ -53,6 +75,9 @@ class LRU(nn.Module):
   max_phase: float = 2 * math.pi  # phases of lambda drawn from [0, max_phase]
   mode: str = "linear"  # one of MODES
   chunk: int = scan.CHUNK  # time steps per sequential run inside the parallel scan (0: none)
+  # "linear" mode: time steps per chunk of time_chunks (None: its default for the backend, 128 on
+  # CPU; 0: none). Each time chunk is scanned as one sequential run (``chunk`` applies without).
+  time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the projections and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
 
@@ -97,20 +122,16 @@ class LRU(nn.Module):
                           theta_log_P.astype(jnp.float32)).reshape(1, 1, p)
     c_QH = jnp.concatenate([c_re_PH, -c_im_PH], axis=0).astype(self.dtype)
     if self.mode == "linear":
+      params = (kernel_DG, lam_11P, c_QH)
+      size = time_chunks.resolve(self.time_chunk)
+      if size and x_BLD.shape[1] > size:
+        h0_BP = jnp.zeros((x_BLD.shape[0], p), jnp.complex64) if h0_BP is None else h0_BP
+        run = functools.partial(linear_chunk, self.dtype, None)
+        return time_chunks.over_time_chunks(run, size, params, x_BLD, h0_BP, lengths_B)
       # Time-major throughout (see scan.linear_scan_time_major): x in and y out are transposed.
-      # Separate dots, not one sliced (nor a stacked [Re h, Im h]): their gradients are then
-      # separate dots too, with no full-size concatenations.
-      x_LBD = jnp.swapaxes(x_BLD, 0, 1)
-      k = lambda w: scan.matmul(x_LBD, w, self.dtype)
-      bx_LBP = jax.lax.complex(k(kernel_DG[:, :p]), k(kernel_DG[:, p:2 * p]))
-      h_LBP = scan.linear_scan_time_major(lam_11P, bx_LBP, h0_BP, self.chunk)
-      last_BP = scan.last_state_time_major(h_LBP, h0_BP, lengths_B)
-      # Re(C h) = Re(C) Re(h) - Im(C) Im(h).
-      y_LBH = (scan.matmul(jnp.real(h_LBP).astype(self.dtype), c_QH[:p], self.dtype)
-               + scan.matmul(jnp.imag(h_LBP).astype(self.dtype), c_QH[p:], self.dtype)
-               + k(kernel_DG[:, 2 * p:]))
-      y_BLH = jnp.swapaxes(y_LBH, 0, 1)
-      return scan.mask_outputs(y_BLH, lengths_B).astype(self.dtype), last_BP
+      y_LBH, last_BP = linear_chunk(self.dtype, self.chunk, params, jnp.swapaxes(x_BLD, 0, 1),
+                                    h0_BP, lengths_B)
+      return jnp.swapaxes(y_LBH, 0, 1), last_BP
     k_BLG = scan.project(x_BLD, kernel_DG, jnp.zeros((2 * p + h,), jnp.float32), self.dtype)
     bx_BLP = jax.lax.complex(k_BLG[..., :p], k_BLG[..., p:2 * p])
     a_1LP = jnp.broadcast_to(lam_11P, (1, x_BLD.shape[1], p))

@@ -10,13 +10,14 @@ log b = -softplus(-k_z) + log g(k_h). Every mode computes the same function.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import scan
+from attnlab.models import scan, time_chunks
 
 MODES = ("log", "linear", "sequential")  # log-space scan, plain (a, b) scan, step-by-step lax.scan
 
@@ -66,6 +67,22 @@ def log_coefficients(kz, kh):
   return -sp, kz - sp + log_g(kh)
 
 
+def linear_chunk(gates, num, dtype, chunk, params, x_LBD, h0_BH, lengths_B):
+  """The "linear" mode on time-major x: (y_LBH in ``dtype``, final state), from state h0 (or None).
+
+  One dot per projection, not one sliced: the weight gradient is then one dot each as well, with no
+  concatenation of the projections' gradients. Also the chunk function of ``time_chunks``.
+  """
+  kernel_DG, bias_G = params
+  h = kernel_DG.shape[1] // num
+  k_LBH = [scan.project(x_LBD, kernel_DG[:, i * h:(i + 1) * h], bias_G[i * h:(i + 1) * h], dtype)
+           for i in range(num)]
+  runs = x_LBD.shape[0] if chunk is None else chunk  # None: the whole of x as one sequential run
+  h_LBH = scan.linear_scan_time_major(*gates(*k_LBH), h0_BH, runs)
+  return (scan.mask_outputs_time_major(h_LBH, lengths_B).astype(dtype),
+          scan.last_state_time_major(h_LBH, h0_BH, lengths_B))
+
+
 class GatedScan(nn.Module):
   """A layer whose gates see only the input: ``num`` projections of x give (a, b) of scan.py's
   linear recurrence. Subclasses set ``num`` and the three gate functions; the modes, checks,
@@ -82,6 +99,9 @@ class GatedScan(nn.Module):
   # ~1.8x faster on CPU (no exp/log/logaddexp per combine). "log" is the paper's form.
   mode: str = "linear"
   chunk: int = scan.CHUNK  # time steps per sequential run inside the parallel scan (0: none)
+  # "linear" mode: time steps per chunk of time_chunks (None: its default for the backend, 128 on
+  # CPU; 0: none). Each time chunk is scanned as one sequential run (``chunk`` applies without).
+  time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the input projection and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
 
@@ -104,15 +124,18 @@ class GatedScan(nn.Module):
     bias_G = self.param("bias", nn.initializers.zeros_init(), (self.num * h,), self.param_dtype)
     part = lambda w, i: w[..., i * h:(i + 1) * h]  # noqa: E731
     if self.mode == "linear":
+      size = time_chunks.resolve(self.time_chunk)
+      if size and x_BLD.shape[1] > size:
+        h0_BH = (jnp.zeros((x_BLD.shape[0], h), jnp.float32) if initial_state_BH is None
+                 else initial_state_BH.astype(jnp.float32))
+        run = functools.partial(linear_chunk, self.gates, self.num, self.dtype, None)
+        return time_chunks.over_time_chunks(run, size, (kernel_DG, bias_G), x_BLD, h0_BH,
+                                            lengths_B)
       # Time-major throughout (see scan.linear_scan_time_major): one transpose in, one out.
-      # One dot per projection, not one sliced: the weight gradient is then one dot each as
-      # well, with no full-size concatenation of the projections' gradients.
-      x_LBD = jnp.swapaxes(x_BLD, 0, 1)
-      k_LBH = [scan.project(x_LBD, part(kernel_DG, i), part(bias_G, i), self.dtype)
-               for i in range(self.num)]
-      y_BLH, last_BH = scan.time_major_outputs(*self.gates(*k_LBH), initial_state_BH, lengths_B,
-                                               self.chunk)
-      return y_BLH.astype(self.dtype), last_BH
+      y_LBH, last_BH = linear_chunk(self.gates, self.num, self.dtype, self.chunk,
+                                    (kernel_DG, bias_G), jnp.swapaxes(x_BLD, 0, 1),
+                                    initial_state_BH, lengths_B)
+      return jnp.swapaxes(y_LBH, 0, 1), last_BH
     k_BLG = scan.project(x_BLD, kernel_DG, bias_G, self.dtype)
     k_BLH = [part(k_BLG, i) for i in range(self.num)]
     if self.mode == "log":

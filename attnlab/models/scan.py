@@ -273,6 +273,13 @@ def mask_outputs(y_BL, lengths_B):
   return jnp.where(_valid(lengths_B, y_BL), y_BL, jnp.zeros_like(y_BL))
 
 
+def mask_outputs_time_major(y_LB, lengths_B):
+  """Zeros time-major y_LB... at positions t >= length."""
+  if lengths_B is None:
+    return y_LB
+  return jnp.swapaxes(mask_outputs(jnp.swapaxes(y_LB, 0, 1), lengths_B), 0, 1)
+
+
 def log_linear_scan(log_a, log_b, h0=None, lengths_B=None, chunk=CHUNK):
   """The same recurrence with a = exp(log_a) in (0, 1], b = exp(log_b) > 0, computed in log space.
 

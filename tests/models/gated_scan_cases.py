@@ -65,23 +65,28 @@ def setup(request, layer):
   return x, h0, jnp.array([L, 6, 0]), params
 
 
-def _loss(layer, mode, chunk=4):
+def _loss(layer, mode, chunk=4, time_chunk=None):
   def loss(params, x, h0, lengths):
-    y, last = layer(H, mode=mode, chunk=chunk).apply(params, x, lengths, h0)
+    y, last = layer(H, mode=mode, chunk=chunk, time_chunk=time_chunk).apply(params, x, lengths, h0)
     w = jnp.cos(jnp.arange(y.size, dtype=y.dtype)).reshape(y.shape)
     return jnp.sum(y * w) + jnp.sum(last ** 2)
   return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
 
 
-@pytest.mark.parametrize("mode,chunk", [("log", 4), ("log", 0), ("linear", 4), ("sequential", 0)])
-def test_matches_reference_forward_and_gradients(request, layer, setup, mode, chunk):
+# time_chunk 4: L = 13 runs as three chunks of 4 and one of 1 (time_chunks.py), lengths ending in
+# the second chunk and before the first step.
+@pytest.mark.parametrize("mode,chunk,time_chunk", [
+    ("log", 4, None), ("log", 0, None), ("linear", 4, 0), ("linear", 0, 0), ("linear", 4, 4),
+    ("sequential", 0, None)])
+def test_matches_reference_forward_and_gradients(request, layer, setup, mode, chunk, time_chunk):
   x, h0, lengths, params = setup
-  y, last = jax.jit(layer(H, mode=mode, chunk=chunk).apply)(params, x, lengths, h0)
+  model = layer(H, mode=mode, chunk=chunk, time_chunk=time_chunk)
+  y, last = jax.jit(model.apply)(params, x, lengths, h0)
   want_y, want_last = reference(params, x, h0, lengths, request.module.reference_gates)
   _close(y, want_y)
   _close(last, want_last)
   if mode != "sequential":
-    got = _loss(layer, mode, chunk)(params, x, h0, lengths)
+    got = _loss(layer, mode, chunk, time_chunk)(params, x, h0, lengths)
     want = _loss(layer, "sequential")(params, x, h0, lengths)
     jax.tree_util.tree_map(_close, got, want)
 
@@ -98,9 +103,10 @@ def test_length_4096_log_space_equals_sequential(layer):
   jax.tree_util.tree_map(_close, out["log"], out["sequential"])
 
 
-def test_padding_changes_nothing_before_the_end(layer, setup):
+@pytest.mark.parametrize("time_chunk", [0, 4])
+def test_padding_changes_nothing_before_the_end(layer, setup, time_chunk):
   x, h0, lengths, params = setup
-  apply = jax.jit(layer(H, chunk=4).apply)
+  apply = jax.jit(layer(H, chunk=4, time_chunk=time_chunk).apply)
   y, last = apply(params, x, lengths, h0)
   y2, last2 = apply(params, x.at[1, 6:].set(7.0), lengths, h0)
   np.testing.assert_array_equal(np.asarray(y), np.asarray(y2))

@@ -61,23 +61,26 @@ def test_ring_initialisation():
                              rtol=1e-5)
 
 
-def _loss(mode, chunk=4):
+def _loss(mode, chunk=4, time_chunk=None):
   def loss(params, x, h0, lengths):
-    y, last = LRU(H, P, mode=mode, chunk=chunk).apply(params, x, lengths, h0)
+    y, last = LRU(H, P, mode=mode, chunk=chunk, time_chunk=time_chunk).apply(params, x, lengths, h0)
     w = jnp.cos(jnp.arange(y.size, dtype=y.dtype)).reshape(y.shape)
     return jnp.sum(y * w) + jnp.sum(jnp.real(last) * jnp.imag(last))
-  return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+  return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
 
 
-@pytest.mark.parametrize("mode,chunk", [("linear", 4), ("sequential", 0)])
-def test_matches_reference_forward_and_gradients(setup, mode, chunk):
+# time_chunk 4: L = 13 runs as three chunks of 4 and one of 1 (time_chunks.py).
+@pytest.mark.parametrize("mode,chunk,time_chunk", [
+    ("linear", 4, 0), ("linear", 4, 4), ("sequential", 0, None)])
+def test_matches_reference_forward_and_gradients(setup, mode, chunk, time_chunk):
   x, h0, lengths, params = setup
-  y, last = jax.jit(LRU(H, P, mode=mode, chunk=chunk).apply)(params, x, lengths, h0)
+  model = LRU(H, P, mode=mode, chunk=chunk, time_chunk=time_chunk)
+  y, last = jax.jit(model.apply)(params, x, lengths, h0)
   want_y, want_last = _reference(params, x, h0, lengths)
   _close(y, want_y)
   _close(last, want_last)
   if mode != "sequential":
-    got = _loss(mode, chunk)(params, x, h0, lengths)
+    got = _loss(mode, chunk, time_chunk)(params, x, h0, lengths)
     want = _loss("sequential")(params, x, h0, lengths)
     jax.tree_util.tree_map(_close, got, want)
 
@@ -94,9 +97,10 @@ def test_length_4096_equals_sequential():
   jax.tree_util.tree_map(_close, out["linear"], out["sequential"])
 
 
-def test_padding_changes_nothing_before_the_end(setup):
+@pytest.mark.parametrize("time_chunk", [0, 4])
+def test_padding_changes_nothing_before_the_end(setup, time_chunk):
   x, h0, lengths, params = setup
-  apply = jax.jit(LRU(H, P, chunk=4).apply)
+  apply = jax.jit(LRU(H, P, chunk=4, time_chunk=time_chunk).apply)
   y, last = apply(params, x, lengths, h0)
   y2, last2 = apply(params, x.at[1, 6:].set(7.0), lengths, h0)
   np.testing.assert_array_equal(np.asarray(y), np.asarray(y2))
