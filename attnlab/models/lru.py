@@ -75,8 +75,8 @@ class LRU(nn.Module):
   max_phase: float = 2 * math.pi  # phases of lambda drawn from [0, max_phase]
   mode: str = "linear"  # one of MODES
   chunk: int = scan.CHUNK  # time steps per sequential run inside the parallel scan (0: none)
-  # "linear" mode: time steps per chunk of time_chunks (None: its default for the backend, 128 on
-  # CPU; 0: none). Each time chunk is scanned as one sequential run (``chunk`` applies without).
+  # "linear" mode: time steps per chunk of time_chunks (None: its default, chunks of 128 on CPU from
+  # length 640; 0: none). Each time chunk is scanned as one sequential run (``chunk`` applies without).
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the projections and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
@@ -123,8 +123,8 @@ class LRU(nn.Module):
     c_QH = jnp.concatenate([c_re_PH, -c_im_PH], axis=0).astype(self.dtype)
     if self.mode == "linear":
       params = (kernel_DG, lam_11P, c_QH)
-      size = time_chunks.resolve(self.time_chunk)
-      if size and x_BLD.shape[1] > size:
+      size = time_chunks.resolve(self.time_chunk, x_BLD.shape[1])
+      if size:
         h0_BP = jnp.zeros((x_BLD.shape[0], p), jnp.complex64) if h0_BP is None else h0_BP
         run = functools.partial(linear_chunk, self.dtype, None)
         return time_chunks.over_time_chunks(run, size, params, x_BLD, h0_BP, lengths_B)

@@ -99,8 +99,8 @@ class GatedScan(nn.Module):
   # ~1.8x faster on CPU (no exp/log/logaddexp per combine). "log" is the paper's form.
   mode: str = "linear"
   chunk: int = scan.CHUNK  # time steps per sequential run inside the parallel scan (0: none)
-  # "linear" mode: time steps per chunk of time_chunks (None: its default for the backend, 128 on
-  # CPU; 0: none). Each time chunk is scanned as one sequential run (``chunk`` applies without).
+  # "linear" mode: time steps per chunk of time_chunks (None: its default, chunks of 128 on CPU from
+  # length 640; 0: none). Each time chunk is scanned as one sequential run (``chunk`` applies without).
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the input projection and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
@@ -124,8 +124,8 @@ class GatedScan(nn.Module):
     bias_G = self.param("bias", nn.initializers.zeros_init(), (self.num * h,), self.param_dtype)
     part = lambda w, i: w[..., i * h:(i + 1) * h]  # noqa: E731
     if self.mode == "linear":
-      size = time_chunks.resolve(self.time_chunk)
-      if size and x_BLD.shape[1] > size:
+      size = time_chunks.resolve(self.time_chunk, x_BLD.shape[1])
+      if size:
         h0_BH = (jnp.zeros((x_BLD.shape[0], h), jnp.float32) if initial_state_BH is None
                  else initial_state_BH.astype(jnp.float32))
         run = functools.partial(linear_chunk, self.gates, self.num, self.dtype, None)

@@ -97,7 +97,10 @@ def test_local_lengths():
   assert time_chunks.local_lengths(None, 4, 4) is None
 
 
-def test_resolve_default_by_backend():
-  assert time_chunks.resolve(7) == 7 and time_chunks.resolve(0) == 0
-  want = time_chunks.CPU_SIZE if jax.default_backend() == "cpu" else 0
-  assert time_chunks.resolve(None) == want
+def test_resolve():
+  assert time_chunks.resolve(7, 8) == 7 and time_chunks.resolve(7, 7) == 0
+  assert time_chunks.resolve(0, 100) == 0
+  size, least = time_chunks.CPU_SIZE, time_chunks.DEFAULT_MIN_CHUNKS * time_chunks.CPU_SIZE
+  on_cpu = jax.default_backend() == "cpu"
+  assert time_chunks.resolve(None, least) == (size if on_cpu else 0)
+  assert time_chunks.resolve(None, least - 1) == 0
