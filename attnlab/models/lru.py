@@ -75,8 +75,9 @@ class LRU(nn.Module):
   max_phase: float = 2 * math.pi  # phases of lambda drawn from [0, max_phase]
   mode: str = "linear"  # one of MODES
   chunk: int = scan.CHUNK  # time steps per sequential run inside the parallel scan (0: none)
-  # "linear" mode: time steps per chunk of time_chunks (None: its default, chunks of 128 on CPU from
-  # length 640; 0: none). Each time chunk is scanned as one sequential run (``chunk`` applies without).
+  # "linear" mode: time steps per chunk of time_chunks (None: its default, chunks of 128 on CPU
+  # from length 640; 0: none). Each time chunk is scanned as one sequential run (``chunk`` applies
+  # only without time chunks).
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the projections and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters

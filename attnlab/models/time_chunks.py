@@ -13,7 +13,11 @@ streamed through memory by every pass. Here the forward pass keeps only the chun
 states and writes y; the backward pass walks the chunks in reverse, recomputes each one's forward
 pass from its starting state (``jax.vjp`` of ``chunk_fn``: the chunk's own hand-written backward
 passes run as usual) and accumulates the parameter gradients. Every intermediate is chunk-sized
-and stays in cache; the price is computing each chunk's forward pass twice.
+and stays in cache; the price is computing each chunk's forward pass twice. When the input is not
+differentiated (a first layer fed data), dx is not computed (symbolic zeros).
+
+The layers use it on CPU only (``resolve``): the chunks run one after another, trading the parallel
+scan's parallelism over time, which two cores cannot use anyway, for cache locality.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import jax.numpy as jnp
 # Default chunk on CPU: at B = 32, H = 256 a [128, B, H] float32 array is 4 MB, so a chunk's
 # intermediates stay in cache (measured at length 4096: 128 and 256 within noise, 512 ~15% slower).
 CPU_SIZE = 128
-# By default sequences up to this many chunks run whole: measured (minGRU, minLSTM, LRU training
+# By default sequences shorter than this many chunks run whole: measured (minGRU, minLSTM, LRU training
 # steps, B = 32, H = 256) chunks of 128 cost 0-10% at lengths 256 and 512, where the whole-sequence
 # arrays are small, and save 6-12% at 1024, 20-25% at 4096.
 DEFAULT_MIN_CHUNKS = 5
