@@ -144,7 +144,6 @@ def _lstm_recurrence_bwd(unroll, res, cotangents):
   dtype = w_h_HG.dtype
   steps, hidden = x_LBD.shape[0], w_h_HG.shape[0]
   w_h_GH = w_h_HG.T
-  is_o_G = jnp.arange(4 * hidden) // hidden == 3
   # The valid steps are a prefix of each row, so at every valid step the previous carry is the
   # previous step's output (or the initial carry); invalid steps get zero gate gradients.
   h_prev_LBH = jnp.concatenate([carry0[0][None].astype(y_BLH.dtype),
@@ -153,8 +152,9 @@ def _lstm_recurrence_bwd(unroll, res, cotangents):
   def body(i, state):
     # dg_t overwrites p_t in the same buffer: no second [L, B, 4H] array (XLA:CPU pays for fresh
     # memory in page faults). XLA updates in place only if no other fusion reads p_t: so the matmul
-    # reads dg_t back from the buffer, dg_t has no select, and tiles replace a [B, 4, H] reshape
-    # (each of these otherwise made XLA recompute dg_t elsewhere and copy the buffer every step).
+    # reads dg_t back from the buffer, dg_t has no select and no [B, 4, H] reshape (each of these
+    # made XLA recompute dg_t elsewhere and copy the buffer every step). [dct, dct, dct, dht] as one
+    # concatenation, not a select between two tiles: the step ran ~6-11% faster (A/B, one process).
     dh_BH, dc_BH, buf_LBG = state
     t = steps - 1 - i
     p_BG, fq_B2H = buf_LBG[t], fq_LB2H[t]
@@ -169,7 +169,7 @@ def _lstm_recurrence_bwd(unroll, res, cotangents):
       dct_BH = jnp.where(valid_B1, dct_BH, 0.0)
       dc_prev = jnp.where(valid_B1, dc_prev, dc_BH)
     # dg_t = p_t * 0 there (p is finite for finite inputs), so it needs no select of its own.
-    dgates_BG = p_BG * jnp.where(is_o_G[None], jnp.tile(dht_BH, (1, 4)), jnp.tile(dct_BH, (1, 4)))
+    dgates_BG = p_BG * jnp.concatenate([dct_BH, dct_BH, dct_BH, dht_BH], axis=-1)
     buf_LBG = jax.lax.dynamic_update_index_in_dim(buf_LBG, dgates_BG, t, 0)
     dh_prev = jnp.dot(buf_LBG[t].astype(dtype), w_h_GH).astype(jnp.float32)
     if valid_LB is not None:
