@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import scan, time_chunks
+from attnlab.models import scan, step_scan, time_chunks
 
 MODES = ("linear", "sequential")  # complex associative scan, or the step-by-step lax.scan reference
 
@@ -41,25 +41,38 @@ def eigenvalues(nu_log_P, theta_log_P):
   return jnp.exp(jax.lax.complex(-jnp.exp(nu_log_P), jnp.exp(theta_log_P)))
 
 
-def linear_chunk(dtype, chunk, params, x_LBD, h0_BP, lengths_B):
-  """The "linear" mode on time-major x: (y_LBH in ``dtype``, final state) from state h0 (or None).
+def _state_and_outputs(dtype, scan_fn, params, x, h0_BP):
+  """(h, y = Re(C h) + D x before masking) of the "linear" mode, either layout; scan_fn(lam, bx, h0).
 
   ``params`` = (kernel_DG = [gamma B_re | gamma B_im | D], lam_11P, c_QH = [C_re; -C_im]). Separate
   dots, not one sliced (nor a stacked [Re h, Im h]): their gradients are then separate dots too,
-  with no concatenations. Also the chunk function of ``time_chunks``.
+  with no concatenations.
   """
   kernel_DG, lam_11P, c_QH = params
   p = lam_11P.shape[-1]
-  k = lambda w: scan.matmul(x_LBD, w, dtype)  # noqa: E731
-  bx_LBP = jax.lax.complex(k(kernel_DG[:, :p]), k(kernel_DG[:, p:2 * p]))
-  runs = x_LBD.shape[0] if chunk is None else chunk  # None: the whole of x as one sequential run
-  h_LBP = scan.linear_scan_time_major(lam_11P, bx_LBP, h0_BP, runs)
-  last_BP = scan.last_state_time_major(h_LBP, h0_BP, lengths_B)
+  k = lambda w: scan.matmul(x, w, dtype)  # noqa: E731
+  h = scan_fn(lam_11P, jax.lax.complex(k(kernel_DG[:, :p]), k(kernel_DG[:, p:2 * p])), h0_BP)
   # Re(C h) = Re(C) Re(h) - Im(C) Im(h).
-  y_LBH = (scan.matmul(jnp.real(h_LBP).astype(dtype), c_QH[:p], dtype)
-           + scan.matmul(jnp.imag(h_LBP).astype(dtype), c_QH[p:], dtype)
-           + k(kernel_DG[:, 2 * p:]))
-  return scan.mask_outputs_time_major(y_LBH, lengths_B).astype(dtype), last_BP
+  y = (scan.matmul(jnp.real(h).astype(dtype), c_QH[:p], dtype)
+       + scan.matmul(jnp.imag(h).astype(dtype), c_QH[p:], dtype) + k(kernel_DG[:, 2 * p:]))
+  return h, y
+
+
+def whole_sequence(dtype, chunk, params, x_LBD, h0_BP, lengths_B):
+  """The "linear" mode on a whole time-major sequence: (y_LBH in ``dtype``, final state) from
+  state h0 (or None), with scan.py's chunked parallel scan (``chunk`` steps per run)."""
+  scan_fn = lambda a, b, h0: scan.linear_scan_time_major(a, b, h0, chunk)  # noqa: E731
+  h_LBP, y_LBH = _state_and_outputs(dtype, scan_fn, params, x_LBD, h0_BP)
+  return (scan.mask_outputs_time_major(y_LBH, lengths_B).astype(dtype),
+          scan.last_state_time_major(h_LBP, h0_BP, lengths_B))
+
+
+def one_chunk(dtype, params, x_BTD, h0_BP, lengths_B):
+  """The "linear" mode on one batch-major time chunk (the chunk function of ``time_chunks``):
+  (y_BTH in ``dtype``, final state) from state h0, the chunk's steps run by ``step_scan``."""
+  h_BTP, y_BTH = _state_and_outputs(dtype, step_scan.step_scan, params, x_BTD, h0_BP)
+  return (scan.mask_outputs(y_BTH, lengths_B).astype(dtype),
+          scan.last_state(h_BTP, h0_BP, lengths_B))
 
 
 class LRU(nn.Module):
@@ -76,8 +89,8 @@ class LRU(nn.Module):
   mode: str = "linear"  # one of MODES
   chunk: int = scan.CHUNK  # time steps per sequential run inside the parallel scan (0: none)
   # "linear" mode: time steps per chunk of time_chunks (None: its default, chunks of 128 on CPU
-  # from length 640; 0: none). Each time chunk is scanned as one sequential run (``chunk`` applies
-  # only without time chunks).
+  # from length 640; 0: none). Each time chunk is scanned step by step (step_scan.py); ``chunk``
+  # applies only without time chunks.
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the projections and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
@@ -127,11 +140,11 @@ class LRU(nn.Module):
       size = time_chunks.resolve(self.time_chunk, x_BLD.shape[1])
       if size:
         h0_BP = jnp.zeros((x_BLD.shape[0], p), jnp.complex64) if h0_BP is None else h0_BP
-        run = functools.partial(linear_chunk, self.dtype, None)
+        run = functools.partial(one_chunk, self.dtype)
         return time_chunks.over_time_chunks(run, size, params, x_BLD, h0_BP, lengths_B)
       # Time-major throughout (see scan.linear_scan_time_major): x in and y out are transposed.
-      y_LBH, last_BP = linear_chunk(self.dtype, self.chunk, params, jnp.swapaxes(x_BLD, 0, 1),
-                                    h0_BP, lengths_B)
+      y_LBH, last_BP = whole_sequence(self.dtype, self.chunk, params, jnp.swapaxes(x_BLD, 0, 1),
+                                      h0_BP, lengths_B)
       return jnp.swapaxes(y_LBH, 0, 1), last_BP
     k_BLG = scan.project(x_BLD, kernel_DG, jnp.zeros((2 * p + h,), jnp.float32), self.dtype)
     bx_BLP = jax.lax.complex(k_BLG[..., :p], k_BLG[..., p:2 * p])

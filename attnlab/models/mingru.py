@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import scan, time_chunks
+from attnlab.models import scan, step_scan, time_chunks
 
 MODES = ("log", "linear", "sequential")  # log-space scan, plain (a, b) scan, step-by-step lax.scan
 
@@ -67,20 +67,30 @@ def log_coefficients(kz, kh):
   return -sp, kz - sp + log_g(kh)
 
 
-def linear_chunk(gates, num, dtype, chunk, params, x_LBD, h0_BH, lengths_B):
-  """The "linear" mode on time-major x: (y_LBH in ``dtype``, final state), from state h0 (or None).
-
-  One dot per projection, not one sliced: the weight gradient is then one dot each as well, with no
-  concatenation of the projections' gradients. Also the chunk function of ``time_chunks``.
-  """
+def _projections(num, dtype, params, x):
+  """[k_i] = x W_i + b_i (float32) over x's last axis: one dot per projection, not one sliced, so
+  that the weight gradient is one dot each as well, with no concatenation of their gradients."""
   kernel_DG, bias_G = params
   h = kernel_DG.shape[1] // num
-  k_LBH = [scan.project(x_LBD, kernel_DG[:, i * h:(i + 1) * h], bias_G[i * h:(i + 1) * h], dtype)
-           for i in range(num)]
-  runs = x_LBD.shape[0] if chunk is None else chunk  # None: the whole of x as one sequential run
-  h_LBH = scan.linear_scan_time_major(*gates(*k_LBH), h0_BH, runs)
+  return [scan.project(x, kernel_DG[:, i * h:(i + 1) * h], bias_G[i * h:(i + 1) * h], dtype)
+          for i in range(num)]
+
+
+def whole_sequence(gates, num, dtype, chunk, params, x_LBD, h0_BH, lengths_B):
+  """The "linear" mode on a whole time-major sequence: (y_LBH in ``dtype``, final state), from
+  state h0 (or None), with scan.py's chunked parallel scan (``chunk`` steps per run)."""
+  h_LBH = scan.linear_scan_time_major(*gates(*_projections(num, dtype, params, x_LBD)), h0_BH,
+                                      chunk)
   return (scan.mask_outputs_time_major(h_LBH, lengths_B).astype(dtype),
           scan.last_state_time_major(h_LBH, h0_BH, lengths_B))
+
+
+def one_chunk(gates, num, dtype, params, x_BTD, h0_BH, lengths_B):
+  """The "linear" mode on one batch-major time chunk (the chunk function of ``time_chunks``):
+  (y_BTH in ``dtype``, final state) from state h0, the chunk's steps run by ``step_scan``."""
+  h_BTH = step_scan.step_scan(*gates(*_projections(num, dtype, params, x_BTD)), h0_BH)
+  y_BTH, last_BH = scan.finish(h_BTH, h0_BH, lengths_B)
+  return y_BTH.astype(dtype), last_BH
 
 
 class GatedScan(nn.Module):
@@ -100,8 +110,8 @@ class GatedScan(nn.Module):
   mode: str = "linear"
   chunk: int = scan.CHUNK  # time steps per sequential run inside the parallel scan (0: none)
   # "linear" mode: time steps per chunk of time_chunks (None: its default, chunks of 128 on CPU
-  # from length 640; 0: none). Each time chunk is scanned as one sequential run (``chunk`` applies
-  # only without time chunks).
+  # from length 640; 0: none). Each time chunk is scanned step by step (step_scan.py); ``chunk``
+  # applies only without time chunks.
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the input projection and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
@@ -129,13 +139,13 @@ class GatedScan(nn.Module):
       if size:
         h0_BH = (jnp.zeros((x_BLD.shape[0], h), jnp.float32) if initial_state_BH is None
                  else initial_state_BH.astype(jnp.float32))
-        run = functools.partial(linear_chunk, self.gates, self.num, self.dtype, None)
+        run = functools.partial(one_chunk, self.gates, self.num, self.dtype)
         return time_chunks.over_time_chunks(run, size, (kernel_DG, bias_G), x_BLD, h0_BH,
                                             lengths_B)
       # Time-major throughout (see scan.linear_scan_time_major): one transpose in, one out.
-      y_LBH, last_BH = linear_chunk(self.gates, self.num, self.dtype, self.chunk,
-                                    (kernel_DG, bias_G), jnp.swapaxes(x_BLD, 0, 1),
-                                    initial_state_BH, lengths_B)
+      y_LBH, last_BH = whole_sequence(self.gates, self.num, self.dtype, self.chunk,
+                                      (kernel_DG, bias_G), jnp.swapaxes(x_BLD, 0, 1),
+                                      initial_state_BH, lengths_B)
       return jnp.swapaxes(y_LBH, 0, 1), last_BH
     k_BLG = scan.project(x_BLD, kernel_DG, bias_G, self.dtype)
     k_BLH = [part(k_BLG, i) for i in range(self.num)]

@@ -156,13 +156,13 @@ def _scan_tm_bwd(chunk, res, g_h):
   g = _scan_time_major(jnp.concatenate([a_full[1:], jnp.zeros_like(a_full[:1])]), g_h, chunk,
                        reverse=True)
   g_a = g * jnp.concatenate([jnp.zeros_like(h[:1]), h[:-1]])
-  return _sum_to_shape(g_a, a.shape), g
+  return sum_to_shape(g_a, a.shape), g
 
 
 scan_time_major.defvjp(_scan_tm_fwd, _scan_tm_bwd)
 
 
-def _sum_to_shape(x, shape):
+def sum_to_shape(x, shape):
   """Sums x over the axes where ``shape`` has size 1 (the transpose of broadcasting).
 
   Complex x is summed as its real and imaginary parts: XLA:CPU lowers a complex64 sum over the
@@ -206,7 +206,7 @@ def _log_scan_bwd(chunk, res, g_h):
   a = jnp.exp(log_a)
   g_b, g_ah = _reverse_grads(a, h, g_h, chunk)
   # d/dlog b = b dL/db and d/dlog a = a dL/da; factors that underflow contribute nothing anyway.
-  return _sum_to_shape(g_ah * a, log_a.shape), g_b * jnp.exp(log_b)
+  return sum_to_shape(g_ah * a, log_a.shape), g_b * jnp.exp(log_b)
 
 
 _log_scan.defvjp(_log_scan_fwd, _log_scan_bwd)
@@ -224,9 +224,9 @@ def _valid(lengths_B, like):
   return valid_BL.reshape((b, l) + (1,) * (like.ndim - 2))
 
 
-def _finish(h, h0, lengths_B):
-  """Zeros outputs past each end and picks the final state at length - 1 (h0 if length is 0)."""
-  return mask_outputs(h, lengths_B), _last_state(h, h0, lengths_B, time_axis=1)
+def finish(h, h0, lengths_B):
+  """(h zeroed past each end, final state: h at length - 1, h0 if length is 0) of batch-major h."""
+  return mask_outputs(h, lengths_B), last_state(h, h0, lengths_B)
 
 
 def linear_scan(a, b, h0=None, lengths_B=None, chunk=CHUNK):
@@ -256,6 +256,11 @@ def linear_scan_time_major(a, b, h0=None, chunk=CHUNK):
   if h0 is not None:
     b = b.at[0].add(jnp.broadcast_to(a[0], h0.shape) * h0.astype(b.dtype))
   return scan_time_major(a, b, chunk)
+
+
+def last_state(h_BL, h0, lengths_B):
+  """The final state of batch-major h: h at length - 1 (h0, or zeros, when length is 0)."""
+  return _last_state(h_BL, h0, lengths_B, time_axis=1)
 
 
 def last_state_time_major(h_LB, h0, lengths_B):
@@ -298,7 +303,7 @@ def log_linear_scan(log_a, log_b, h0=None, lengths_B=None, chunk=CHUNK):
   if h0 is not None:
     decay = jnp.exp(_cumsum(log_a))
     h = h + decay * h0[:, None].astype(h.dtype)
-  return _finish(h, h0, lengths_B)
+  return finish(h, h0, lengths_B)
 
 
 def parallel_scan_log(log_coeffs, log_values):

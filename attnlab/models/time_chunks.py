@@ -1,7 +1,7 @@
 """A layer's time axis cut into chunks run one after another, each recomputed in the backward pass.
 
 ``over_time_chunks(chunk_fn, size, params, x_BLD, h0, lengths_B)`` applies
-``chunk_fn(params, x_TBD, h_start, lengths_B) -> (y_TBH, h_end)`` to time chunks of ``size`` steps
+``chunk_fn(params, x_BTD, h_start, lengths_B) -> (y_BTH, h_end)`` to time chunks of ``size`` steps
 (the last one shorter when ``size`` does not divide the length), the state flowing from each chunk
 to the next, and returns (y_BLH, final state): the same function as one ``chunk_fn`` call over the
 whole sequence, for any chunk_fn that is a causal recurrence in that sense (the scan layers).
@@ -57,8 +57,8 @@ def local_lengths(lengths_B, start: int | jax.Array, size: int):
 
 
 def _chunk_at(x_BLD, start, size):
-  """x_BLD[:, start:start + size] time-major: [size, B, D]."""
-  return jnp.swapaxes(jax.lax.dynamic_slice_in_dim(x_BLD, start, size, axis=1), 0, 1)
+  """x_BLD[:, start:start + size]."""
+  return jax.lax.dynamic_slice_in_dim(x_BLD, start, size, axis=1)
 
 
 def _bounds(length: int, size: int):
@@ -77,9 +77,9 @@ def _forward(chunk_fn, size, params, x_BLD, h0, lengths_B):
   def body(state, c):
     h, y_BLH = state
     start = c * size
-    y_TBH, h_end = chunk_fn(params, _chunk_at(x_BLD, start, size), h,
+    y_BTH, h_end = chunk_fn(params, _chunk_at(x_BLD, start, size), h,
                             local_lengths(lengths_B, start, size))
-    y_BLH = jax.lax.dynamic_update_slice_in_dim(y_BLH, jnp.swapaxes(y_TBH, 0, 1), start, axis=1)
+    y_BLH = jax.lax.dynamic_update_slice_in_dim(y_BLH, y_BTH, start, axis=1)
     return (h_end, y_BLH), h
 
   h, starts_C = h0, None  # (a loop body is traced even for zero steps: only when there are any)
@@ -88,9 +88,9 @@ def _forward(chunk_fn, size, params, x_BLD, h0, lengths_B):
   h_tail = h
   if tail:
     start = full * size
-    y_TBH, h = chunk_fn(params, _chunk_at(x_BLD, start, tail), h,
+    y_BTH, h = chunk_fn(params, _chunk_at(x_BLD, start, tail), h,
                         local_lengths(lengths_B, start, tail))
-    y_BLH = jax.lax.dynamic_update_slice_in_dim(y_BLH, jnp.swapaxes(y_TBH, 0, 1), start, axis=1)
+    y_BLH = jax.lax.dynamic_update_slice_in_dim(y_BLH, y_BTH, start, axis=1)
   return y_BLH, h, starts_C, h_tail
 
 
@@ -119,15 +119,15 @@ def _fwd(chunk_fn, size, params, x_BLD, h0, lengths_B):
 
 def _chunk_grads(chunk_fn, needs_dx, params, x_BLD, lengths_B, start, size, h_start, dy_BLH,
                  dh_end):
-  """(d params, dx_TBD or None, dh_start) of one chunk, its forward pass recomputed from h_start."""
-  x_TBD = _chunk_at(x_BLD, start, size)
+  """(d params, dx_BTD or None, dh_start) of one chunk, its forward pass recomputed from h_start."""
+  x_BTD = _chunk_at(x_BLD, start, size)
   lengths = local_lengths(lengths_B, start, size)
-  dy_TBH = _chunk_at(dy_BLH, start, size)
+  dy_BTH = _chunk_at(dy_BLH, start, size)
   if needs_dx:
-    return jax.vjp(lambda p, x, h: chunk_fn(p, x, h, lengths), params, x_TBD, h_start)[1](
-        (dy_TBH, dh_end))
-  dp, dh = jax.vjp(lambda p, h: chunk_fn(p, x_TBD, h, lengths), params, h_start)[1](
-      (dy_TBH, dh_end))
+    return jax.vjp(lambda p, x, h: chunk_fn(p, x, h, lengths), params, x_BTD, h_start)[1](
+        (dy_BTH, dh_end))
+  dp, dh = jax.vjp(lambda p, h: chunk_fn(p, x_BTD, h, lengths), params, h_start)[1](
+      (dy_BTH, dh_end))
   return dp, None, dh
 
 
@@ -153,10 +153,10 @@ def _bwd(chunk_fn, size, res, cotangents):
 
   def add(state, start, steps, h_start):
     dparams, dx_BLD, dh = state
-    dp, dx_TBD, dh = grads(start, steps, h_start, dy_BLH, dh)
+    dp, dx_BTD, dh = grads(start, steps, h_start, dy_BLH, dh)
     if needs_dx:
       dx_BLD = jax.lax.dynamic_update_slice_in_dim(
-          dx_BLD, jnp.swapaxes(dx_TBD, 0, 1).astype(dx_BLD.dtype), start, axis=1)
+          dx_BLD, dx_BTD.astype(dx_BLD.dtype), start, axis=1)
     return _add(dparams, dp), dx_BLD, dh
 
   state = (dparams, dx_BLD, dh)
