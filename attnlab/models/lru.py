@@ -42,7 +42,7 @@ def eigenvalues(nu_log_P, theta_log_P):
 
 
 def _state_and_outputs(dtype, scan_fn, params, x, h0_BP):
-  """(h, y = Re(C h) + D x before masking) of the "linear" mode, either layout; scan_fn(lam, bx, h0).
+  """(h, y = Re(C h) + D x, not masked) of the "linear" mode in either layout; scan_fn(a, b, h0).
 
   ``params`` = (kernel_DG = [gamma B_re | gamma B_im | D], lam_11P, c_QH = [C_re; -C_im]). Separate
   dots, not one sliced (nor a stacked [Re h, Im h]): their gradients are then separate dots too,
@@ -89,7 +89,7 @@ class LRU(nn.Module):
   mode: str = "linear"  # one of MODES
   chunk: int = scan.CHUNK  # time steps per sequential run inside the parallel scan (0: none)
   # "linear" mode: time steps per chunk of time_chunks (None: its default, chunks of 128 on CPU
-  # from length 640; 0: none). Each time chunk is scanned step by step (step_scan.py); ``chunk``
+  # from length 512; 0: none). Each time chunk is scanned step by step (step_scan.py); ``chunk``
   # applies only without time chunks.
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the projections and of y

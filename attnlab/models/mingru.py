@@ -110,7 +110,7 @@ class GatedScan(nn.Module):
   mode: str = "linear"
   chunk: int = scan.CHUNK  # time steps per sequential run inside the parallel scan (0: none)
   # "linear" mode: time steps per chunk of time_chunks (None: its default, chunks of 128 on CPU
-  # from length 640; 0: none). Each time chunk is scanned step by step (step_scan.py); ``chunk``
+  # from length 512; 0: none). Each time chunk is scanned step by step (step_scan.py); ``chunk``
   # applies only without time chunks.
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the input projection and of y

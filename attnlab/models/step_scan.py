@@ -1,4 +1,4 @@
-"""The linear recurrence h_t = a_t h_{t-1} + b_t run step by step along axis 1 of batch-major arrays.
+"""The linear recurrence h_t = a_t h_{t-1} + b_t, step by step along axis 1 of batch-major arrays.
 
 ``step_scan(a_BT, b_BT, h0_B)`` is the scan inside each time chunk of the scan layers on CPU
 (``time_chunks``): a chunk's arrays are small enough to stay in cache, so a plain loop over its

@@ -27,13 +27,15 @@ import functools
 import jax
 import jax.numpy as jnp
 
-# Default chunk on CPU: at B = 32, H = 256 a [128, B, H] float32 array is 4 MB, so a chunk's
-# intermediates stay in cache (measured at length 4096: 128 and 256 within noise, 512 ~15% slower).
+# Default chunk on CPU: at B = 32, H = 256 a [B, 128, H] float32 array is 4 MB, so a chunk's
+# intermediates stay in cache. Measured (minGRU, minLSTM, LRU training steps, B = 32, H = 256, one
+# process, interleaved): at length 4096 chunks of 128 ran 4-13% faster than chunks of 64, and
+# 20-25% faster than no chunks; 256 was within noise of 128 (earlier, time-major chunks: 512 ~15%
+# slower).
 CPU_SIZE = 128
-# By default sequences shorter than this many chunks run whole: measured (minGRU, minLSTM, LRU training
-# steps, B = 32, H = 256) chunks of 128 cost 0-10% at lengths 256 and 512, where the whole-sequence
-# arrays are small, and save 6-12% at 1024, 20-25% at 4096.
-DEFAULT_MIN_CHUNKS = 5
+# By default sequences shorter than this many chunks run whole: chunks of 128 were 5% slower to 7%
+# faster at length 256 (two chunks), 4-10% faster at 512, 11-16% faster at 1024.
+DEFAULT_MIN_CHUNKS = 4
 
 
 def resolve(time_chunk: int | None, length: int) -> int:

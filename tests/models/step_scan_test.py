@@ -1,4 +1,4 @@
-"""step_scan equals the plain lax.scan recurrence: h, and gradients of a, b, h0 (a broadcast too)."""
+"""step_scan equals the plain lax.scan recurrence: h and the gradients of a, b, h0 (a broadcast)."""
 
 from __future__ import annotations
 
