@@ -123,12 +123,21 @@ def test_jit_equals_no_jit(layer, setup):
                          eager, jitted)
 
 
-def test_bf16_compute_close_to_float32(layer, setup):
+@pytest.mark.parametrize("time_chunk", [0, 4])
+def test_bf16_compute_close_to_float32(layer, setup, time_chunk):
   x, h0, lengths, params = setup
   y32, _ = jax.jit(layer(H).apply)(params, x, lengths, h0)
-  y16, last16 = jax.jit(layer(H, dtype=jnp.bfloat16).apply)(params, x, lengths, h0)
+  model = layer(H, dtype=jnp.bfloat16, time_chunk=time_chunk)
+  y16, last16 = jax.jit(model.apply)(params, x, lengths, h0)
   assert y16.dtype == jnp.bfloat16 and last16.dtype == jnp.float32
   np.testing.assert_allclose(np.asarray(y16, np.float32), np.asarray(y32), rtol=0.05, atol=0.05)
+  # The gradients too (relative to their scale): in float32 parameters, finite, close.
+  grad = lambda m: jax.jit(jax.grad(  # noqa: E731
+      lambda p: jnp.sum(m.apply(p, x, lengths, h0)[0].astype(jnp.float32) ** 2)))(params)
+  g16, g32 = grad(model), grad(layer(H))
+  for a, b in zip(jax.tree_util.tree_leaves(g16), jax.tree_util.tree_leaves(g32)):
+    assert a.dtype == jnp.float32
+    np.testing.assert_allclose(a / np.abs(b).max(), b / np.abs(b).max(), rtol=0, atol=0.05)
 
 
 @pytest.mark.parametrize("change,match", [

@@ -118,14 +118,23 @@ def test_jit_equals_no_jit(setup):
                          eager, jitted)
 
 
-def test_bf16_compute_close_to_float32(setup):
+@pytest.mark.parametrize("time_chunk", [0, 4])
+def test_bf16_compute_close_to_float32(setup, time_chunk):
   x, h0, lengths, params = setup
   y32, _ = jax.jit(LRU(H, P).apply)(params, x, lengths, h0)
-  y16, last16 = jax.jit(LRU(H, P, dtype=jnp.bfloat16).apply)(params, x, lengths, h0)
+  model = LRU(H, P, dtype=jnp.bfloat16, time_chunk=time_chunk)
+  y16, last16 = jax.jit(model.apply)(params, x, lengths, h0)
   assert y16.dtype == jnp.bfloat16 and last16.dtype == jnp.complex64
   scale = float(jnp.abs(y32).max())
   np.testing.assert_allclose(np.asarray(y16, np.float32) / scale, np.asarray(y32) / scale,
                              rtol=0, atol=0.03)
+  # The gradients too (relative to their scale): in float32 parameters, finite, close.
+  grad = lambda m: jax.jit(jax.grad(  # noqa: E731
+      lambda p: jnp.sum(m.apply(p, x, lengths, h0)[0].astype(jnp.float32) ** 2)))(params)
+  g16, g32 = grad(model), grad(LRU(H, P))
+  for a, b in zip(jax.tree_util.tree_leaves(g16), jax.tree_util.tree_leaves(g32)):
+    assert a.dtype == jnp.float32
+    np.testing.assert_allclose(a / np.abs(b).max(), b / np.abs(b).max(), rtol=0, atol=0.05)
 
 
 @pytest.mark.parametrize("fields,change,match", [
