@@ -89,7 +89,7 @@ def _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB):
   With dct the gradient reaching c_t and dht the one reaching h_t, the gate gradients are
   [dct, dct, dct, dht] * p, p = [g i (1-i), c_prev f (1-f), i (1-g^2), tanh(c) o (1-o)], and
   dct = dc + dht q, dc_prev = dct f, fq = [f, q = o (1-tanh(c)^2)]: the backward loop is a few
-  multiply-adds per element and one matmul, no transcendental and no concatenation.
+  multiply-adds per element and one matmul, no transcendental.
   """
   w_x_DG, w_h_HG, b_x_G, b_h_G = weights
   # One transcendental per gate: sigmoid(z) = (1 + tanh(z / 2)) / 2, with the 1/2 folded into the
