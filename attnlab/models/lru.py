@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import scan, step_scan, time_chunks
+from attnlab.models import layer_checks, scan, step_scan, time_chunks
 
 MODES = ("linear", "sequential")  # complex associative scan, or the step-by-step lax.scan reference
 
@@ -103,7 +103,7 @@ class LRU(nn.Module):
       raise ValueError(f"LRU max_phase must be > 0; got {self.max_phase}")
     fitted = self.get_variable("params", "B_re").shape[0] if self.has_variable(
         "params", "B_re") else None
-    scan.check_inputs("LRU", x_BLD, lengths_B, initial_state_BP,
+    layer_checks.check_inputs("LRU", x_BLD, lengths_B, initial_state_BP,
                       {"hidden_size": self.hidden_size, "state_size": self.state_size},
                       (self.state_size,), fitted, self.mode, MODES)
 

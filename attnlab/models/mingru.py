@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import scan, step_scan, time_chunks
+from attnlab.models import layer_checks, scan, step_scan, time_chunks
 
 MODES = ("log", "linear", "sequential")  # log-space scan, plain (a, b) scan, step-by-step lax.scan
 
@@ -127,7 +127,7 @@ class GatedScan(nn.Module):
     h = self.hidden_size
     fitted = self.get_variable("params", "kernel").shape[0] if self.has_variable(
         "params", "kernel") else None
-    scan.check_inputs(type(self).__name__, x_BLD, lengths_B, initial_state_BH,
+    layer_checks.check_inputs(type(self).__name__, x_BLD, lengths_B, initial_state_BH,
                       {"hidden_size": h}, (h,), fitted, self.mode, MODES)
     # One [D, num * H] kernel for all projections.
     kernel_DG = self.param("kernel", nn.initializers.lecun_normal(),

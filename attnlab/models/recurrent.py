@@ -28,7 +28,7 @@ import jax.numpy as jnp
 
 from attnlab.models import cells
 from attnlab.models import recurrence
-from attnlab.models import scan
+from attnlab.models import layer_checks
 
 IMPLEMENTATIONS = ("custom_vjp", "autodiff")  # how the time loop is differentiated
 
@@ -111,7 +111,7 @@ class RNN(nn.Module):
                          f"{self.get_variable('params', 'weight_ih_l0').shape})")
     batch, steps = x_BLD.shape[:2]
     if lengths_B is not None:
-      scan.check_lengths("RNN", lengths_B, batch, steps)
+      layer_checks.check_lengths("RNN", lengths_B, batch, steps)
     if initial_carry is not None:
       want = (self.num_layers * (2 if self.bidirectional else 1), batch, self.hidden_size)
       parts = initial_carry if kind == "lstm" else (initial_carry,)
