@@ -76,23 +76,21 @@ def _forward(chunk_fn, size, params, x_BLD, h0, lengths_B):
                            local_lengths(lengths_B, 0, first))[0]
   y_BLH = jnp.zeros((x_BLD.shape[0], x_BLD.shape[1]) + y_shape.shape[2:], y_shape.dtype)
 
-  def body(state, c):
+  def run(state, start, steps):
+    """One chunk from the state in ``state``, its outputs written into y: (h_end, y_BLH)."""
     h, y_BLH = state
-    start = c * size
-    y_BTH, h_end = chunk_fn(params, _chunk_at(x_BLD, start, size), h,
-                            local_lengths(lengths_B, start, size))
-    y_BLH = jax.lax.dynamic_update_slice_in_dim(y_BLH, y_BTH, start, axis=1)
-    return (h_end, y_BLH), h
+    y_BTH, h_end = chunk_fn(params, _chunk_at(x_BLD, start, steps), h,
+                            local_lengths(lengths_B, start, steps))
+    return h_end, jax.lax.dynamic_update_slice_in_dim(y_BLH, y_BTH, start, axis=1)
 
-  h, starts_C = h0, None  # (a loop body is traced even for zero steps: only when there are any)
+  state, starts_C = (h0, y_BLH), None  # (a loop body is traced even for zero steps: only if any)
   if full:
-    (h, y_BLH), starts_C = jax.lax.scan(body, (h0, y_BLH), jnp.arange(full))
-  h_tail = h
+    state, starts_C = jax.lax.scan(lambda s, c: (run(s, c * size, size), s[0]), state,
+                                   jnp.arange(full))
+  h_tail = state[0]
   if tail:
-    start = full * size
-    y_BTH, h = chunk_fn(params, _chunk_at(x_BLD, start, tail), h,
-                        local_lengths(lengths_B, start, tail))
-    y_BLH = jax.lax.dynamic_update_slice_in_dim(y_BLH, y_BTH, start, axis=1)
+    state = run(state, full * size, tail)
+  h, y_BLH = state
   return y_BLH, h, starts_C, h_tail
 
 
