@@ -67,9 +67,11 @@ def whole_sequence(dtype, chunk, params, x_LBD, h0_BP, lengths_B):
           scan.last_state_time_major(h_LBP, h0_BP, lengths_B))
 
 
-def one_chunk(dtype, params, x_BTD, h0_BP, lengths_B):
+def one_chunk(dtype, params, x_BTD, h0_BP, lengths_B, y_saved_BTH):
   """The "linear" mode on one batch-major time chunk (the chunk function of ``time_chunks``):
-  (y_BTH in ``dtype``, final state) from state h0, the chunk's steps run by ``step_scan``."""
+  (y_BTH in ``dtype``, final state) from state h0, the chunk's steps run by ``step_scan``.
+  ``y_saved_BTH`` is ignored: the complex state cannot be read back from y."""
+  del y_saved_BTH
   h_BTP, y_BTH = _state_and_outputs(dtype, step_scan.step_scan, params, x_BTD, h0_BP)
   return (scan.mask_outputs(y_BTH, lengths_B).astype(dtype),
           scan.last_state(h_BTP, h0_BP, lengths_B))

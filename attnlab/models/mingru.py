@@ -85,10 +85,19 @@ def whole_sequence(gates, num, dtype, chunk, params, x_LBD, h0_BH, lengths_B):
           scan.last_state_time_major(h_LBH, h0_BH, lengths_B))
 
 
-def one_chunk(gates, num, dtype, params, x_BTD, h0_BH, lengths_B):
+def one_chunk(gates, num, dtype, params, x_BTD, h0_BH, lengths_B, y_saved_BTH):
   """The "linear" mode on one batch-major time chunk (the chunk function of ``time_chunks``):
-  (y_BTH in ``dtype``, final state) from state h0, the chunk's steps run by ``step_scan``."""
-  h_BTH = step_scan.step_scan(*gates(*_projections(num, dtype, params, x_BTD)), h0_BH)
+  (y_BTH in ``dtype``, final state) from state h0, the chunk's steps run by ``step_scan``.
+
+  When the backward pass recomputes the chunk, its saved y is its states h where it matters (y is
+  h zeroed past each end, where no gradient reaches h): float32 y replaces the forward loop. (A
+  lower-precision y would round the gradients: then the loop runs again.)
+  """
+  a_BTH, b_BTH = gates(*_projections(num, dtype, params, x_BTD))
+  if y_saved_BTH is not None and y_saved_BTH.dtype == jnp.float32:
+    h_BTH = step_scan.given_states(a_BTH, b_BTH, h0_BH, y_saved_BTH)
+  else:
+    h_BTH = step_scan.step_scan(a_BTH, b_BTH, h0_BH)
   y_BTH, last_BH = scan.finish(h_BTH, h0_BH, lengths_B)
   return y_BTH.astype(dtype), last_BH
 

@@ -70,3 +70,23 @@ def _bwd(res, g_h):
 
 
 step_scan.defvjp(_fwd, _bwd)
+
+
+@jax.custom_vjp
+def given_states(a, b, h0, h):
+  """``h``, the states step_scan(a, b, h0) would return, already known (a chunk's recomputation in
+  the backward pass reads them from the layer's output): no forward loop, the same gradients with
+  respect to a, b and h0 (none flows to h, a value, not a function of them here)."""
+  del a, b, h0
+  return h
+
+
+def _given_fwd(a, b, h0, h):
+  return h, (a, h, h0)
+
+
+def _given_bwd(res, g_h):
+  return _bwd(res, g_h) + (None,)
+
+
+given_states.defvjp(_given_fwd, _given_bwd)

@@ -1,10 +1,13 @@
 """A layer's time axis cut into chunks run one after another, each recomputed in the backward pass.
 
 ``over_time_chunks(chunk_fn, size, params, x_BLD, h0, lengths_B)`` applies
-``chunk_fn(params, x_BTD, h_start, lengths_B) -> (y_BTH, h_end)`` to time chunks of ``size`` steps
-(the last one shorter when ``size`` does not divide the length), the state flowing from each chunk
-to the next, and returns (y_BLH, final state): the same function as one ``chunk_fn`` call over the
-whole sequence, for any chunk_fn that is a causal recurrence in that sense (the scan layers).
+``chunk_fn(params, x_BTD, h_start, lengths_B, y_saved) -> (y_BTH, h_end)`` to time chunks of
+``size`` steps (the last one shorter when ``size`` does not divide the length), the state flowing
+from each chunk to the next, and returns (y_BLH, final state): the same function as one
+``chunk_fn`` call over the whole sequence, for any chunk_fn that is a causal recurrence in that
+sense (the scan layers). ``y_saved`` is None in the forward pass; when the backward pass recomputes
+a chunk it is the chunk's y as the forward pass wrote it, which chunk_fn may use in place of
+recomputing what y holds (the gated scans' y is their state: they skip the forward loop), or ignore.
 
 Why: a parallel-scan layer's training step at length 4096 keeps several [L, B, H] float32 arrays
 (the projections, the gates, the scan's state and its reverse pass: 134 MB each at B = 32,
@@ -73,14 +76,14 @@ def _forward(chunk_fn, size, params, x_BLD, h0, lengths_B):
   full, tail = _bounds(x_BLD.shape[1], size)
   first = min(size, x_BLD.shape[1])
   y_shape = jax.eval_shape(chunk_fn, params, _chunk_at(x_BLD, 0, first), h0,
-                           local_lengths(lengths_B, 0, first))[0]
+                           local_lengths(lengths_B, 0, first), None)[0]
   y_BLH = jnp.zeros((x_BLD.shape[0], x_BLD.shape[1]) + y_shape.shape[2:], y_shape.dtype)
 
   def run(state, start, steps):
     """One chunk from the state in ``state``, its outputs written into y: (h_end, y_BLH)."""
     h, y_BLH = state
     y_BTH, h_end = chunk_fn(params, _chunk_at(x_BLD, start, steps), h,
-                            local_lengths(lengths_B, start, steps))
+                            local_lengths(lengths_B, start, steps), None)
     return h_end, jax.lax.dynamic_update_slice_in_dim(y_BLH, y_BTH, start, axis=1)
 
   state, starts_C = (h0, y_BLH), None  # (a loop body is traced even for zero steps: only if any)
@@ -114,19 +117,20 @@ def _fwd(chunk_fn, size, params, x_BLD, h0, lengths_B):
   needs_dx = x_BLD.perturbed
   params, x_BLD, h0, lengths_B = _values((params, x_BLD, h0, lengths_B))
   y_BLH, h, starts_C, h_tail = _forward(chunk_fn, size, params, x_BLD, h0, lengths_B)
-  return (y_BLH, h), (params, x_BLD, lengths_B, starts_C, h_tail, needs_dx)
+  return (y_BLH, h), (params, x_BLD, lengths_B, y_BLH, starts_C, h_tail, needs_dx)
 
 
-def _chunk_grads(chunk_fn, needs_dx, params, x_BLD, lengths_B, start, size, h_start, dy_BLH,
-                 dh_end):
-  """(d params, dx_BTD or None, dh_start) of one chunk, its forward pass recomputed from h_start."""
+def _chunk_grads(chunk_fn, needs_dx, params, x_BLD, lengths_B, y_BLH, start, size, h_start,
+                 dy_BLH, dh_end):
+  """(d params, dx_BTD or None, dh_start) of one chunk, its forward pass recomputed from h_start
+  (and from its saved outputs, where chunk_fn reads them)."""
   x_BTD = _chunk_at(x_BLD, start, size)
   lengths = local_lengths(lengths_B, start, size)
-  dy_BTH = _chunk_at(dy_BLH, start, size)
+  y_BTH, dy_BTH = _chunk_at(y_BLH, start, size), _chunk_at(dy_BLH, start, size)
   if needs_dx:
-    return jax.vjp(lambda p, x, h: chunk_fn(p, x, h, lengths), params, x_BTD, h_start)[1](
+    return jax.vjp(lambda p, x, h: chunk_fn(p, x, h, lengths, y_BTH), params, x_BTD, h_start)[1](
         (dy_BTH, dh_end))
-  dp, dh = jax.vjp(lambda p, h: chunk_fn(p, x_BTD, h, lengths), params, h_start)[1](
+  dp, dh = jax.vjp(lambda p, h: chunk_fn(p, x_BTD, h, lengths, y_BTH), params, h_start)[1](
       (dy_BTH, dh_end))
   return dp, None, dh
 
@@ -143,10 +147,10 @@ def _add(total, part):
 
 
 def _bwd(chunk_fn, size, res, cotangents):
-  params, x_BLD, lengths_B, starts_C, h_tail, needs_dx = res
+  params, x_BLD, lengths_B, y_BLH, starts_C, h_tail, needs_dx = res
   dy_BLH, dh = (_dense(ct) for ct in cotangents)
   full, tail = _bounds(x_BLD.shape[1], size)
-  grads = functools.partial(_chunk_grads, chunk_fn, needs_dx, params, x_BLD, lengths_B)
+  grads = functools.partial(_chunk_grads, chunk_fn, needs_dx, params, x_BLD, lengths_B, y_BLH)
   dparams = jax.tree_util.tree_map(
       lambda p: jnp.zeros(p.shape, jnp.promote_types(p.dtype, jnp.float32)), params)
   dx_BLD = jnp.zeros_like(x_BLD) if needs_dx else None

@@ -1,4 +1,5 @@
-"""step_scan equals the plain lax.scan recurrence: h and the gradients of a, b, h0 (a broadcast)."""
+"""step_scan equals the plain lax.scan recurrence: h and the gradients of a, b, h0 (a broadcast);
+given_states, fed the states, has step_scan's gradients."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attnlab.models.step_scan import step_scan
+from attnlab.models.step_scan import given_states, step_scan
 
 B, T, H = 3, 7, 4
 
@@ -45,8 +46,12 @@ def test_equals_sequential_reference(a_shape, dtype):
   def loss(f):  # real for complex h too: Re and Im enter with different weights
     return lambda a, b, h0: jnp.sum(jnp.real(f(a, b, h0)) * w + 0.5 * jnp.imag(f(a, b, h0)))
 
-  got = jax.jit(jax.grad(loss(step_scan), argnums=(0, 1, 2)))(a, b, h0)
+  # given_states: the states come from the reference (outside the differentiated function).
+  h = _reference(a, b, h0)
+  given = lambda a, b, h0: given_states(a, b, h0, h)  # noqa: E731
   want = jax.grad(loss(_reference), argnums=(0, 1, 2))(a, b, h0)
-  for g, r in zip(got, want):
-    assert g.shape == r.shape
-    np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+  for f in (step_scan, given):
+    got = jax.jit(jax.grad(loss(f), argnums=(0, 1, 2)))(a, b, h0)
+    for g, r in zip(got, want):
+      assert g.shape == r.shape
+      np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)

@@ -21,8 +21,10 @@ def _float64():
 B, L, D, H = 3, 11, 2, 4
 
 
-def _rnn_chunk(params, x_BTD, h_BH, lengths_B):
-  """A nonlinear recurrence h' = tanh(x W + h U) run step by step; the state stops at each end."""
+def _rnn_chunk(params, x_BTD, h_BH, lengths_B, y_saved_BTH=None):
+  """A nonlinear recurrence h' = tanh(x W + h U) run step by step; the state stops at each end.
+  (Its saved outputs are ignored: the gated scans' use of them is tested with the layers.)"""
+  del y_saved_BTH
   w_DH, u_HH = params
 
   def step(h_BH, xt):
