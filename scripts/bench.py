@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
-"""Benchmarks: ``python scripts/bench.py SUITE [--json FILE] [suite options]``.
+"""Benchmarks: ``python scripts/bench.py SUITE [--json FILE] [--malloc reuse] [suite options]``.
 
 Suites: recurrent, attention, data, loop, checkpoint. Each prints a table of medians and ratios
-against its named reference, and with ``--json FILE`` writes a list of records.
+against its named reference, and with ``--json FILE`` writes a list of records. ``--malloc reuse``
+runs the whole benchmark (attnlab and its references alike) with glibc malloc keeping freed memory
+(attnlab/cpu_malloc.py); the first line printed says which malloc the run had.
 """
 
 import argparse
 import importlib
+import os
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from attnlab import cpu_malloc  # noqa: E402
 
 # Suite name -> module under attnlab.bench exposing ``main(args: list[str], json_path) -> list[dict]``.
 SUITES = {
@@ -25,7 +32,12 @@ def main(argv):
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("suite", choices=sorted(SUITES))
   parser.add_argument("--json", default=None, help="write the records to this file")
+  parser.add_argument("--malloc", choices=cpu_malloc.CHOICES, default="default",
+                      help="reuse: glibc malloc keeps freed memory (no page faults per call)")
   args, rest = parser.parse_known_args(argv)
+  if args.malloc == "reuse":
+    cpu_malloc.reexec([os.path.abspath(__file__), *argv])
+  print(f"malloc: {cpu_malloc.describe()}", flush=True)
   module = importlib.import_module(SUITES[args.suite])
   module.main(rest, args.json)
 

@@ -1,0 +1,46 @@
+"""cpu_malloc: the settings are recognised, and reexec restarts the process once with them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from attnlab import cpu_malloc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_active_and_describe():
+  assert cpu_malloc.describe({}) == "default"
+  assert cpu_malloc.describe(dict(cpu_malloc.SETTINGS)) == "reuse"
+  partial = dict(cpu_malloc.SETTINGS, MALLOC_ARENA_MAX="2")
+  assert not cpu_malloc.active(partial)
+
+
+def test_reexec_restarts_once_with_the_settings(tmp_path):
+  """The script restarts itself once (each start appends a line), then runs with the settings."""
+  starts = tmp_path / "starts"
+  script = tmp_path / "script.py"
+  script.write_text(
+      "import os, sys\n"
+      f"sys.path.insert(0, {ROOT!r})\n"
+      "from attnlab import cpu_malloc\n"
+      f"open({str(starts)!r}, 'a').write('start\\n')\n"
+      "cpu_malloc.reexec([__file__, *sys.argv[1:]])\n"
+      "print(cpu_malloc.describe(), sys.argv[1:])\n")
+  env = {k: v for k, v in os.environ.items() if k not in cpu_malloc.SETTINGS}
+  out = subprocess.run([sys.executable, str(script), "--flag", "x"], env=env, capture_output=True,
+                       text=True, check=True, timeout=60)
+  assert out.stdout.strip() == "reuse ['--flag', 'x']"
+  assert starts.read_text().count("start") == 2
+
+
+def test_reexec_refuses_other_platforms(monkeypatch):
+  for key in cpu_malloc.SETTINGS:
+    monkeypatch.delenv(key, raising=False)
+  monkeypatch.setattr(cpu_malloc.platform, "system", lambda: "Darwin")
+  with pytest.raises(ValueError, match="glibc.*use malloc 'default'"):
+    cpu_malloc.reexec(["x.py"])
