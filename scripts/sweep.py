@@ -15,6 +15,7 @@ import sys
 
 from absl import app, flags
 
+from attnlab import cpu_malloc
 from attnlab.experiments import sweep
 
 flags.DEFINE_string("config", None, "experiment file, optionally with :ARG", required=True)
@@ -22,12 +23,18 @@ flags.DEFINE_string("workdir", None, "sweep directory (one subdirectory per tria
 flags.DEFINE_integer("workers", 1, "trials run at the same time")
 flags.DEFINE_string("metric", None, "metric for the table (default: accuracy, mse or loss)")
 flags.DEFINE_bool("collect_only", False, "only rebuild results.csv and the table")
+flags.DEFINE_enum("malloc", "default", cpu_malloc.CHOICES,
+                  "reuse: restart with glibc malloc keeping freed memory; the trials inherit it "
+                  "(for long sequences on CPU; attnlab/cpu_malloc.py)")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if FLAGS.malloc == "reuse":
+    cpu_malloc.reexec(sys.argv)  # returns in the restarted process
+  print(f"malloc: {cpu_malloc.describe()}", flush=True)
   try:
     rows, table = sweep.run_sweep(FLAGS.config, FLAGS.workdir, workers=FLAGS.workers,
                                   metric=FLAGS.metric, collect_only=FLAGS.collect_only)

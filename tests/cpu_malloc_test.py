@@ -44,3 +44,23 @@ def test_reexec_refuses_other_platforms(monkeypatch):
   monkeypatch.setattr(cpu_malloc.platform, "system", lambda: "Darwin")
   with pytest.raises(ValueError, match="glibc.*use malloc 'default'"):
     cpu_malloc.reexec(["x.py"])
+
+
+def _script(name, *args):
+  env = {k: v for k, v in os.environ.items() if k not in cpu_malloc.SETTINGS}
+  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", name), *args], env=env,
+                        capture_output=True, text=True, timeout=120)
+
+
+def test_train_and_sweep_restart_with_malloc_reuse(tmp_path):
+  """--malloc reuse restarts the entry point with the settings before it does anything else (here
+  a config that fails validation, so nothing compiles)."""
+  default = os.path.join(ROOT, "experiments", "default.py")
+  train = _script("train.py", "--malloc=reuse", f"--config={default}:model=lstm,task=copy,smoke",
+                  f"--workdir={tmp_path / 'run'}", "--config.num_steps=0")
+  assert train.returncode != 0
+  assert "malloc: reuse" in train.stderr and "num_steps=0" in train.stderr
+  sweep = _script("sweep.py", "--malloc=reuse", f"--config={tmp_path / 'missing.py'}",
+                  f"--workdir={tmp_path / 'sweep'}")
+  assert sweep.returncode == 2
+  assert sweep.stdout.startswith("malloc: reuse")

@@ -13,6 +13,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from attnlab import cpu_malloc
 from attnlab.train import config as config_lib
 from attnlab.train import loop
 from attnlab.train import parallel
@@ -28,6 +29,9 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "multi-host: number
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "multi-host: this process's index")
 _AUTO_DISTRIBUTED = flags.DEFINE_bool("auto_distributed", False,
                                       "multi-host: let JAX detect SLURM/MPI/TPU-pod peers")
+_MALLOC = flags.DEFINE_enum("malloc", "default", cpu_malloc.CHOICES,
+                            "reuse: restart with glibc malloc keeping freed memory (no page faults "
+                            "per step; for long sequences on CPU; attnlab/cpu_malloc.py)")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -49,6 +53,9 @@ def _parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _MALLOC.value == "reuse":
+    cpu_malloc.reexec(sys.argv)  # returns in the restarted process
+  logging.info("malloc: %s", cpu_malloc.describe())
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                   _AUTO_DISTRIBUTED.value)
   logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__, jax.process_index(),
