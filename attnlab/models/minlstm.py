@@ -17,30 +17,41 @@ import jax.numpy as jnp
 from attnlab.models.mingru import GatedScan, g, log_g
 
 
+def normalised_forget(kf, ki):
+  """f' = f / (f + i) with f = sigmoid(kf), i = sigmoid(ki), finite for every kf, ki.
+
+  As f / (f + i) it is 0/0 once both sigmoids underflow (kf, ki below about -88 in float32: inf
+  or NaN). Written as (1 + e^u) / (2 + e^u + e^v), u = -ki, v = -kf, with numerator and denominator
+  scaled by e^-m, m = max(u, v, 0): no exponent is positive and one term of the denominator is 1.
+  """
+  u, v = -ki, -kf
+  m = jnp.maximum(jnp.maximum(u, v), 0.0)
+  e_m, e_u, e_v = jnp.exp(-m), jnp.exp(u - m), jnp.exp(v - m)
+  return (e_m + e_u) / (2.0 * e_m + e_u + e_v)
+
+
 def plain_gates(kf, ki, kh):
   """(a, b) = (f', i' h~) of the linear recurrence from the three projections (autodiff)."""
-  f, i = jax.nn.sigmoid(kf), jax.nn.sigmoid(ki)
-  total = f + i
-  return f / total, i / total * g(kh)
+  a = normalised_forget(kf, ki)
+  return a, (1.0 - a) * g(kh)
 
 
 gates = jax.custom_vjp(plain_gates)  # the same values with a lighter backward (_gates_bwd)
 
 
 def _gates_fwd(kf, ki, kh):
-  f, i, cand = jax.nn.sigmoid(kf), jax.nn.sigmoid(ki), g(kh)
-  a = f / (f + i)
-  return (a, (1.0 - a) * cand), (f, i, a, cand)
+  a, cand = normalised_forget(kf, ki), g(kh)
+  return (a, (1.0 - a) * cand), (jax.nn.sigmoid(-kf), jax.nn.sigmoid(-ki), a, cand)
 
 
 def _gates_bwd(res, ct):
-  # From f, i, a = f' and h~ (i' = 1 - a; g' from h~ as in mingru._gates_bwd): autodiff would
-  # also store f + i, i', sigmoid(kh) and g(kh) at full size.
-  f, i, a, cand = res
+  # From 1 - f, 1 - i, a = f' and h~ (i' = 1 - a; g' from h~ as in mingru._gates_bwd):
+  # df'/dkf = f' (1 - f') (1 - f), df'/dki = -f' (1 - f') (1 - i).
+  not_f, not_i, a, cand = res
   ct_a, ct_b = ct
   d = a * (1.0 - a) * (ct_a - ct_b * cand)
   d_cand = jnp.where(cand >= 0.5, 1.0, cand * (1.0 - cand))
-  return d * (1.0 - f), -d * (1.0 - i), ct_b * (1.0 - a) * d_cand
+  return d * not_f, -d * not_i, ct_b * (1.0 - a) * d_cand
 
 
 gates.defvjp(_gates_fwd, _gates_bwd)
