@@ -1,4 +1,5 @@
-"""glibc malloc settings that keep freed memory for reuse: ``scripts/bench.py --malloc reuse``.
+"""glibc malloc settings that keep freed memory for reuse: ``--malloc reuse`` of scripts/bench.py,
+train.py and sweep.py.
 
 XLA:CPU allocates each call's temporary buffers afresh and frees them after it (77 MB for the
 attnlab LSTM training step at batch 32, length 256). glibc hands an allocation that size to mmap
@@ -45,3 +46,11 @@ def reexec(argv: list[str]) -> None:
   sys.stdout.flush()
   sys.stderr.flush()
   os.execve(sys.executable, [sys.executable, *argv], {**os.environ, **SETTINGS})
+
+
+def use(choice: str, argv: list[str]) -> str:
+  """The entry points' ``--malloc CHOICE``: "reuse" restarts as ``sys.executable *argv`` with
+  SETTINGS (``reexec``; returns in the restarted process); returns ``describe()`` to report."""
+  if choice == "reuse":
+    reexec(argv)
+  return describe()

@@ -35,9 +35,7 @@ def main(argv):
   parser.add_argument("--malloc", choices=cpu_malloc.CHOICES, default="default",
                       help="reuse: glibc malloc keeps freed memory (no page faults per call)")
   args, rest = parser.parse_known_args(argv)
-  if args.malloc == "reuse":
-    cpu_malloc.reexec([os.path.abspath(__file__), *argv])
-  print(f"malloc: {cpu_malloc.describe()}", flush=True)
+  print(f"malloc: {cpu_malloc.use(args.malloc, [os.path.abspath(__file__), *argv])}", flush=True)
   module = importlib.import_module(SUITES[args.suite])
   module.main(rest, args.json)
 

@@ -32,9 +32,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if FLAGS.malloc == "reuse":
-    cpu_malloc.reexec(sys.argv)  # returns in the restarted process
-  print(f"malloc: {cpu_malloc.describe()}", flush=True)
+  print(f"malloc: {cpu_malloc.use(FLAGS.malloc, sys.argv)}", flush=True)
   try:
     rows, table = sweep.run_sweep(FLAGS.config, FLAGS.workdir, workers=FLAGS.workers,
                                   metric=FLAGS.metric, collect_only=FLAGS.collect_only)

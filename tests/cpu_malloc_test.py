@@ -13,6 +13,10 @@ from attnlab import cpu_malloc
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _env_without_settings():
+  return {k: v for k, v in os.environ.items() if k not in cpu_malloc.SETTINGS}
+
+
 def test_active_and_describe():
   assert cpu_malloc.describe({}) == "default"
   assert cpu_malloc.describe(dict(cpu_malloc.SETTINGS)) == "reuse"
@@ -31,9 +35,8 @@ def test_reexec_restarts_once_with_the_settings(tmp_path):
       f"open({str(starts)!r}, 'a').write('start\\n')\n"
       "cpu_malloc.reexec([__file__, *sys.argv[1:]])\n"
       "print(cpu_malloc.describe(), sys.argv[1:])\n")
-  env = {k: v for k, v in os.environ.items() if k not in cpu_malloc.SETTINGS}
-  out = subprocess.run([sys.executable, str(script), "--flag", "x"], env=env, capture_output=True,
-                       text=True, check=True, timeout=60)
+  out = subprocess.run([sys.executable, str(script), "--flag", "x"], env=_env_without_settings(),
+                       capture_output=True, text=True, check=True, timeout=60)
   assert out.stdout.strip() == "reuse ['--flag', 'x']"
   assert starts.read_text().count("start") == 2
 
@@ -47,9 +50,8 @@ def test_reexec_refuses_other_platforms(monkeypatch):
 
 
 def _script(name, *args):
-  env = {k: v for k, v in os.environ.items() if k not in cpu_malloc.SETTINGS}
-  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", name), *args], env=env,
-                        capture_output=True, text=True, timeout=120)
+  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", name), *args],
+                        env=_env_without_settings(), capture_output=True, text=True, timeout=120)
 
 
 def test_train_and_sweep_restart_with_malloc_reuse(tmp_path):

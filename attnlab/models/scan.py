@@ -217,11 +217,12 @@ def _cumsum(x):
   return jax.lax.associative_scan(jnp.add, x, axis=1)
 
 
-def _valid(lengths_B, like):
-  """Boolean [B, L, 1, ...] mask, True before each sequence's end."""
-  b, l = like.shape[:2]
-  valid_BL = jnp.arange(l)[None, :] < lengths_B[:, None]
-  return valid_BL.reshape((b, l) + (1,) * (like.ndim - 2))
+def _valid(lengths_B, like, time_axis: int = 1):
+  """Boolean mask that broadcasts against ``like`` (time on ``time_axis``, 0 or 1, the batch on the
+  other): [B, L, 1, ...] or [L, B, 1, ...], True before each sequence's end."""
+  valid_BL = jnp.arange(like.shape[time_axis])[None, :] < lengths_B[:, None]
+  valid = valid_BL if time_axis == 1 else valid_BL.T
+  return valid.reshape(valid.shape + (1,) * (like.ndim - 2))
 
 
 def finish(h, h0, lengths_B):
@@ -235,12 +236,7 @@ def linear_scan(a, b, h0=None, lengths_B=None, chunk=CHUNK):
   Returns (h, final_state). ``chunk``: steps per sequential run inside the parallel scan (0: a
   pure associative_scan). The time-major form with the arrays transposed in and h out.
   """
-  return time_major_outputs(jnp.swapaxes(a, 0, 1), jnp.swapaxes(b, 0, 1), h0, lengths_B, chunk)
-
-
-def time_major_outputs(a_LB, b_LB, h0, lengths_B, chunk=CHUNK):
-  """(h batch-major, zeroed past each end; final state) of the time-major recurrence."""
-  h_LB = linear_scan_time_major(a_LB, b_LB, h0, chunk)
+  h_LB = linear_scan_time_major(jnp.swapaxes(a, 0, 1), jnp.swapaxes(b, 0, 1), h0, chunk)
   return (mask_outputs(jnp.swapaxes(h_LB, 0, 1), lengths_B),
           last_state_time_major(h_LB, h0, lengths_B))
 
@@ -282,16 +278,18 @@ def _last_state(h, h0, lengths_B, time_axis: int):
 
 def mask_outputs(y_BL, lengths_B):
   """Zeros y_BL... at positions t >= length."""
-  if lengths_B is None:
-    return y_BL
-  return jnp.where(_valid(lengths_B, y_BL), y_BL, jnp.zeros_like(y_BL))
+  return _mask_outputs(y_BL, lengths_B, time_axis=1)
 
 
 def mask_outputs_time_major(y_LB, lengths_B):
   """Zeros time-major y_LB... at positions t >= length."""
+  return _mask_outputs(y_LB, lengths_B, time_axis=0)
+
+
+def _mask_outputs(y, lengths_B, time_axis: int):
   if lengths_B is None:
-    return y_LB
-  return jnp.swapaxes(mask_outputs(jnp.swapaxes(y_LB, 0, 1), lengths_B), 0, 1)
+    return y
+  return jnp.where(_valid(lengths_B, y, time_axis), y, jnp.zeros_like(y))
 
 
 def log_linear_scan(log_a, log_b, h0=None, lengths_B=None, chunk=CHUNK):

@@ -53,9 +53,7 @@ def _parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if _MALLOC.value == "reuse":
-    cpu_malloc.reexec(sys.argv)  # returns in the restarted process
-  logging.info("malloc: %s", cpu_malloc.describe())
+  logging.info("malloc: %s", cpu_malloc.use(_MALLOC.value, sys.argv))
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                   _AUTO_DISTRIBUTED.value)
   logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__, jax.process_index(),
