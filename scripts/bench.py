@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks: ``python scripts/bench.py SUITE [--json FILE] [--malloc reuse] [suite options]``.
 
-Suites: recurrent, attention, data, loop, checkpoint. Each prints a table of medians and ratios
+Suites: recurrent, products, attention, data, loop, checkpoint. Each prints a table of medians and ratios
 against its named reference, and with ``--json FILE`` writes a list of records. ``--malloc reuse``
 runs the whole benchmark (attnlab and its references alike) with glibc malloc keeping freed memory
 (attnlab/cpu_malloc.py); the first line printed says which malloc the run had.
@@ -19,6 +19,7 @@ from attnlab import cpu_malloc  # noqa: E402
 # Suite name -> module under attnlab.bench exposing ``main(args: list[str], json_path) -> list[dict]``.
 SUITES = {
     "recurrent": "attnlab.bench.recurrent",
+    "products": "attnlab.bench.products",
     "attention": "attnlab.bench.attention",
     "data": "attnlab.bench.data",
     "loop": "attnlab.bench.loop",

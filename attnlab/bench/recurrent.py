@@ -19,8 +19,6 @@ import argparse
 import importlib
 import os
 import resource
-import statistics
-import time
 
 import flax.linen as nn
 import jax
@@ -50,8 +48,9 @@ class _FlaxRNN(nn.Module):
     return nn.RNN(getattr(nn, self.cell)(features=self.hidden_size))(x_BLD), None
 
 
-def _jax_step(model, batch, length, features):
-  """A jitted training step of ``model`` and a zero-argument callable running it once."""
+def jax_step(model, batch, length, features):
+  """A zero-argument callable running one jitted training step of ``model`` (value_and_grad of
+  mean(y^2) with respect to the parameters) on a fixed random batch."""
   x_BLD = jax.random.normal(jax.random.PRNGKey(0), (batch, length, features))
   params = model.init(jax.random.PRNGKey(1), x_BLD)
 
@@ -63,7 +62,8 @@ def _jax_step(model, batch, length, features):
   return lambda: timing.block(step(params, x_BLD))
 
 
-def _torch_step(torch, name, batch, length, features, hidden):
+def torch_step(torch, name, batch, length, features, hidden):
+  """The same step for PyTorch's ``torch.nn.<name>`` (RNN, LSTM or GRU), batch first."""
   module = getattr(torch.nn, name)(features, hidden, batch_first=True)
   x_BLD = torch.randn(batch, length, features)
 
@@ -85,40 +85,20 @@ def _scan_layer(case):
     return None, f"{case}: skipped ({type(e).__name__}: {e})"
 
 
-def _time_interleaved(runs: dict, repeats: int, warmup: int) -> dict:
-  """Median (wall, process CPU) seconds of each callable, called once per round (in a rotating
-  order) so that load and the previous step's after-effects hit all alike."""
-  for run in runs.values():
-    for _ in range(warmup):
-      run()
-  times = {key: ([], []) for key in runs}
-  keys = list(runs)
-  for r in range(repeats):
-    # The order rotates every round: a step right after a JAX step ran up to ~18% slower (PyTorch
-    # after JAX: 0.174 vs 0.147 s after itself; JAX's idle worker threads still spin), so a fixed
-    # order would favour whichever implementation never follows another.
-    for key in keys[r % len(keys):] + keys[:r % len(keys)]:
-      t0, c0 = time.perf_counter(), time.process_time()
-      runs[key]()
-      times[key][0].append(time.perf_counter() - t0)
-      times[key][1].append(time.process_time() - c0)
-  return {key: (statistics.median(w), statistics.median(c)) for key, (w, c) in times.items()}
-
-
 def _cases_at(length, args, torch, notes):
   """(case, impl, variant) -> step callable for one sequence length."""
   b, d, h = (args.batch if length == args.length else args.long_batch), args.features, args.hidden
   runs = {}
   if length == args.length:
     for case, cell in CLASSIC.items():
-      runs[(case, "attnlab", "RNN")] = _jax_step(RNN(cell=cell, hidden_size=h), b, length, d)
+      runs[(case, "attnlab", "RNN")] = jax_step(RNN(cell=cell, hidden_size=h), b, length, d)
       for flax_cell in FLAX_CELLS[case]:
-        runs[(case, "flax", flax_cell)] = _jax_step(_FlaxRNN(flax_cell, h), b, length, d)
+        runs[(case, "flax", flax_cell)] = jax_step(_FlaxRNN(flax_cell, h), b, length, d)
       if torch is not None:
-        runs[(case, "torch", f"nn.{TORCH_MODULES[case]}")] = _torch_step(
+        runs[(case, "torch", f"nn.{TORCH_MODULES[case]}")] = torch_step(
             torch, TORCH_MODULES[case], b, length, d, h)
   else:
-    runs[("lstm", "attnlab", "RNN")] = _jax_step(RNN(cell="lstm", hidden_size=h), b, length, d)
+    runs[("lstm", "attnlab", "RNN")] = jax_step(RNN(cell="lstm", hidden_size=h), b, length, d)
   for case in SCAN_LAYERS:
     layer, note = _scan_layer(case)
     if layer is None:
@@ -127,7 +107,7 @@ def _cases_at(length, args, torch, notes):
       continue
     kwargs = {"hidden_size": h, **({"state_size": args.lru_state} if case == "lru" else {})}
     try:  # another part's layer: a failure there is reported, not fatal to the suite
-      runs[(case, "attnlab", layer.__name__)] = _jax_step(layer(**kwargs), b, length, d)
+      runs[(case, "attnlab", layer.__name__)] = jax_step(layer(**kwargs), b, length, d)
     except Exception as e:  # pylint: disable=broad-except
       notes.append(f"{case} at length {length}: failed ({type(e).__name__}: {e})")
   return runs, b
@@ -184,7 +164,7 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
   for length in [args.length] + ([args.long_length] if args.long_length else []):
     runs, batch = _cases_at(length, args, torch, notes)
     repeats = args.repeats if length == args.length else args.long_repeats
-    medians = _time_interleaved(runs, repeats, warmup=1 if length == args.long_length else 2)
+    medians = timing.time_interleaved(runs, repeats, warmup=1 if length == args.long_length else 2)
     records += _records(medians, length, batch)
   columns = ["case", "impl", "variant", "batch", "length", "median_s", "tokens_per_s", "cpu_s", "x_torch",
              "x_flax", "x_lstm"]
