@@ -21,13 +21,12 @@ differently, the input projection hoisted out of the loop).
 from __future__ import annotations
 
 import argparse
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attnlab.bench import recurrent, timing
+from attnlab.bench import recurrent, timing, torch_reference
 from attnlab.models.recurrent import RNN
 
 CASES = ("step", "step_back", "dw_hh", "dw_ih")
@@ -130,20 +129,12 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
   parser.add_argument("--features", type=int, default=64)
   parser.add_argument("--hidden", type=int, default=256)
   parser.add_argument("--repeats", type=int, default=15, help="timed rounds")
-  parser.add_argument("--no_torch", action="store_true")
-  parser.add_argument("--torch_threads", type=int, default=0,
-                      help="PyTorch intra-op threads; 0: all cores, as JAX uses")
+  torch_reference.add_flags(parser)
   args = parser.parse_args(argv)
   for name in ("batch", "length", "features", "hidden", "repeats"):
     if getattr(args, name) < 1:
       parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
-  torch = None
-  if not args.no_torch:
-    try:
-      import torch  # noqa: F811 -- a reference only, never imported by attnlab proper
-      torch.set_num_threads(args.torch_threads or os.cpu_count())
-    except ImportError:
-      torch = None
+  torch = torch_reference.load(args)
   table = shapes(args.batch, args.length, args.features, args.hidden)
   runs = {}
   for case, (count, lhs, rhs, transposed) in table.items():

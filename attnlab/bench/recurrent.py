@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import resource
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.bench import timing
+from attnlab.bench import timing, torch_reference
 from attnlab.models.recurrent import RNN
 
 # case -> (module, class) of the parallel-scan layers (issue 2, item 4); imported lazily.
@@ -145,20 +144,12 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
   parser.add_argument("--features", type=int, default=64)
   parser.add_argument("--hidden", type=int, default=256)
   parser.add_argument("--lru_state", type=int, default=256, help="LRU state_size")
-  parser.add_argument("--no_torch", action="store_true")
-  parser.add_argument("--torch_threads", type=int, default=0,
-                      help="PyTorch intra-op threads; 0: all cores, as JAX uses (1 on a shared machine)")
+  torch_reference.add_flags(parser)
   args = parser.parse_args(argv)
   if args.quick:
     args.repeats, args.batch, args.length, args.long_length, args.long_batch = 3, 8, 64, 512, 8
     args.long_repeats = 3
-  torch = None
-  if not args.no_torch:
-    try:
-      import torch  # noqa: F811 -- a reference only, never imported by attnlab proper
-      torch.set_num_threads(args.torch_threads or os.cpu_count())
-    except ImportError:
-      torch = None
+  torch = torch_reference.load(args)
   notes = [] if torch is not None else ["torch: not importable or --no_torch, PyTorch rows skipped"]
   records = []
   for length in [args.length] + ([args.long_length] if args.long_length else []):

@@ -1,0 +1,26 @@
+"""PyTorch as an optional benchmark reference: its flags and its import (never used by attnlab)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+  """``--no_torch`` and ``--torch_threads`` on a suite's parser."""
+  parser.add_argument("--no_torch", action="store_true")
+  parser.add_argument("--torch_threads", type=int, default=0,
+                      help="PyTorch intra-op threads; 0: all cores, as JAX uses (1 on a shared machine)")
+
+
+def load(args: argparse.Namespace):
+  """The ``torch`` module with ``args.torch_threads`` threads, or None (not installed, or
+  ``--no_torch``)."""
+  if args.no_torch:
+    return None
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return None
+  torch.set_num_threads(args.torch_threads or os.cpu_count())
+  return torch
