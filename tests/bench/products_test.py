@@ -36,10 +36,14 @@ def test_jax_and_torch_compute_the_same_product(case):
 
 
 def test_main_writes_a_record_per_case_and_impl_and_the_sum(tmp_path, capsys):
-  pytest.importorskip("torch")
+  torch = pytest.importorskip("torch")
   path = tmp_path / "p.json"
-  products.main(["--batch=2", "--length=3", "--features=4", "--hidden=5", "--repeats=1",
-                 "--torch_threads=1"], str(path))
+  threads = torch.get_num_threads()
+  try:
+    products.main(["--batch=2", "--length=3", "--features=4", "--hidden=5", "--repeats=1",
+                   "--torch_threads=1"], str(path))
+  finally:
+    torch.set_num_threads(threads)
   records = json.loads(path.read_text())
   keys = {(r["case"], r["impl"]) for r in records}
   assert keys == {(c, i) for c in products.CASES + ("lstm_products", "lstm_step")
