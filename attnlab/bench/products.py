@@ -135,24 +135,23 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
     if getattr(args, name) < 1:
       parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
   torch = torch_reference.load(args)
-  table = shapes(args.batch, args.length, args.features, args.hidden)
+  b, l, d, h = args.batch, args.length, args.features, args.hidden
+  table = shapes(b, l, d, h)
   runs = {}
   for case, (count, lhs, rhs, transposed) in table.items():
     a, w = operands(count, lhs, rhs)
     runs[(case, "jax")] = jax_product(a, w, transposed)
     if torch is not None:
       runs[(case, "torch")] = torch_product(torch, a, w, transposed)
-  b, l, d, h = args.batch, args.length, args.features, args.hidden
   runs[("lstm_step", "jax")] = recurrent.jax_step(RNN(cell="lstm", hidden_size=h), b, l, d)
   if torch is not None:
     runs[("lstm_step", "torch")] = recurrent.torch_step(torch, "LSTM", b, l, d, h)
   records = _records(table, timing.time_interleaved(runs, args.repeats, warmup=2))
-  print(f"devices: {jax.devices()}; torch threads: {torch.get_num_threads() if torch else '-'}; "
-        f"rounds: {args.repeats}; batch {args.batch}, length {args.length}, input "
-        f"{args.features}, hidden {args.hidden}")
+  print(f"devices: {jax.devices()}; torch threads: {torch_reference.threads(torch)}; "
+        f"rounds: {args.repeats}; batch {b}, length {l}, input {d}, hidden {h}")
   print(timing.format_table(records, ["case", "impl", "shape", "gflop", "median_s", "gflop_per_s",
                                       "x_torch", "rest_s"]))
   if torch is None:
-    print("note: torch not importable or --no_torch, PyTorch rows skipped")
+    print("note:", torch_reference.SKIPPED)
   timing.write_json(json_path, records)
   return records

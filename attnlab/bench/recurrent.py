@@ -150,7 +150,7 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
     args.repeats, args.batch, args.length, args.long_length, args.long_batch = 3, 8, 64, 512, 8
     args.long_repeats = 3
   torch = torch_reference.load(args)
-  notes = [] if torch is not None else ["torch: not importable or --no_torch, PyTorch rows skipped"]
+  notes = [] if torch is not None else [torch_reference.SKIPPED]
   records = []
   for length in [args.length] + ([args.long_length] if args.long_length else []):
     runs, batch = _cases_at(length, args, torch, notes)
@@ -161,7 +161,7 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
              "x_flax", "x_lstm"]
   long = f" ({args.long_repeats} at length {args.long_length})" if args.long_length else ""
   peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-  print(f"devices: {jax.devices()}; torch threads: {torch.get_num_threads() if torch else '-'}; "
+  print(f"devices: {jax.devices()}; torch threads: {torch_reference.threads(torch)}; "
         f"rounds: {args.repeats}{long}; peak RSS {peak_gib:.2f} GiB")
   print(timing.format_table(records, columns))
   for note in notes:

@@ -24,3 +24,11 @@ def load(args: argparse.Namespace):
     return None
   torch.set_num_threads(args.torch_threads or os.cpu_count())
   return torch
+
+
+SKIPPED = "torch: not importable or --no_torch, PyTorch rows skipped"
+
+
+def threads(torch) -> str:
+  """PyTorch's thread count for a table header ("-" without torch)."""
+  return str(torch.get_num_threads()) if torch is not None else "-"

@@ -131,10 +131,15 @@ def test_bf16_compute_close_to_float32(layer, setup, time_chunk):
   y16, last16 = jax.jit(model.apply)(params, x, lengths, h0)
   assert y16.dtype == jnp.bfloat16 and last16.dtype == jnp.float32
   np.testing.assert_allclose(np.asarray(y16, np.float32), np.asarray(y32), rtol=0.05, atol=0.05)
-  # The gradients too (relative to their scale): in float32 parameters, finite, close.
+  assert_bf16_grads_close(model, layer(H), params, x, lengths, h0)
+
+
+def assert_bf16_grads_close(model16, model32, params, x, lengths, h0):
+  """The bf16-compute layer's parameter gradients of sum(y^2) are float32 and within 0.05 of the
+  float32 layer's, relative to the largest of each (the scan layers' bf16 tests)."""
   grad = lambda m: jax.jit(jax.grad(  # noqa: E731
       lambda p: jnp.sum(m.apply(p, x, lengths, h0)[0].astype(jnp.float32) ** 2)))(params)
-  g16, g32 = grad(model), grad(layer(H))
+  g16, g32 = grad(model16), grad(model32)
   for a, b in zip(jax.tree_util.tree_leaves(g16), jax.tree_util.tree_leaves(g32)):
     assert a.dtype == jnp.float32
     np.testing.assert_allclose(a / np.abs(b).max(), b / np.abs(b).max(), rtol=0, atol=0.05)

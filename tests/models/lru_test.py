@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from attnlab.models.lru import LRU, eigenvalues
+from tests.models.gated_scan_cases import assert_bf16_grads_close
 
 B, L, D, P, H = 3, 13, 4, 6, 5
 
@@ -128,13 +129,7 @@ def test_bf16_compute_close_to_float32(setup, time_chunk):
   scale = float(jnp.abs(y32).max())
   np.testing.assert_allclose(np.asarray(y16, np.float32) / scale, np.asarray(y32) / scale,
                              rtol=0, atol=0.03)
-  # The gradients too (relative to their scale): in float32 parameters, finite, close.
-  grad = lambda m: jax.jit(jax.grad(  # noqa: E731
-      lambda p: jnp.sum(m.apply(p, x, lengths, h0)[0].astype(jnp.float32) ** 2)))(params)
-  g16, g32 = grad(model), grad(LRU(H, P))
-  for a, b in zip(jax.tree_util.tree_leaves(g16), jax.tree_util.tree_leaves(g32)):
-    assert a.dtype == jnp.float32
-    np.testing.assert_allclose(a / np.abs(b).max(), b / np.abs(b).max(), rtol=0, atol=0.05)
+  assert_bf16_grads_close(model, LRU(H, P), params, x, lengths, h0)
 
 
 @pytest.mark.parametrize("fields,change,match", [
