@@ -1,6 +1,6 @@
 """PNG figures with matplotlib's object API and the Agg canvas (no pyplot, no display, no state).
 
-Sweep figures read rows of ``results.csv`` (see ``attnlab.experiments.results``); evaluation figures
+Sweep figures read rows of ``results.csv`` (see ``attnlab.sweeps.results``); evaluation figures
 take arrays.
 """
 

@@ -8,13 +8,13 @@ training length and the evaluation lengths together.
   scripts/sweep.py --config experiments/adding.py --workdir runs/adding --workers 2
   scripts/plot.py --workdir runs/adding --metric mse   # -> runs/adding/mse_vs_length.png
 
-One run: ``scripts/train.py --config experiments/adding.py:length=200 --config.model.name=gru
---workdir runs/one``. ``:smoke`` shrinks it to seconds.
+One run: ``scripts/train.py --config experiments/adding.py:length=200,model=gru --workdir runs/one``.
+``:smoke`` shrinks it to seconds.
 """
 
 from __future__ import annotations
 
-from attnlab.experiments import spec
+from attnlab.sweeps import spec
 
 SIZES = {
     "full": dict(lengths=(50, 100, 200, 400), seeds=(0, 1, 2), num_steps=5000, batch_size=64,
@@ -25,8 +25,9 @@ SIZES = {
 
 
 def get_config(arg: str | None = None):
-  parsed, size = spec.sized(arg, SIZES, keys=("length",))
-  c = spec.base_config(__file__, "model=lstm,task=adding" + (",smoke" if "smoke" in parsed else ""))
+  parsed, size = spec.sized(arg, SIZES, keys=("length", "model"))
+  c = spec.base_config(__file__, model=parsed.get("model", "lstm"), task="adding",
+                       smoke="smoke" in parsed)
   length = int(parsed.get("length", size["lengths"][-1]))
   c.train_min_length = c.train_max_length = length
   c.eval_lengths = [length]
@@ -38,5 +39,5 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None) -> list[dict]:
-  _, size = spec.sized(arg, SIZES, keys=("length",))
-  return spec.grid(model__name=size["models"], arg__length=size["lengths"], seed=size["seeds"])
+  _, size = spec.sized(arg, SIZES, keys=("length", "model"))
+  return spec.grid(arg__model=size["models"], arg__length=size["lengths"], seed=size["seeds"])

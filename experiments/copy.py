@@ -14,7 +14,7 @@ sets the training and evaluation lengths together.
 
 from __future__ import annotations
 
-from attnlab.experiments import spec
+from attnlab.sweeps import spec
 
 SIZES = {
     "full": dict(delays=(10, 50, 100, 200), num_tokens=10, seeds=(0, 1, 2), num_steps=5000,
@@ -26,9 +26,9 @@ SIZES = {
 
 
 def get_config(arg: str | None = None):
-  parsed, size = spec.sized(arg, SIZES, keys=("delay",))
-  c = spec.base_config(__file__, "model=lstm,task=delayed_copy"
-                       + (",smoke" if "smoke" in parsed else ""))
+  parsed, size = spec.sized(arg, SIZES, keys=("delay", "model"))
+  c = spec.base_config(__file__, model=parsed.get("model", "lstm"), task="delayed_copy",
+                       smoke="smoke" in parsed)
   delay = int(parsed.get("delay", size["delays"][-1]))
   length = 2 * size["num_tokens"] + 1 + delay
   c.task.num_tokens = size["num_tokens"]
@@ -41,5 +41,5 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None) -> list[dict]:
-  _, size = spec.sized(arg, SIZES, keys=("delay",))
-  return spec.grid(model__name=size["models"], arg__delay=size["delays"], seed=size["seeds"])
+  _, size = spec.sized(arg, SIZES, keys=("delay", "model"))
+  return spec.grid(arg__model=size["models"], arg__delay=size["delays"], seed=size["seeds"])

@@ -16,7 +16,7 @@ The length goes through the config argument (``:length=L``). ``:smoke`` shrinks 
 
 from __future__ import annotations
 
-from attnlab.experiments import spec
+from attnlab.sweeps import spec
 
 METRIC = "tokens_per_s"  # the table's default metric
 SIZES = {
@@ -28,9 +28,9 @@ SIZES = {
 
 
 def get_config(arg: str | None = None):
-  parsed, size = spec.sized(arg, SIZES, keys=("length",))
-  c = spec.base_config(__file__, "model=lstm,task=distant_dependency"
-                       + (",smoke" if "smoke" in parsed else ""))
+  parsed, size = spec.sized(arg, SIZES, keys=("length", "model"))
+  c = spec.base_config(__file__, model=parsed.get("model", "lstm"), task="distant_dependency",
+                       smoke="smoke" in parsed)
   length = int(parsed.get("length", size["lengths"][-1]))
   c.task.distance = 1
   c.train_min_length = c.train_max_length = length
@@ -43,5 +43,5 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None) -> list[dict]:
-  _, size = spec.sized(arg, SIZES, keys=("length",))
-  return spec.grid(model__name=size["models"], arg__length=size["lengths"], seed=[0])
+  _, size = spec.sized(arg, SIZES, keys=("length", "model"))
+  return spec.grid(arg__model=size["models"], arg__length=size["lengths"], seed=[0])

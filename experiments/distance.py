@@ -11,13 +11,13 @@ count (``model.target_params``), trained at each distance, and evaluated on fres
 Variants: ``:demo`` (what scripts/demo.sh runs: fewer distances and steps, one seed, minutes on a
 2-core CPU), ``:smoke`` (seconds; tests). One trial alone:
 
-  scripts/train.py --config experiments/distance.py --config.model.name=gru \
-      --config.task.distance=64 --workdir runs/one
+  scripts/train.py --config experiments/distance.py:model=gru --config.task.distance=64 \
+      --workdir runs/one
 """
 
 from __future__ import annotations
 
-from attnlab.experiments import spec
+from attnlab.sweeps import spec
 
 MODELS = ("rnn", "lstm", "gru", "mingru", "transformer")
 SIZES = {
@@ -31,9 +31,9 @@ SIZES = {
 
 
 def get_config(arg: str | None = None):
-  parsed, size = spec.sized(arg, SIZES)
-  c = spec.base_config(__file__, "model=lstm,task=distant_dependency"
-                       + (",smoke" if "smoke" in parsed else ""))
+  parsed, size = spec.sized(arg, SIZES, keys=("model",))
+  c = spec.base_config(__file__, model=parsed.get("model", "lstm"), task="distant_dependency",
+                       smoke="smoke" in parsed)
   length = max(size["distances"]) + 1  # one length for every distance: only d changes
   c.task.distance = size["distances"][-1]
   c.train_min_length = c.train_max_length = length
@@ -47,6 +47,6 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None) -> list[dict]:
-  _, size = spec.sized(arg, SIZES)
-  return spec.grid(model__name=size["models"], task__distance=size["distances"],
+  _, size = spec.sized(arg, SIZES, keys=("model",))
+  return spec.grid(arg__model=size["models"], task__distance=size["distances"],
                    seed=size["seeds"])

@@ -17,7 +17,7 @@ Transformer uses sinusoidal positions unless ``--config.model.position`` says ot
 
 from __future__ import annotations
 
-from attnlab.experiments import spec
+from attnlab.sweeps import spec
 from attnlab.tasks import registry
 
 TASKS = ("parity", "even_pairs", "cycle_navigation", "modular_arithmetic", "reverse_string",
@@ -38,7 +38,7 @@ def get_config(arg: str | None = None):
   if task not in TASKS:
     raise ValueError(f"length_generalization: task={task!r}; allowed: {TASKS}")
   smoke = "smoke" in parsed
-  c = spec.base_config(__file__, f"model={model},task={task}" + (",smoke" if smoke else ""))
+  c = spec.base_config(__file__, model=model, task=task, smoke=smoke)
   shortest = registry.get_task(task, **{k: v for k, v in c.task.items() if k != "name"}).min_length
   # The paper samples 1..40; smoke keeps three lengths to keep the compiles few.
   c.train_min_length = max(shortest, size["train_max"] - 2 if smoke else 1)
@@ -53,4 +53,4 @@ def get_sweep(arg: str | None = None) -> list[dict]:
   parsed, size = spec.sized(arg, SIZES, keys=_KEYS)
   tasks = [parsed["task"]] if "task" in parsed else size["tasks"]
   models = [parsed["model"]] if "model" in parsed else size["models"]
-  return spec.grid(arg__task=tasks, model__name=models, seed=size["seeds"])
+  return spec.grid(arg__task=tasks, arg__model=models, seed=size["seeds"])

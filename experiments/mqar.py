@@ -11,7 +11,7 @@ parameter matching here: width is the knob. ``:smoke`` shrinks it to seconds.
 
 from __future__ import annotations
 
-from attnlab.experiments import spec
+from attnlab.sweeps import spec
 
 SIZES = {
     "full": dict(widths=(32, 64, 128, 256), length=128, kv_pairs=16, seeds=(0, 1, 2),
@@ -23,8 +23,9 @@ SIZES = {
 
 
 def get_config(arg: str | None = None):
-  parsed, size = spec.sized(arg, SIZES)
-  c = spec.base_config(__file__, "model=decoder,task=mqar" + (",smoke" if "smoke" in parsed else ""))
+  parsed, size = spec.sized(arg, SIZES, keys=("model",))
+  c = spec.base_config(__file__, model=parsed.get("model", "decoder"), task="mqar",
+                       smoke="smoke" in parsed)
   c.task.num_kv_pairs = size["kv_pairs"]
   c.train_min_length = c.train_max_length = size["length"]
   c.eval_lengths = [size["length"]]
@@ -36,5 +37,5 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None) -> list[dict]:
-  _, size = spec.sized(arg, SIZES)
-  return spec.grid(model__name=size["models"], model__d_model=size["widths"], seed=size["seeds"])
+  _, size = spec.sized(arg, SIZES, keys=("model",))
+  return spec.grid(arg__model=size["models"], model__d_model=size["widths"], seed=size["seeds"])

@@ -12,7 +12,7 @@ unambiguous). Models are parameter-matched as in distance.py.
 
 from __future__ import annotations
 
-from attnlab.experiments import spec
+from attnlab.sweeps import spec
 
 SIZES = {
     "full": dict(rates=(0.0, 0.1, 0.25, 0.5, 0.75, 0.9), distance=32, seeds=(0, 1, 2),
@@ -24,9 +24,9 @@ SIZES = {
 
 
 def get_config(arg: str | None = None):
-  parsed, size = spec.sized(arg, SIZES)
-  c = spec.base_config(__file__, "model=lstm,task=distant_dependency"
-                       + (",smoke" if "smoke" in parsed else ""))
+  parsed, size = spec.sized(arg, SIZES, keys=("model",))
+  c = spec.base_config(__file__, model=parsed.get("model", "lstm"), task="distant_dependency",
+                       smoke="smoke" in parsed)
   length = 2 * size["distance"]  # filler (and so distractors) before and between key and query
   c.task.distance = size["distance"]
   c.train_min_length = c.train_max_length = length
@@ -38,5 +38,5 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None) -> list[dict]:
-  _, size = spec.sized(arg, SIZES)
-  return spec.grid(model__name=size["models"], task__noise_rate=size["rates"], seed=size["seeds"])
+  _, size = spec.sized(arg, SIZES, keys=("model",))
+  return spec.grid(arg__model=size["models"], task__noise_rate=size["rates"], seed=size["seeds"])

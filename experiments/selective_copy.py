@@ -10,7 +10,7 @@ The length goes through the config argument (``:length=L``). ``:smoke`` shrinks 
 
 from __future__ import annotations
 
-from attnlab.experiments import spec
+from attnlab.sweeps import spec
 
 SIZES = {
     "full": dict(lengths=(64, 128, 256, 512), num_tokens=16, seeds=(0, 1, 2), num_steps=5000,
@@ -22,9 +22,9 @@ SIZES = {
 
 
 def get_config(arg: str | None = None):
-  parsed, size = spec.sized(arg, SIZES, keys=("length",))
-  c = spec.base_config(__file__, "model=lstm,task=selective_copy"
-                       + (",smoke" if "smoke" in parsed else ""))
+  parsed, size = spec.sized(arg, SIZES, keys=("length", "model"))
+  c = spec.base_config(__file__, model=parsed.get("model", "lstm"), task="selective_copy",
+                       smoke="smoke" in parsed)
   length = int(parsed.get("length", size["lengths"][-1]))
   c.task.num_tokens = size["num_tokens"]
   c.train_min_length = c.train_max_length = length
@@ -36,5 +36,5 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None) -> list[dict]:
-  _, size = spec.sized(arg, SIZES, keys=("length",))
-  return spec.grid(model__name=size["models"], arg__length=size["lengths"], seed=size["seeds"])
+  _, size = spec.sized(arg, SIZES, keys=("length", "model"))
+  return spec.grid(arg__model=size["models"], arg__length=size["lengths"], seed=size["seeds"])

@@ -17,7 +17,7 @@ import sys
 from absl import app, flags
 
 from attnlab import plotting
-from attnlab.experiments import results, runner
+from attnlab.sweeps import results, runner
 
 flags.DEFINE_string("workdir", None, "sweep directory holding results.csv", required=True)
 flags.DEFINE_string("metric", None, "metric to plot (default: accuracy, mse or loss)")

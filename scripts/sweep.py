@@ -16,7 +16,7 @@ import sys
 from absl import app, flags
 
 from attnlab import cpu_malloc
-from attnlab.experiments import sweep
+from attnlab.sweeps import sweep
 
 flags.DEFINE_string("config", None, "experiment file, optionally with :ARG", required=True)
 flags.DEFINE_string("workdir", None, "sweep directory (one subdirectory per trial)", required=True)

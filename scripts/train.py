@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Trains one run: ``scripts/train.py --config experiments/NAME.py[:ARG] --workdir DIR``.
 
-  python scripts/train.py --config experiments/default.py:model=lstm,task=copy,smoke --workdir /tmp/r
+  python scripts/train.py --config experiments/base.py:model=lstm,task=copy,smoke --workdir /tmp/r
 """
 
 import os

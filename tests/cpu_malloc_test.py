@@ -57,7 +57,7 @@ def _script(name, *args):
 def test_train_and_sweep_restart_with_malloc_reuse(tmp_path):
   """--malloc reuse restarts the entry point with the settings before it does anything else (here
   a config that fails validation, so nothing compiles)."""
-  default = os.path.join(ROOT, "experiments", "default.py")
+  default = os.path.join(ROOT, "experiments", "base.py")
   train = _script("train.py", "--malloc=reuse", f"--config={default}:model=lstm,task=copy,smoke",
                   f"--workdir={tmp_path / 'run'}", "--config.num_steps=0")
   assert train.returncode != 0

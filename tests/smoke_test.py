@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attnlab.models import attention
+from attnlab.models.attention import dot_product as attention
 
 
 def test_forced_devices():

@@ -3,7 +3,7 @@
   python scripts/bench.py loop [--json FILE] [--quick] [--steps N] [--repeats R]
 
 Both run the same compiled step (data sampled inside it) on a small LSTM and a small Transformer.
-The loop runs at the default cadence of experiments/default.py (log every 50 steps, evaluate
+The loop runs at the default cadence of experiments/base.py (log every 50 steps, evaluate
 and checkpoint every 500). Its rate comes from the loop's own clock (summary.json's
 ``timed_steps / train_wall_s``): from the return of the first step's call (compiling done) to the
 end of the last step's periodic work, so start-up is left out and the N steps hold two
@@ -24,10 +24,11 @@ import jax
 from attnlab.bench import timing
 from attnlab.train import config as config_lib
 from attnlab.train import loop
-from attnlab.train import models, optim, parallel
+from attnlab.train import optim, parallel
+from attnlab.models import task_model
 from attnlab.train import state as state_lib
 
-_DEFAULT = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "default.py")
+_DEFAULT = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "base.py")
 
 
 def _config(model: str, steps: int, quick: bool):
@@ -53,7 +54,7 @@ def _bare_seconds(config, steps: int) -> tuple[float, float]:
   mesh = parallel.make_mesh()
   create = lambda: state_lib.create(setup.model, tx, schedule, setup.task.output_kind,  # noqa: E731
                                     jax.random.PRNGKey(config.seed),
-                                    models.dummy_inputs(setup.task))
+                                    task_model.dummy_inputs(setup.task))
   state = parallel.init_state(create, config.parallelism, mesh)
   train_fn = parallel.make_train_fn(setup.task, parallelism=config.parallelism, mesh=mesh,
                                     batch_size=config.batch_size, data_seed=config.data_seed,

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from attnlab import plotting
-from attnlab.train import models
+from attnlab.models import registry
 
 _SOWN = "attention_weights"
 
@@ -37,9 +37,10 @@ def capture(model, params, inputs) -> dict[str, np.ndarray]:
 
 
 def check_model(model_name: str) -> None:
-  if model_name not in models.ATTENTION_MODELS:
+  if not registry.has_field(model_name, "capture_attention"):
+    with_maps = [n for n in registry.MODELS if registry.has_field(n, "capture_attention")]
     raise ValueError(f"--attention_maps: model {model_name!r} has no attention layers; "
-                     f"it works for {models.ATTENTION_MODELS}")
+                     f"it works for {with_maps}")
 
 
 def write_maps(weights: Mapping[str, np.ndarray], inputs, out_dir: str,

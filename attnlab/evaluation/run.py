@@ -14,7 +14,8 @@ import numpy as np
 
 from attnlab.train import checkpoint as checkpoint_lib
 from attnlab.train import config as config_lib
-from attnlab.train import eval_sets, loop, models, optim, parallel
+from attnlab.train import eval_sets, loop, optim, parallel
+from attnlab.models import task_model
 from attnlab.train import state as state_lib
 
 
@@ -80,7 +81,7 @@ def load_run(workdir: str, checkpoint: str | int = "latest", *,
 
   def create():
     return state_lib.create(setup.model, tx, schedule, setup.task.output_kind,
-                            jax.random.PRNGKey(config.seed), models.dummy_inputs(setup.task))
+                            jax.random.PRNGKey(config.seed), task_model.dummy_inputs(setup.task))
 
   metric = config.get("best_metric") or None
   ckpt = checkpoint_lib.Checkpointer(directory, keep=config.keep_checkpoints, best_metric=metric,
@@ -118,8 +119,7 @@ def check_lengths(run: Run, lengths: Sequence[int]) -> tuple[int, ...]:
     raise ValueError(f"--lengths: {lengths[0]} is below task {task.name!r}'s minimum length "
                      f"{task.min_length}")
   max_len = run.setup.model_fields.get("max_len")
-  if (run.setup.model_fields.get("position") == "learned"
-      and run.setup.model_fields["name"] in models.ATTENTION_MODELS and lengths[-1] > max_len):
+  if run.setup.model_fields.get("position") == "learned" and lengths[-1] > max_len:
     raise ValueError(f"--lengths: {lengths[-1]} exceeds the learned position table "
                      f"(model.max_len={max_len}) of this run")
   return lengths

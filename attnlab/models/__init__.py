@@ -1,12 +1,34 @@
-"""Sequence models as Flax Linen modules.
+"""Sequence models as Flax Linen modules, one sub-package per family.
 
-Shape legend, used as name suffixes throughout (``x_BLD``, ``q_BLNK``):
+  rnn/          simple RNN, LSTM, GRU (PyTorch's equations and parameters)
+  scan/         parallel-scan recurrences: minGRU, minLSTM, LRU
+  attention/    scaled dot-product attention, its memory-efficient kernel, multi-head, positions
+  transformer/  encoder, decoder, encoder-decoder, mixture-of-experts feed-forward
+  stack.py      the residual stack (pre-norm, MLP) the non-Transformer mixers train in
+  registry.py   registered model names -> family config and backbone
+  task_model.py embedding -> backbone -> task head; parameter counts and width sizing
 
-  B  batch                      L  sequence length (queries / time steps)
-  S  key / source length        D  input or model features
-  H  recurrent hidden size      N  attention heads (query heads)
-  G  key/value heads (GQA/MQA)  K  per-head features
-  V  vocabulary size            C  output classes
-  E  experts                    F  feed-forward hidden size
-  P  LRU state size
+Each family's ``__init__`` says where its math is, which code computes it fast (the kernels, which
+a reader does not need in order to understand the model) and which test proves they agree.
+
+Shape legend, one meaning per letter, used as name suffixes (``x_BLD``, ``q_BLNK``):
+
+  B  batch                           L  sequence length: time steps, queries
+  S  key / source length             T  time steps of one chunk or segment
+  J  number of chunks, segments or blocks
+  D  model or input features         H  recurrent hidden size
+  W  stacked projections side by side (the gates of a cell: gates x H)
+  I  features of a fused input [x, h] (D + H)
+  N  query heads                     G  key/value heads (GQA/MQA)
+  R  query heads per key/value head (N / G)
+  K  per-head features (queries, keys, values)
+  V  vocabulary size                 C  output classes
+  E  experts                         A  experts chosen per token (top_k)
+  X  expert capacity (slots)         F  feed-forward hidden size
+  P  state size (LRU)                Q  real and imaginary parts of a P state side by side (2P)
+  M  rows of a flattened product (batch x time, or choices)
+
+Words: a *chunk* is a span of time steps a layer processes as a unit, carrying its state to the
+next (the scan layers' time chunks); a *segment* is a run of steps scanned serially inside the
+parallel scan; a *block* is a tile of queries x keys of the ``chunked`` attention.
 """

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.util
 from typing import Any, Sequence
 
 import jax.numpy as jnp
 
+from attnlab.models import registry as model_registry
+from attnlab.models import task_model
+from attnlab.tasks import base
 from attnlab.tasks import lengths as lengths_lib
 from attnlab.tasks import registry
-from attnlab.tasks import base
-from attnlab.train import models, optim, parallel
+from attnlab.train import optim, parallel
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 _POSITIVE = ("batch_size", "num_steps", "log_every", "eval_every", "eval_batches",
@@ -27,8 +28,8 @@ _POSITIVE = ("batch_size", "num_steps", "log_every", "eval_every", "eval_batches
 class Setup:
   """What a run is made of, resolved from its config."""
   task: base.Task  # the task instance
-  model_fields: dict  # resolved model fields (d_model after target sizing, max_len)
-  model: models.SequenceModel  # the full model
+  model_fields: dict  # the model's fields, placeholders resolved (d_model after sizing, max_len)
+  model: task_model.SequenceModel  # the full model
   param_counts: dict  # {"total", "embed"/"input_proj", "backbone", "head"}
   eval_lengths: tuple  # sorted unique evaluation lengths
   dtype: Any  # compute dtype
@@ -61,15 +62,6 @@ def check_overrides(config, dotted_names: Sequence[str]) -> None:
       walked.append(part)
 
 
-def load_config_file(spec: str):
-  """``path/to/file.py[:arg]`` -> its ``get_config(arg)`` (as config_flags loads it)."""
-  path, _, arg = spec.partition(":")
-  module_spec = importlib.util.spec_from_file_location("_attnlab_config", path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
-
-
 def _task_fields(config) -> dict:
   fields = dict(config.task.to_dict() if hasattr(config.task, "to_dict") else config.task)
   name = fields.pop("name", None)
@@ -85,7 +77,7 @@ def validate(config) -> None:
       raise ValueError(f"{field}={config[field]!r}; must be >= 1")
   if config.compute_dtype not in COMPUTE_DTYPES:
     raise ValueError(f"compute_dtype={config.compute_dtype!r}; allowed: {sorted(COMPUTE_DTYPES)}")
-  models.validate(models.model_fields(config.model))
+  model_registry.make_config(_model_fields(config), max_length=1)  # names and sizes
   _task_fields(config)
   optim.validate(config.optimizer)
   parallel.validate(config.parallelism, config.batch_size, config.optimizer.grad_accum_steps)
@@ -104,13 +96,21 @@ def build(config, capture_attention: bool = False) -> Setup:
     field = "train_min_length" if shortest == int(config.train_min_length) else "eval_lengths"
     raise ValueError(f"{field}: length {shortest} is below task {task.name!r}'s minimum "
                      f"length {task.min_length}")
-  m = models.model_fields(config.model)
-  if not m["max_len"]:
-    m["max_len"] = max(int(config.train_max_length), eval_lengths[-1])
-  if m["target_params"]:
-    m = models.size_to_target(m, task, int(m["target_params"]))
+  m = _model_fields(config)
+  longest = max(int(config.train_max_length), eval_lengths[-1])
+  if m.get("target_params"):
+    m = task_model.size_to_target(m, task, int(m["target_params"]), max_length=longest)
   dtype = COMPUTE_DTYPES[config.compute_dtype]
-  model = models.build(m, task, dtype, capture_attention=capture_attention)
-  counts = models.param_counts(models.abstract_params(model, task))
-  return Setup(task=task, model_fields=m, model=model, param_counts=counts,
+  model = task_model.build(m, task, dtype, max_length=longest,
+                           capture_attention=capture_attention)
+  resolved = dataclasses.asdict(model_registry.make_config(m, max_length=longest))
+  fields = {"name": m["name"], **{k: v for k, v in resolved.items()
+                                  if k in model_registry.own_fields(m["name"])}}
+  counts = task_model.param_counts(task_model.abstract_params(model, task))
+  return Setup(task=task, model_fields=fields, model=model, param_counts=counts,
                eval_lengths=eval_lengths, dtype=dtype)
+
+
+def _model_fields(config) -> dict:
+  """The model section as a plain dict."""
+  return dict(config.model.to_dict() if hasattr(config.model, "to_dict") else config.model)

@@ -23,7 +23,8 @@ from attnlab.tasks import lengths as lengths_lib
 from attnlab.train import checkpoint as checkpoint_lib
 from attnlab.train import config as config_lib
 from attnlab.train import eval_sets
-from attnlab.train import models, optim, parallel
+from attnlab.train import optim, parallel
+from attnlab.models import task_model
 from attnlab.train import state as state_lib
 from attnlab.train import writer as writer_lib
 
@@ -97,7 +98,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
 
   def create():
     return state_lib.create(model, tx, schedule, task.output_kind,
-                            jax.random.PRNGKey(config.seed), models.dummy_inputs(task))
+                            jax.random.PRNGKey(config.seed), task_model.dummy_inputs(task))
 
   best_metric = config.best_metric or None
   best_mode = "min" if best_metric and best_metric.split("/")[-1] in _MIN_METRICS else "max"

@@ -1,6 +1,6 @@
 """``attnlab-train`` / ``scripts/train.py``: parse flags, log the setup, call train_and_evaluate.
 
-  scripts/train.py --config experiments/default.py:model=lstm,task=copy,smoke --workdir /tmp/run
+  scripts/train.py --config experiments/base.py:model=lstm,task=copy,smoke --workdir /tmp/run
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from attnlab import cpu_malloc
+from attnlab import configs, cpu_malloc
 from attnlab.train import config as config_lib
 from attnlab.train import loop
 from attnlab.train import parallel
@@ -44,7 +44,7 @@ def _parse_flags(argv):
     files = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
     if files and overrides:
       try:
-        config_lib.check_overrides(config_lib.load_config_file(files[-1]), overrides)
+        config_lib.check_overrides(configs.load_config_file(files[-1]), overrides)
       except ValueError as bad:
         sys.exit(f"FATAL config error: {bad}")
     sys.exit(f"FATAL flags error: {e}")

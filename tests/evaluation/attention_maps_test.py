@@ -7,13 +7,10 @@ import pytest
 
 from attnlab.evaluation import attention_maps
 from attnlab.tasks import registry
-from attnlab.train import models
+from attnlab.models import task_model
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MODEL = dict(name="transformer", d_model=8, num_layers=2, num_heads=2, num_kv_heads=0, d_ff=0,
-             dropout_rate=0.0, attention_dropout_rate=0.0, position="sinusoidal", max_len=16,
-             state_size=0, moe_experts=0, moe_top_k=1, moe_capacity_factor=1.25,
-             moe_aux_weight=0.0, attention_impl="", target_params=0)
+MODEL = dict(name="transformer", d_model=8, num_layers=2, num_heads=2, max_len=16)
 
 
 def assert_png(path):
@@ -25,8 +22,8 @@ def assert_png(path):
 
 def test_capture_and_draw(tmp_path):
   task = registry.get_task("distant_dependency", distance=3)
-  model = models.build(MODEL, task, capture_attention=True)
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), models.dummy_inputs(task))["params"]
+  model = task_model.build(MODEL, task, capture_attention=True)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), task_model.dummy_inputs(task))["params"]
   inputs = np.asarray(task.sample(jax.random.PRNGKey(1), 3, 6)["inputs"])
   weights = attention_maps.capture(model, params, inputs)
   assert len(weights) == 2  # one entry per layer

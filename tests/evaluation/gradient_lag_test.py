@@ -6,19 +6,16 @@ import numpy as np
 
 from attnlab.evaluation import gradient_lag
 from attnlab.tasks import registry
-from attnlab.train import models
+from attnlab.models import task_model
 
-MODEL = dict(name="rnn", d_model=6, num_layers=1, num_heads=2, num_kv_heads=0, d_ff=0,
-             dropout_rate=0.0, attention_dropout_rate=0.0, position="sinusoidal", max_len=16,
-             state_size=0, moe_experts=0, moe_top_k=1, moe_capacity_factor=1.25,
-             moe_aux_weight=0.0, attention_impl="", target_params=0)
+MODEL = dict(name="rnn", d_model=6, num_layers=1)
 
 
 def test_gradients_from_jax_grad_match_finite_differences(name="rnn"):
   # (A Transformer's gradient lag runs end to end in tests/evaluation/run_test.py.)
   task = registry.get_task("distant_dependency", distance=4)
-  model = models.build({**MODEL, "name": name}, task)
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), models.dummy_inputs(task))["params"]
+  model = task_model.build({**MODEL, "name": name}, task)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), task_model.dummy_inputs(task))["params"]
   batch = jax.tree_util.tree_map(np.asarray, task.sample(jax.random.PRNGKey(1), 3, 9))
   loss_fn, shape = gradient_lag.embedded_loss_fn(model, params, batch, task.output_kind)
   assert shape == (3, 9, 6)

@@ -13,7 +13,7 @@ import pytest
 
 from attnlab.evaluation import report
 from attnlab.evaluation import run as run_lib
-from attnlab.experiments import spec
+from attnlab import configs
 from attnlab.train import loop
 from tests.evaluation.attention_maps_test import assert_png
 
@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("eval") / "run")
-  config = spec.load_module(os.path.join(ROOT, "experiments", "distance.py")).get_config("smoke")
+  config = configs.load_module(os.path.join(ROOT, "experiments", "distance.py")).get_config("smoke")
   config.model.name = "transformer"
   config.model.target_params = 0  # a fixed width: no sizing search on every restore
   assert (config.num_steps, config.eval_every, config.checkpoint_every) == (20, 10, 10)

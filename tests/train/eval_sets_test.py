@@ -13,7 +13,8 @@ import pytest
 from attnlab.evaluation import run as run_lib
 from attnlab.tasks import tfds_builder
 from attnlab.train import config as config_lib
-from attnlab.train import eval_sets, loop, models, optim, parallel, step
+from attnlab.train import eval_sets, loop, optim, parallel, step
+from attnlab.models import task_model
 from attnlab.train import state as state_lib
 from tests.train import helpers
 
@@ -35,7 +36,7 @@ def _state(config, task):
   setup = config_lib.build(config)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
   return state_lib.create(setup.model, tx, schedule, task.output_kind, jax.random.PRNGKey(3),
-                          models.dummy_inputs(task))
+                          task_model.dummy_inputs(task))
 
 
 def test_metrics_are_those_of_the_read_examples(data_dir):

@@ -27,7 +27,7 @@ from attnlab.train import checkpoint as ckpt
 pytestmark = pytest.mark.slow  # ~8 training subprocesses; ~90 s of CPU in all
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = "experiments/default.py:model=lstm,task=copy,smoke"
+CONFIG = "experiments/base.py:model=lstm,task=copy,smoke"
 NUM_STEPS = 40  # room for 3 kills and a SIGTERM, each a few steps in, on fast or slow machines
 # eval only at the end: every run start then compiles the train step only.
 # Every checkpoint kept, so a mismatch can be traced to the first differing step.
@@ -196,9 +196,9 @@ def test_nan_stops_with_step_and_keeps_last_good_checkpoint(runs):
 
 
 def test_different_config_is_refused_with_fields(runs):
-  from attnlab.train import config as config_lib  # pylint: disable=import-outside-toplevel
+  from attnlab import configs  # pylint: disable=import-outside-toplevel
   from attnlab.train import loop  # pylint: disable=import-outside-toplevel
-  config = config_lib.load_config_file(os.path.join(REPO, CONFIG))
+  config = configs.load_config_file(os.path.join(REPO, CONFIG))
   config.num_steps, config.checkpoint_every, config.eval_every = NUM_STEPS, 2, 1000
   config.log_every = 1000
   config.seed, config.model.d_model = 1, 32

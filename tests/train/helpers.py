@@ -6,17 +6,19 @@ import os
 
 import numpy as np
 
+from attnlab import configs
 from attnlab.train import config as config_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(REPO, "experiments", "default.py")
+DEFAULT = os.path.join(REPO, "experiments", "base.py")
 
 
 def tiny_config(model: str = "lstm", task: str = "copy", **overrides):
-  """experiments/default.py:...,smoke with width 8, one eval length and dotted overrides."""
-  config = config_lib.load_config_file(f"{DEFAULT}:model={model},task={task},smoke")
+  """experiments/base.py:...,smoke with width 8, one eval length and dotted overrides."""
+  config = configs.load_config_file(f"{DEFAULT}:model={model},task={task},smoke")
   config.model.d_model = 8
-  config.model.d_ff = 16
+  if "d_ff" in config.model:
+    config.model.d_ff = 16
   config.eval_lengths = [config.train_min_length]
   for dotted, value in overrides.items():
     node = config
@@ -30,14 +32,15 @@ def tiny_config(model: str = "lstm", task: str = "copy", **overrides):
 def train_steps(config, parallelism: str, devices=None, steps: int = 3):
   """Runs ``steps`` compiled train steps outside the loop; returns (losses, host params)."""
   import jax  # pylint: disable=g-import-not-at-top
-  from attnlab.train import models, optim, parallel, state as state_lib  # pylint: disable=g-import-not-at-top
+  from attnlab.models import task_model  # pylint: disable=g-import-not-at-top
+  from attnlab.train import optim, parallel, state as state_lib  # pylint: disable=g-import-not-at-top
   setup = config_lib.build(config)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
   mesh = parallel.make_mesh(devices)
 
   def create():
     return state_lib.create(setup.model, tx, schedule, setup.task.output_kind,
-                            jax.random.PRNGKey(config.seed), models.dummy_inputs(setup.task))
+                            jax.random.PRNGKey(config.seed), task_model.dummy_inputs(setup.task))
 
   state = parallel.init_state(create, parallelism, mesh)
   train_fn = parallel.make_train_fn(

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from attnlab.train import config as config_lib
-from attnlab.train import models, optim, state as state_lib, step as step_lib
+from attnlab.train import optim, state as state_lib, step as step_lib
+from attnlab.models import registry, task_model
 from tests.train import helpers
 
 STEPS = 25
@@ -30,7 +31,7 @@ def fast_compiles():
 
 
 def test_families_cover_the_registry():
-  assert set(FAMILIES) <= set(models.MODELS)
+  assert set(FAMILIES) <= set(registry.MODELS)
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -43,7 +44,7 @@ def run(request):
   tx, schedule = optim.make_optimizer(config.optimizer, STEPS)
   state = jax.jit(lambda: state_lib.create(
       setup.model, tx, schedule, setup.task.output_kind, jax.random.PRNGKey(0),
-      models.dummy_inputs(setup.task)))()
+      task_model.dummy_inputs(setup.task)))()
   batch = setup.task.sample(jax.random.PRNGKey(1), config.batch_size, config.train_min_length)
   train = jax.jit(functools.partial(step_lib.train_step, rng=jax.random.PRNGKey(2)))
   params0 = jax.device_get(state.params)
@@ -82,7 +83,7 @@ def test_bfloat16_compute_keeps_float32_params(model):
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
   state = jax.eval_shape(lambda: state_lib.create(
       setup.model, tx, schedule, setup.task.output_kind, jax.random.PRNGKey(0),
-      models.dummy_inputs(setup.task)))
+      task_model.dummy_inputs(setup.task)))
   batch = jax.eval_shape(lambda: setup.task.sample(jax.random.PRNGKey(1), 8, 8))
   step = functools.partial(step_lib.train_step, rng=jax.random.PRNGKey(2))
   new_state, metrics = jax.eval_shape(step, state, batch)

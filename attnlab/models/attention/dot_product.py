@@ -1,0 +1,197 @@
+"""Scaled dot-product attention: one signature, several implementations selectable by name.
+
+  softmax(q k^T / sqrt(K) + bias, masked) v
+
+q_BLNK: queries; k_BSGK, v_BSGK: keys and values with G key/value heads (G divides N; grouped-query
+attention repeats each key/value head N // G times). ``mask`` is boolean, True = may attend, and must
+broadcast to [B, N, L, S]; ``bias`` is additive and broadcasts the same way. With ``causal`` query i
+sits at absolute position i + (S - L) (the last L of S positions, as when decoding with a cache).
+Rows with no allowed key give zero weights and a zero output in every implementation.
+
+Implementations (``IMPLEMENTATIONS``):
+  naive    the reference: einsum, float32 softmax, O(L S) memory. Everything is supported.
+  xla      ``jax.nn.dot_product_attention(implementation="xla")``. No dropout, no returned weights
+           (ValueError: use naive or chunked). Causal with L != S becomes an explicit mask.
+  chunked  memory-efficient attention (``chunked_attention.py``), O(L + S) memory forward and
+           backward, causal blocks skipped. Dropout supported (its own per-block random stream, so
+           its masks differ from naive's). With ``return_weights=True`` it runs naive instead: the
+           weights are [B, N, L, S] anyway.
+  cudnn    ``jax.nn.dot_product_attention(implementation="cudnn")``: GPU only (ValueError naming the
+           backend elsewhere); cuDNN itself rejects unsupported dtypes/shapes (e.g. float32).
+
+Default (``implementation=None``), from measurements (see ``attnlab/bench/attention.py``):
+  return_weights         -> naive (the only one returning weights directly);
+  GPU                    -> cudnn for float16/bfloat16, head dim <= 128 and a multiple of 8, no
+                            dropout; otherwise xla without dropout, else chunked (not measured here);
+  CPU (and other)        -> naive when L * S <= _NAIVE_MAX_LS, chunked beyond.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from attnlab.models.attention import chunked
+
+IMPLEMENTATIONS = ("naive", "xla", "chunked", "cudnn")
+
+# On CPU (batch 4, 8 heads, head dim 64, forward+backward) naive was faster up to L = S = 128
+# (64: 2.0 vs 3.2 ms CPU time; 128: 8.8 vs 8.6; 256: 54 vs 34); chunked beyond.
+_NAIVE_MAX_LS = 128 * 128
+
+
+def _check_broadcast(name, x, target):
+  shape = tuple(np.shape(x))
+  if len(shape) > 4 or any(d not in (1, t) for d, t in zip(shape[::-1], target[::-1])):
+    raise ValueError(f"{name} of shape {shape} does not broadcast to [B, N, L, S] = {target}")
+
+
+def validate(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, dropout_rate=0.0, dropout_rng=None,
+             implementation=None):
+  """Raises ValueError naming the problem, on static shapes only (before any compilation)."""
+  if implementation not in (None,) + IMPLEMENTATIONS:
+    raise ValueError(f"unknown attention implementation {implementation!r}; "
+                     f"allowed: {IMPLEMENTATIONS} or None for the default")
+  shapes = {"q": np.shape(q_BLNK), "k": np.shape(k_BSGK), "v": np.shape(v_BSGK)}
+  for name, shape in shapes.items():
+    if len(shape) != 4:
+      raise ValueError(f"{name} must be rank 4 [batch, length, heads, head_dim]; got shape {shape}")
+  (b, l, n, kd), (bk, s, g, kdk) = shapes["q"], shapes["k"]
+  if shapes["k"] != shapes["v"]:
+    raise ValueError(f"k and v shapes differ: {shapes['k']} vs {shapes['v']}")
+  if b != bk:
+    raise ValueError(f"batch of q ({b}) and k/v ({bk}) differ")
+  if kd != kdk:
+    raise ValueError(f"head_dim of q ({kd}) and k ({kdk}) differ")
+  if g < 1 or n % g:
+    raise ValueError(f"query heads ({n}) must be divisible by key/value heads ({g})")
+  target = (b, n, l, s)
+  if mask is not None:
+    dtype = mask.dtype if hasattr(mask, "dtype") else np.asarray(mask).dtype
+    if dtype != np.bool_:
+      raise ValueError(f"mask must be boolean (True = may attend); got dtype {dtype}")
+    _check_broadcast("mask", mask, target)
+  if bias is not None:
+    dtype = bias.dtype if hasattr(bias, "dtype") else np.asarray(bias).dtype
+    if not jnp.issubdtype(dtype, jnp.floating):
+      raise ValueError(f"bias must be floating point; got dtype {dtype}")
+    _check_broadcast("bias", bias, target)
+  if not 0.0 <= dropout_rate < 1.0:
+    raise ValueError(f"dropout_rate must be in [0, 1); got {dropout_rate}")
+  if dropout_rate > 0.0 and dropout_rng is None:
+    raise ValueError("dropout_rate > 0 needs a dropout_rng")
+
+
+def naive_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=False,
+                    dropout_rate=0.0, dropout_rng=None, return_weights=False):
+  """The reference: plain einsum and softmax in float32. Returns out_BLNK (and weights_BNLS)."""
+  validate(q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, dropout_rate=dropout_rate,
+           dropout_rng=dropout_rng)
+  b, l, n, kd = q_BLNK.shape
+  s, g = k_BSGK.shape[1], k_BSGK.shape[2]
+  q_BLGRK = q_BLNK.reshape(b, l, g, n // g, kd)
+  logits_BGRLS = jnp.einsum("blgrk,bsgk->bgrls", q_BLGRK, k_BSGK,
+                            preferred_element_type=jnp.float32) / jnp.sqrt(kd).astype(jnp.float32)
+  logits_BNLS = logits_BGRLS.reshape(b, n, l, s)
+  if bias is not None:
+    logits_BNLS = logits_BNLS + _rank4(bias).astype(jnp.float32)
+  allowed = _allowed(mask, causal, l, s)
+  logits_BNLS = jnp.where(allowed, logits_BNLS, jnp.finfo(jnp.float32).min)
+  weights_BNLS = jax.nn.softmax(logits_BNLS, axis=-1)
+  # Rows with no allowed key (fully padded queries) give zeros, not a uniform average.
+  weights_BNLS = jnp.where(jnp.any(allowed, axis=-1, keepdims=True), weights_BNLS, 0.0)
+  used_BNLS = weights_BNLS
+  if dropout_rate > 0.0:
+    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights_BNLS.shape)
+    used_BNLS = jnp.where(keep, weights_BNLS / (1.0 - dropout_rate), 0.0)
+  used_BGRLS = used_BNLS.reshape(b, g, n // g, l, s).astype(v_BSGK.dtype)
+  out_BLGRK = jnp.einsum("bgrls,bsgk->blgrk", used_BGRLS, v_BSGK)
+  out_BLNK = out_BLGRK.reshape(b, l, n, kd).astype(q_BLNK.dtype)
+  return (out_BLNK, weights_BNLS) if return_weights else out_BLNK
+
+
+def _rank4(x):
+  """Leading size-1 axes up to rank 4 (explicit broadcasting: rank promotion may be 'raise')."""
+  x = jnp.asarray(x)
+  return x.reshape((1,) * (4 - x.ndim) + x.shape)
+
+
+def _allowed(mask, causal, l, s):
+  """Boolean [.., L, S] (rank 4) of what may be attended: mask and the causal triangle."""
+  allowed = jnp.ones((1, 1, l, s), bool)
+  if mask is not None:
+    allowed = jnp.logical_and(allowed, _rank4(mask))
+  if causal:
+    # Query i sits at absolute position i + (s - l): with a key/value cache the queries are the last l.
+    allowed = jnp.logical_and(allowed, jnp.tril(jnp.ones((l, s), bool), k=s - l)[None, None])
+  return allowed
+
+
+def jax_nn_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=False,
+                     dropout_rate=0.0, return_weights=False, implementation="xla"):
+  """``jax.nn.dot_product_attention`` with this module's conventions (causal offset, empty rows)."""
+  name = implementation
+  if return_weights:
+    raise ValueError(f"implementation {name!r} cannot return attention weights; use 'naive'")
+  if dropout_rate > 0.0:
+    raise ValueError(f"implementation {name!r} has no attention dropout; use 'naive' or 'chunked'")
+  l, s = q_BLNK.shape[1], k_BSGK.shape[1]
+  # jax's is_causal aligns query i with key i; ours aligns the last query with the last key.
+  is_causal = causal and l == s
+  allowed = None
+  if mask is not None or (causal and not is_causal):
+    allowed = _allowed(mask, causal and not is_causal, l, s)
+    if is_causal:  # for the empty-row check below only
+      allowed_rows = _allowed(mask, True, l, s)
+    else:
+      allowed_rows = allowed
+  if bias is not None:
+    bias = _rank4(bias).astype(q_BLNK.dtype)
+  out_BLNK = jax.nn.dot_product_attention(q_BLNK, k_BSGK, v_BSGK, bias=bias, mask=allowed,
+                                          is_causal=is_causal, implementation=implementation)
+  if allowed is not None:
+    # jax gives rows without any allowed key the mean of v; the reference gives zeros.
+    seen_BNL = jnp.any(allowed_rows, axis=-1)
+    out_BLNK = jnp.where(jnp.transpose(seen_BNL, (0, 2, 1))[..., None], out_BLNK, 0.0)
+  return out_BLNK
+
+
+def default_implementation(q_BLNK, k_BSGK, *, dropout_rate=0.0, return_weights=False,
+                           backend=None):
+  """The implementation ``implementation=None`` runs (the rule in the module docstring)."""
+  backend = backend or jax.default_backend()
+  l, s, kd = q_BLNK.shape[1], k_BSGK.shape[1], q_BLNK.shape[3]
+  if return_weights:
+    return "naive"
+  if backend == "gpu":
+    if (dropout_rate == 0.0 and q_BLNK.dtype in (jnp.float16, jnp.bfloat16)
+        and kd <= 128 and kd % 8 == 0):
+      return "cudnn"
+    return "xla" if dropout_rate == 0.0 else "chunked"
+  return "naive" if l * s <= _NAIVE_MAX_LS else "chunked"
+
+
+def dot_product_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=False,
+                          dropout_rate=0.0, dropout_rng=None, return_weights=False,
+                          implementation=None):
+  """Dispatches to an implementation by name (None: the default for the backend and shapes)."""
+  validate(q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, dropout_rate=dropout_rate,
+           dropout_rng=dropout_rng, implementation=implementation)
+  if implementation is None:
+    implementation = default_implementation(q_BLNK, k_BSGK, dropout_rate=dropout_rate,
+                                            return_weights=return_weights)
+  if implementation == "cudnn" and jax.default_backend() != "gpu":
+    raise ValueError(f"implementation 'cudnn' needs a GPU; the backend is "
+                     f"{jax.default_backend()!r}. Allowed here: 'naive', 'xla', 'chunked'")
+  if implementation in ("xla", "cudnn"):
+    return jax_nn_attention(q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, causal=causal,
+                            dropout_rate=dropout_rate, return_weights=return_weights,
+                            implementation=implementation)
+  if implementation == "chunked" and not return_weights:
+    return chunked.chunked_attention(
+        q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, causal=causal, dropout_rate=dropout_rate,
+        dropout_rng=dropout_rng)
+  return naive_attention(q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, causal=causal,
+                         dropout_rate=dropout_rate, dropout_rng=dropout_rng,
+                         return_weights=return_weights)

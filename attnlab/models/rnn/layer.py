@@ -1,0 +1,158 @@
+"""Sequence layer running a classic cell (simple RNN, LSTM, GRU) over time, PyTorch-compatible.
+
+``RNN(cell="lstm", hidden_size=H, num_layers=2, bidirectional=True)(x_BLD, lengths_B)`` matches
+``torch.nn.LSTM(D, H, num_layers=2, bidirectional=True, batch_first=True)`` on a packed sequence:
+parameters carry PyTorch's ``state_dict`` names (``weight_ih_l0``, ``weight_hh_l1_reverse``, ...) and
+shapes, carries PyTorch's ``[num_layers * num_directions, B, H]`` layout.
+
+Speed (see ``attnlab/bench/recurrent.py``): the time loop is a ``lax.scan`` with a hand-written
+backward pass per cell kind (``attnlab.models.rnn.kernel``: ``elman_recurrence``, ``lstm_recurrence``,
+``gru_recurrence``). Forward, one matmul per step [x_t, h] [W_ih | W_hh]^T (two for the GRU, whose
+reset gate needs W_hn h apart); it saves the gate-gradient factors (the simple RNN: its outputs), so
+the backward loop recomputes no matmul and no transcendental: per step only the gate gradients and
+the one unavoidable matmul dh_prev = dg W_hh, with the weight and input gradients as big matmuls over
+all steps after it (in the dot form XLA:CPU runs fastest, ``_weight_grads``). Sigmoid gates use one
+tanh, sigmoid(z) = (1 + tanh(z / 2)) / 2. LSTM and GRU write their gate gradients over the saved
+factors in place, the LSTM its output batch-major (fewer fresh buffers and transposes). Hoisting the
+input projection out of the loop, unrolling, and a [B, 4, H] form of the LSTM gate gradients all
+measured slower on XLA:CPU. ``implementation="autodiff"`` keeps JAX's own derivative of the plain scan as a
+reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from attnlab.models import checks
+from attnlab.models.rnn import cells, kernel
+
+IMPLEMENTATIONS = ("custom_vjp", "autodiff")  # how the time loop is differentiated
+
+
+def reverse_prefix_BL(x_BL_, lengths_B):
+  """Reverses each row's first lengths[b] steps and leaves the padding in place (an involution)."""
+  if lengths_B is None:
+    return jnp.flip(x_BL_, axis=1)
+  steps = x_BL_.shape[1]
+  t_L = jnp.arange(steps)
+  idx_BL = jnp.where(t_L[None] < lengths_B[:, None], lengths_B[:, None] - 1 - t_L[None], t_L[None])
+  idx = idx_BL.reshape(idx_BL.shape + (1,) * (x_BL_.ndim - 2))
+  return jnp.take_along_axis(x_BL_, idx, axis=1)
+
+
+def run_direction(kind: str, params: dict, x_BLD, carry0, lengths_B, *, reverse: bool = False,
+                  dtype=jnp.float32, implementation: str = "custom_vjp", unroll: int = 1):
+  """One layer, one direction: (y_BLH in ``dtype``, final carry in float32)."""
+  _, _, combine, fused = cells.KINDS[kind]
+  if reverse:
+    x_BLD = reverse_prefix_BL(x_BLD, lengths_B)
+  valid_LB = None
+  if lengths_B is not None:
+    valid_LB = jnp.arange(x_BLD.shape[1])[:, None] < lengths_B[None, :]
+  x_LBD = jnp.swapaxes(x_BLD, 0, 1).astype(dtype)
+  weights = (params["weight_ih"].T, params["weight_hh"].T, params["bias_ih"], params["bias_hh"])
+  weights = tuple(w.astype(dtype) for w in weights)
+  if implementation == "custom_vjp" and kind == "lstm":  # y comes batch-major: no transposes of y, dy
+    y_BLH, final = kernel.lstm_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
+  else:
+    if implementation == "autodiff":
+      y_LBH, final = kernel.autodiff_recurrence(combine, fused, unroll, weights, x_LBD, carry0,
+                                                    valid_LB)
+    elif kind == "gru":
+      y_LBH, final = kernel.gru_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
+    else:
+      y_LBH, final = kernel.elman_recurrence(kind == "rnn_relu", unroll, weights, x_LBD, carry0,
+                                                 valid_LB)
+    y_BLH = jnp.swapaxes(y_LBH, 0, 1)
+  y_BLH = y_BLH.astype(dtype)
+  if reverse:
+    y_BLH = reverse_prefix_BL(y_BLH, lengths_B)
+  return y_BLH, final
+
+
+class RNN(nn.Module):
+  """Stacked (bi)directional RNN/LSTM/GRU over ``x_BLD``, PyTorch's ``nn.RNN``/``LSTM``/``GRU``.
+
+  Returns ``(y_BLH, final_carry)``: y has 2H features when bidirectional (forward first), zeros past
+  each sequence's length. Carries use PyTorch's layout, ``h`` of shape [num_layers * num_directions,
+  B, H] (index ``layer * num_directions + direction``) and, for the LSTM, a tuple ``(h, c)``.
+  """
+  cell: str  # a cells.CELLS key, or "rnn" (= "rnn_tanh")
+  hidden_size: int  # H
+  num_layers: int = 1  # stacked layers, each feeding the next
+  bidirectional: bool = False  # also run each layer backwards over the valid prefix
+  dropout_rate: float = 0.0  # dropout on the outputs of every layer but the last
+  dtype: Any = jnp.float32  # compute dtype (matmuls, outputs); gate math and carries stay float32
+  param_dtype: Any = jnp.float32  # dtype of the stored parameters
+  implementation: str = "custom_vjp"  # IMPLEMENTATIONS: hand-written or autodiff backward
+  unroll: int = 1  # time steps per scan iteration
+
+  def _check(self, x_BLD, lengths_B, initial_carry):
+    kind = cells.resolve(self.cell)
+    if x_BLD.ndim != 3:
+      raise ValueError(f"RNN input x must be rank 3 [batch, length, features]; got shape {x_BLD.shape}")
+    for field, value, lo in (("hidden_size", self.hidden_size, 1), ("num_layers", self.num_layers, 1),
+                             ("unroll", self.unroll, 1)):
+      if not isinstance(value, int) or value < lo:
+        raise ValueError(f"RNN {field} must be an int >= {lo}; got {value!r}")
+    if not 0.0 <= self.dropout_rate < 1.0:
+      raise ValueError(f"RNN dropout_rate must be in [0, 1); got {self.dropout_rate}")
+    if self.implementation not in IMPLEMENTATIONS:
+      raise ValueError(f"RNN implementation must be one of {IMPLEMENTATIONS}; got {self.implementation!r}")
+    if self.has_variable("params", "weight_ih_l0"):
+      expected = self.get_variable("params", "weight_ih_l0").shape[1]
+      if expected != x_BLD.shape[-1]:
+        raise ValueError(f"RNN input feature size {x_BLD.shape[-1]} does not match the parameters, "
+                         f"which expect {expected} (weight_ih_l0 shape "
+                         f"{self.get_variable('params', 'weight_ih_l0').shape})")
+    batch, steps = x_BLD.shape[:2]
+    if lengths_B is not None:
+      checks.check_lengths("RNN", lengths_B, batch, steps)
+    if initial_carry is not None:
+      want = (self.num_layers * (2 if self.bidirectional else 1), batch, self.hidden_size)
+      parts = initial_carry if kind == "lstm" else (initial_carry,)
+      if kind == "lstm" and (not isinstance(initial_carry, (tuple, list)) or len(initial_carry) != 2):
+        raise ValueError("RNN initial_carry for an LSTM must be a tuple (h, c)")
+      for p in parts:
+        if jnp.shape(p) != want:
+          raise ValueError(f"RNN initial_carry entries must have shape [num_layers * num_directions, "
+                           f"batch, hidden] = {list(want)}; got {list(jnp.shape(p))}")
+    return kind
+
+  @nn.compact
+  def __call__(self, x_BLD, lengths_B=None, initial_carry=None, *, reverse: bool = False,
+               deterministic: bool = True):
+    kind = self._check(x_BLD, lengths_B, initial_carry)
+    gates, n_carry, _, _ = cells.KINDS[kind]
+    dirs = 2 if self.bidirectional else 1
+    batch = x_BLD.shape[0]
+    if lengths_B is not None:
+      lengths_B = jnp.asarray(lengths_B, jnp.int32)
+    if initial_carry is None:
+      parts = tuple(jnp.zeros((self.num_layers * dirs, batch, self.hidden_size), jnp.float32)
+                    for _ in range(n_carry))
+    else:
+      parts = tuple(initial_carry) if kind == "lstm" else (initial_carry,)
+      parts = tuple(jnp.asarray(p, jnp.float32) for p in parts)
+    finals = []
+    h_BLD = x_BLD
+    for layer in range(self.num_layers):
+      outputs = []
+      for d in range(dirs):
+        suffix = f"_l{layer}" + ("_reverse" if d else "")
+        params = cells.make_params(self, suffix, h_BLD.shape[-1], self.hidden_size, gates,
+                                   self.param_dtype)
+        carry0 = tuple(p[layer * dirs + d] for p in parts)
+        y_BLH, final = run_direction(
+            kind, params, h_BLD, carry0, lengths_B, reverse=reverse != bool(d), dtype=self.dtype,
+            implementation=self.implementation, unroll=self.unroll)
+        outputs.append(y_BLH)
+        finals.append(final)
+      h_BLD = outputs[0] if dirs == 1 else jnp.concatenate(outputs, axis=-1)
+      if layer < self.num_layers - 1 and self.dropout_rate > 0.0:
+        h_BLD = nn.Dropout(self.dropout_rate)(h_BLD, deterministic=deterministic)
+    stacked = tuple(jnp.stack([f[i] for f in finals]) for i in range(n_carry))
+    return h_BLD, (stacked if kind == "lstm" else stacked[0])

@@ -1,0 +1,43 @@
+"""The registered attention models: ``transformer`` (bidirectional encoder), ``decoder`` (causal,
+decoder-only) and ``encoder_decoder``.
+
+The encoder-decoder reads the inputs with its encoder; its decoder reads the same embedded inputs
+shifted right by one (a zero vector first) with causal self-attention and cross-attention to the
+encoder, so that its position i predicts target i. Sequence lengths become key padding masks for
+the encoder and for cross-attention; the causal decoders need none for right padding.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from attnlab.models.transformer import blocks
+from attnlab.models.transformer.config import TransformerConfig
+
+KINDS = ("encoder", "decoder", "encoder_decoder")
+
+
+def valid_BL(lengths_B, length: int):
+  """True at positions before each sequence's length (None: every position)."""
+  if lengths_B is None:
+    return None
+  return jnp.arange(length)[None, :] < lengths_B[:, None]
+
+
+class TransformerBackbone(nn.Module):
+  """x_BLD -> y_BLD through an Encoder, a Decoder or the shifted EncoderDecoder."""
+  config: TransformerConfig  # shared hyperparameters
+  kind: str  # one of KINDS
+
+  @nn.compact
+  def __call__(self, x_BLD, lengths_B=None, *, deterministic=True):
+    mask_BL = valid_BL(lengths_B, x_BLD.shape[1])
+    if self.kind == "encoder":
+      return blocks.Encoder(self.config, name="encoder")(x_BLD, mask_BL,
+                                                          deterministic=deterministic)
+    if self.kind == "decoder":
+      return blocks.Decoder(self.config, name="decoder")(x_BLD, deterministic=deterministic)
+    tgt_BLD = jnp.pad(x_BLD, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+    return blocks.EncoderDecoder(self.config, name="encdec")(
+        x_BLD, tgt_BLD, mask_BL, deterministic=deterministic)

@@ -1,0 +1,65 @@
+"""The Transformer's hyperparameters, shared by Encoder, Decoder and EncoderDecoder."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax.numpy as jnp
+
+from attnlab.models.attention import multi_head
+from attnlab.models.attention import positions as pos_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+  """Hyperparameters shared by Encoder, Decoder and EncoderDecoder; checked on creation."""
+  num_layers: int = 2  # blocks per stack
+  d_model: int = 64  # residual width D (must equal the input features)
+  num_heads: int = 4  # query heads N
+  num_kv_heads: int | None = None  # key/value heads G (None or 0: N; 1: multi-query)
+  d_ff: int = 0  # feed-forward hidden size (per expert for MoE); 0: 4 * d_model
+  dropout_rate: float = 0.0  # residual, input and feed-forward dropout
+  attention_dropout_rate: float = 0.0  # dropout on attention weights
+  position: str = "sinusoidal"  # one of positions.POSITIONS
+  max_len: int = 2048  # size of the learned position table
+  moe_experts: int = 0  # 0: dense feed-forward
+  moe_top_k: int = 1  # experts per token
+  moe_capacity_factor: float = 1.25  # expert capacity relative to an even split
+  moe_aux_weight: float = 0.01  # weight of the load-balancing loss sown into "losses"
+  attention_impl: str | None = None  # dot_product.IMPLEMENTATIONS name; None or "": the default
+  capture_attention: bool = False  # sow attention weights into "intermediates"
+  dtype: Any = jnp.float32  # compute dtype (e.g. jnp.bfloat16)
+  param_dtype: Any = jnp.float32  # parameter dtype
+  rope_base: float = 10000.0  # RoPE wavelength base
+  use_bias: bool = True  # biases in the attention projections
+
+  def __post_init__(self):
+    # Placeholders (what a config file's 0 or "" means), resolved here once.
+    if not self.d_ff and self.d_model >= 1:
+      object.__setattr__(self, "d_ff", 4 * self.d_model)
+    if not self.num_kv_heads:
+      object.__setattr__(self, "num_kv_heads", self.num_heads)
+    if not self.attention_impl:
+      object.__setattr__(self, "attention_impl", None)
+    for name in ("num_layers", "d_model", "num_heads", "d_ff"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name}={getattr(self, name)}; must be >= 1")
+    multi_head.check_heads(self.d_model, self.num_heads, self.num_kv_heads)
+    multi_head.check_implementation(self.attention_impl)
+    pos_lib.check_position(self.position)
+    if self.position == "rope" and (self.d_model // self.num_heads) % 2:
+      raise ValueError(f"position='rope' needs an even head dim; d_model={self.d_model} / "
+                       f"num_heads={self.num_heads} = {self.d_model // self.num_heads}")
+    if self.position == "learned" and self.max_len < 1:
+      raise ValueError(f"max_len={self.max_len}; must be >= 1 for learned positions")
+    for name in ("dropout_rate", "attention_dropout_rate"):
+      if not 0.0 <= getattr(self, name) < 1.0:
+        raise ValueError(f"{name}={getattr(self, name)}; must be in [0, 1)")
+    if self.moe_experts < 0:
+      raise ValueError(f"moe_experts={self.moe_experts}; must be >= 0 (0 = dense)")
+    if self.moe_experts and not 1 <= self.moe_top_k <= self.moe_experts:
+      raise ValueError(f"moe_top_k={self.moe_top_k}; must be in [1, moe_experts="
+                       f"{self.moe_experts}]")
+    if self.moe_experts and self.moe_capacity_factor <= 0:
+      raise ValueError(f"moe_capacity_factor={self.moe_capacity_factor}; must be > 0")

@@ -1,0 +1,66 @@
+"""Model assembly: hand-counted parameters, heads per output kind, width sizing to a target."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from attnlab.train import config as config_lib
+from attnlab.models import registry, task_model
+from tests.train import helpers
+
+
+def test_lstm_parameter_count_by_hand():
+  setup = config_lib.build(helpers.tiny_config("lstm", "copy"))
+  d, v = 8, setup.task.vocab_size
+  lstm = 4 * (d * d + d * d + 2 * d)  # PyTorch layout: W_ih, W_hh, b_ih, b_hh for 4 gates
+  assert setup.param_counts == {"total": v * d + lstm + d * v + v, "embed": v * d,
+                                "backbone": lstm, "head": d * v + v}
+
+
+@pytest.mark.parametrize("model", ["lstm", "transformer"])
+def test_target_params_within_ten_percent(model):
+  config = helpers.tiny_config(model, "copy", **{"model.target_params": 20_000,
+                                                 "model.num_layers": 2})
+  setup = config_lib.build(config)
+  assert abs(setup.param_counts["total"] - 20_000) <= 2_000
+  if model == "transformer":
+    assert setup.model_fields["d_model"] % (2 * config.model.num_heads) == 0
+
+
+def test_unreachable_target_is_an_error():
+  with pytest.raises(ValueError, match="model.target_params=10"):
+    config_lib.build(helpers.tiny_config("transformer", "copy", **{"model.target_params": 10}))
+
+
+def test_registry_names():
+  assert {"rnn", "lstm", "gru", "mingru", "minlstm", "lru", "transformer", "decoder",
+          "encoder_decoder"} <= set(registry.MODELS)
+
+
+@pytest.mark.parametrize("model, task, lead", [
+    ("lstm", "copy", (2, 8)),  # per-token logits [B, L, C]
+    ("decoder", "parity", (2,)),  # sequence logits from the last position [B, C]
+    ("encoder_decoder", "adding", ()),  # regression on feature inputs [B]
+])
+def test_heads_by_output_kind(model, task, lead):
+  setup = config_lib.build(helpers.tiny_config(model, task, train_min_length=8,
+                                               train_max_length=8, eval_lengths=[8]))
+  inputs = task_model.dummy_inputs(setup.task, batch_size=2, length=8)
+  out = jax.eval_shape(lambda: setup.model.init_with_output(jax.random.PRNGKey(0), inputs)[0])
+  want = (2,) if task == "adding" else (*lead, setup.task.output_size)
+  assert out.shape == want
+  assert out.dtype == jnp.float32
+  if setup.task.input_kind == "features":
+    assert "input_proj" in task_model.abstract_params(setup.model, setup.task)
+
+
+@pytest.mark.parametrize("name", sorted(registry.MODELS))
+def test_every_registered_model_traces(name):
+  # Traced only; tests/train/step_test.py trains one model per family.
+  setup = config_lib.build(helpers.tiny_config(name, "copy"))
+  inputs = task_model.dummy_inputs(setup.task, batch_size=2, length=8)
+  out = jax.eval_shape(lambda: setup.model.init_with_output(jax.random.PRNGKey(0), inputs)[0])
+  assert out.shape == (2, 8, setup.task.output_size)
+  assert setup.param_counts["backbone"] > 0

@@ -1,0 +1,58 @@
+"""Every experiment file: a docstring with its command, a grid, and configs the loop accepts."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+
+from attnlab import configs
+from attnlab.sweeps import spec
+from attnlab.train import config as config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "experiments", "*.py"))
+               if os.path.basename(p) != "base.py")
+
+
+def test_all_experiments_present():
+  names = {os.path.basename(p)[:-3] for p in FILES}
+  assert {"distance", "length_generalization", "mqar", "adding", "copy", "selective_copy",
+          "noise", "cost"} <= names
+
+
+def _config(path, arg, trial):
+  config = configs.load_module(path).get_config(
+      configs.split(spec.trial_config(f"{path}:{arg}", trial.overrides))[1])
+  flat = {k: v for k, v in trial.overrides.items() if not k.startswith(spec.ARG_PREFIX)}
+  config.update_from_flattened_dict(flat)
+  return config
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: os.path.basename(p))
+def test_experiment_file(path):
+  module = configs.load_module(path)
+  doc = module.__doc__ or ""
+  assert "scripts/sweep.py --config experiments/" + os.path.basename(path) in doc
+  assert "smoke" in module.SIZES
+  for size in module.SIZES:
+    arg = "" if size == "full" else size
+    trials = spec.load_trials(f"{path}:{arg}")
+    assert len({t.name for t in trials}) == len(trials)
+    # The smallest and the largest cell both build (names, fields, lengths, sizing) without compiling.
+    for trial in (trials[0], trials[-1]) if size == "smoke" else (trials[-1],):
+      setup = config_lib.build(_config(path, arg, trial))
+      assert setup.param_counts["total"] > 0
+
+
+def test_length_generalization_selects_one_cell():
+  path = os.path.join(ROOT, "experiments", "length_generalization.py")
+  trials = spec.load_trials(f"{path}:task=bucket_sort,model=gru")
+  assert [t.name for t in trials] == ["bucket_sort-gru-seed0", "bucket_sort-gru-seed1",
+                                      "bucket_sort-gru-seed2"]
+  config = configs.load_module(path).get_config("task=bucket_sort,model=gru")
+  assert (config.task.name, config.model.name) == ("bucket_sort", "gru")
+  assert config.train_max_length == 40 and list(config.eval_lengths) == list(range(41, 501))
+  with pytest.raises(ValueError, match="allowed"):
+    configs.load_module(path).get_config("task=copy")

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from attnlab.sweeps import spec
+
+
+def test_grid_is_the_ordered_product():
+  trials = spec.grid(model__name=["rnn", "lstm"], seed=[0, 1])
+  assert trials == [{"model.name": "rnn", "seed": 0}, {"model.name": "rnn", "seed": 1},
+                    {"model.name": "lstm", "seed": 0}, {"model.name": "lstm", "seed": 1}]
+  with pytest.raises(ValueError, match="seed"):
+    spec.grid(seed=[])
+
+
+def test_trial_names_readable_and_unique():
+  trials = spec.make_trials([{"model.name": "lstm", "task.distance": 16, "seed": 0},
+                             {"model.name": "lstm", "task.distance": 16, "seed": 0},
+                             {"task.noise_rate": 0.25, "x": "a/b"}])
+  assert [t.name for t in trials] == ["lstm-distance16-seed0", "lstm-distance16-seed0-1",
+                                      "noise_rate0.25-xa_b"]
+
+
+def test_override_flags():
+  assert spec.override_flags({"model.name": "gru", "seed": 3, "optimizer.learning_rate": 0.001,
+                              "flag": True}) == [
+      "--config.model.name=gru", "--config.seed=3", "--config.optimizer.learning_rate=0.001",
+      "--config.flag=True"]
+
+
+@pytest.mark.parametrize("sweep, match", [
+    ([], "non-empty list"),
+    ({"seed": 0}, "non-empty list"),
+    ([{"seed": [0, 1]}], "not a scalar"),
+    (["seed=0"], "dict of dotted overrides"),
+])
+def test_bad_sweeps(sweep, match):
+  with pytest.raises(ValueError, match=match):
+    spec.make_trials(sweep)
+
+
+def test_file_without_grid(tmp_path):
+  path = tmp_path / "single.py"
+  path.write_text("def get_config(arg=None):\n  return None\n")
+  with pytest.raises(ValueError, match="defines no get_sweep"):
+    spec.load_trials(f"{path}:smoke")
+  with pytest.raises(ValueError, match="does not exist"):
+    spec.load_trials(str(tmp_path / "missing.py"))
+
+
+def test_arg_keys_extend_the_config_argument():
+  overrides = {"arg.task": "parity", "model.name": "lstm", "arg.length": 64, "seed": 0}
+  assert spec.trial_name(overrides) == "parity-lstm-length64-seed0"
+  assert spec.override_flags(overrides) == ["--config.model.name=lstm", "--config.seed=0"]
+  assert spec.trial_config("e.py:smoke", overrides) == "e.py:smoke,task=parity,length=64"
+  assert spec.trial_config("e.py", overrides) == "e.py:task=parity,length=64"
+  assert spec.trial_config("e.py", {"seed": 1}) == "e.py"
