@@ -4,7 +4,7 @@
 Suites: recurrent, products, attention, data, loop, checkpoint. Each prints a table of medians and ratios
 against its named reference, and with ``--json FILE`` writes a list of records. ``--malloc reuse``
 runs the whole benchmark (attnlab and its references alike) with glibc malloc keeping freed memory
-(attnlab/cpu_malloc.py); the first line printed says which malloc the run had.
+(attnlab/cli/malloc.py); the first line printed says which malloc the run had.
 """
 
 import argparse
@@ -14,16 +14,16 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from attnlab import cpu_malloc  # noqa: E402
+from attnlab.cli import malloc as cpu_malloc  # noqa: E402
 
-# Suite name -> module under attnlab.bench exposing ``main(args: list[str], json_path) -> list[dict]``.
+# Suite name -> module under scripts/benchmarks/ exposing ``main(args: list[str], json_path)``.
 SUITES = {
-    "recurrent": "attnlab.bench.recurrent",
-    "products": "attnlab.bench.products",
-    "attention": "attnlab.bench.attention",
-    "data": "attnlab.bench.data",
-    "loop": "attnlab.bench.loop",
-    "checkpoint": "attnlab.bench.checkpoint",
+    "recurrent": "benchmarks.recurrent",
+    "products": "benchmarks.products",
+    "attention": "benchmarks.attention",
+    "data": "benchmarks.data",
+    "loop": "benchmarks.loop",
+    "checkpoint": "benchmarks.checkpoint",
 }
 
 

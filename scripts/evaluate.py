@@ -1,56 +1,12 @@
-#!/usr/bin/env python
-"""Evaluates a saved run from its workdir alone (config.json + checkpoints), at any lengths.
+#!/usr/bin/env python3
+"""``scripts/evaluate.py``: see attnlab/cli/evaluate.py (``--help`` lists the flags)."""
 
-  scripts/evaluate.py --workdir runs/distance/lstm-distance32-seed0 [--checkpoint best|latest|STEP]
-      [--lengths 33,65,129] [--output eval.json] [--attention_maps 2] [--gradient_lag]
-
-Prints (or writes to --output) JSON: the run, the step, per length its metrics by name and their
-mean over the lengths. --attention_maps N writes PNG heat maps per layer and head for N examples;
---gradient_lag writes the gradient norm against distance from the target (PNG, and the numbers in
-the JSON). Figures go to --plots_dir (default WORKDIR/eval). Bad input exits 2 with a message.
-"""
-
-from __future__ import annotations
-
-import json
+import os
 import sys
 
-from absl import app, flags
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from attnlab.evaluation import report
-
-flags.DEFINE_string("workdir", None, "training workdir", required=True)
-flags.DEFINE_string("checkpoint", "latest", "best, latest or a step number")
-flags.DEFINE_list("lengths", None, "evaluation lengths (default: the run's eval_lengths)")
-flags.DEFINE_string("output", None, "write the JSON here instead of printing it")
-flags.DEFINE_integer("attention_maps", 0, "examples to draw attention heat maps for")
-flags.DEFINE_bool("gradient_lag", False, "measure and plot gradient norm against distance")
-flags.DEFINE_integer("gradient_lag_length", None, "length for --gradient_lag "
-                     "(default: the longest evaluation length)")
-flags.DEFINE_string("plots_dir", None, "directory for figures (default: WORKDIR/eval)")
-FLAGS = flags.FLAGS
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    result = report.evaluate_workdir(
-        FLAGS.workdir, checkpoint=FLAGS.checkpoint, lengths=FLAGS.lengths,
-        attention_maps_n=FLAGS.attention_maps, gradient_lag=FLAGS.gradient_lag,
-        gradient_lag_length=FLAGS.gradient_lag_length, plots_dir=FLAGS.plots_dir)
-  except ValueError as e:
-    print(f"evaluate: error: {e}", file=sys.stderr)
-    return 2
-  text = json.dumps(result, indent=1)
-  if FLAGS.output:
-    with open(FLAGS.output, "w") as f:
-      f.write(text + "\n")
-    print(f"wrote {FLAGS.output}")
-  else:
-    print(text)
-  return 0
-
+from attnlab.cli import evaluate  # noqa: E402
 
 if __name__ == "__main__":
-  app.run(main)
+  evaluate.run()

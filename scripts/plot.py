@@ -1,50 +1,12 @@
-#!/usr/bin/env python
-"""Turns a sweep's results.csv into PNG figures.
-
-  scripts/plot.py --workdir runs/distance [--metric accuracy] [--out DIR]
-
-Writes METRIC_vs_KEY.png for each numeric grid value that varies (distance, noise rate, width...),
-METRIC_vs_test_length.png when each trial was evaluated at several lengths, and cost_vs_length.png
-(throughput and peak memory) for cost sweeps; prints the paths. The metric defaults to the one the
-sweep's table used.
-"""
-
-from __future__ import annotations
+#!/usr/bin/env python3
+"""``scripts/plot.py``: see attnlab/cli/plot.py (``--help`` lists the flags)."""
 
 import os
 import sys
 
-from absl import app, flags
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from attnlab import plotting
-from attnlab.sweeps import results, runner
-
-flags.DEFINE_string("workdir", None, "sweep directory holding results.csv", required=True)
-flags.DEFINE_string("metric", None, "metric to plot (default: accuracy, mse or loss)")
-flags.DEFINE_string("out", None, "directory for the figures (default: the workdir)")
-FLAGS = flags.FLAGS
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    rows = results.read_csv(os.path.join(FLAGS.workdir, "results.csv"))
-  except ValueError as e:
-    print(f"plot: error: {e}", file=sys.stderr)
-    return 2
-  manifest = runner.read_json(os.path.join(FLAGS.workdir, "sweep.json")) or {}
-  metric = FLAGS.metric or manifest.get("metric") or results.default_metric(rows)
-  first = runner.read_json(os.path.join(FLAGS.workdir, rows[0]["trial"], "config.json")) if rows else None
-  paths = plotting.sweep_figures(rows, results.grid_keys(rows), metric, FLAGS.out or FLAGS.workdir,
-                                 train_max_length=(first or {}).get("train_max_length"))
-  if not paths:
-    print("plot: nothing to plot (no finished trials, or no grid value varies)", file=sys.stderr)
-    return 1
-  for path in paths:
-    print(path)
-  return 0
-
+from attnlab.cli import plot  # noqa: E402
 
 if __name__ == "__main__":
-  app.run(main)
+  plot.run()

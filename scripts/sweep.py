@@ -1,53 +1,12 @@
-#!/usr/bin/env python
-"""Runs an experiment file's grid as training subprocesses, N at a time; resumable.
+#!/usr/bin/env python3
+"""``scripts/sweep.py``: see attnlab/cli/sweep.py (``--help`` lists the flags)."""
 
-  scripts/sweep.py --config experiments/distance.py[:ARG] --workdir runs/distance [--workers 2]
-
-Writes WORKDIR/<trial>/ (each an ordinary training workdir), WORKDIR/results.csv (one row per trial)
-and WORKDIR/results.md (mean ± std over seeds and the best seed), and prints the table. Running the
-same command again skips finished trials and resumes interrupted ones. Exits 1 if a trial failed,
-2 on bad input.
-"""
-
-from __future__ import annotations
-
+import os
 import sys
 
-from absl import app, flags
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from attnlab import cpu_malloc
-from attnlab.sweeps import sweep
-
-flags.DEFINE_string("config", None, "experiment file, optionally with :ARG", required=True)
-flags.DEFINE_string("workdir", None, "sweep directory (one subdirectory per trial)", required=True)
-flags.DEFINE_integer("workers", 1, "trials run at the same time")
-flags.DEFINE_string("metric", None, "metric for the table (default: accuracy, mse or loss)")
-flags.DEFINE_bool("collect_only", False, "only rebuild results.csv and the table")
-flags.DEFINE_enum("malloc", "default", cpu_malloc.CHOICES,
-                  "reuse: restart with glibc malloc keeping freed memory; the trials inherit it "
-                  "(for long sequences on CPU; attnlab/cpu_malloc.py)")
-FLAGS = flags.FLAGS
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  print(f"malloc: {cpu_malloc.use(FLAGS.malloc, sys.argv)}", flush=True)
-  try:
-    rows, table = sweep.run_sweep(FLAGS.config, FLAGS.workdir, workers=FLAGS.workers,
-                                  metric=FLAGS.metric, collect_only=FLAGS.collect_only)
-  except ValueError as e:
-    print(f"sweep: error: {e}", file=sys.stderr)
-    return 2
-  print(table)
-  print(f"\nresults: {FLAGS.workdir}/results.csv, table: {FLAGS.workdir}/results.md")
-  bad = sweep.failed(rows)
-  if bad:
-    print(f"sweep: {len(bad)} trial(s) did not finish: {', '.join(bad)} "
-          f"(see TRIAL/sweep_trial.json and TRIAL/train.err)", file=sys.stderr)
-    return 1
-  return 0
-
+from attnlab.cli import sweep  # noqa: E402
 
 if __name__ == "__main__":
-  app.run(main)
+  sweep.run()

@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from attnlab.train import main  # noqa: E402
+from attnlab.cli import train  # noqa: E402
 
 if __name__ == "__main__":
-  main.run()
+  train.run()

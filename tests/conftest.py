@@ -1,10 +1,15 @@
 """Strict JAX for every test, and several forced CPU devices so sharded paths run anywhere."""
 
 import os
+import sys
 
 # Must happen before JAX initialises its backends.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+# The benchmark suites live outside the package, in scripts/benchmarks/ (tests/benchmarks/).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "scripts"))
 
 import jax  # noqa: E402
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from attnlab import plotting
-from tests.evaluation.attention_maps_test import assert_png
+from tests.analysis.attention_maps_test import assert_png
 
 
 def _rows():

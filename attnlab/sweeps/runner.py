@@ -32,7 +32,7 @@ def default_train_command() -> list[str]:
   script = os.path.join(root, "scripts", "train.py")
   if os.path.isfile(script):
     return [sys.executable, script]
-  return [sys.executable, "-m", "attnlab.train.main"]
+  return [sys.executable, "-m", "attnlab.cli.train"]
 
 
 def read_json(path: str) -> dict | None:

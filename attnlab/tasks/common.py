@@ -51,7 +51,7 @@ def choose_mask(rng: jax.Array, batch_size: int, span: int, count: int) -> jax.A
 
   Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S) as a scan over positions: take
   position t with probability (still needed) / (positions left). Sorting random keys would do the
-  same but XLA's CPU sort is ~10x slower at these sizes (see attnlab/bench/data.py).
+  same but XLA's CPU sort is ~10x slower at these sizes (see scripts/benchmarks/data.py).
   """
   u_SB = jax.random.uniform(rng, (span, batch_size))
   left_S = (span - jnp.arange(span)).astype(jnp.float32)

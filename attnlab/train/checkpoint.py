@@ -22,6 +22,7 @@ warning (it was never committed).
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import math
 import os
 import shutil
@@ -29,7 +30,6 @@ import threading
 import time
 from typing import Any, Mapping
 
-from absl import logging
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -37,6 +37,8 @@ import orbax.checkpoint as ocp
 from attnlab.train.checksums import SIDECAR, verify_step_dir, write_sidecar
 # check_config is part of this module's API (the workdir contract); it lives in its own file.
 from attnlab.train.workdir_config import check_config  # noqa: F401
+
+log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
 _BEST_MODES = ("max", "min")
@@ -104,7 +106,7 @@ class Checkpointer:
     os.makedirs(self.directory, exist_ok=True)
     self._interrupted_removed = False
     for name in self._interrupted_saves():
-      logging.warning("Checkpoint %s is a half-written save (interrupted before commit); "
+      log.warning("Checkpoint %s is a half-written save (interrupted before commit); "
                       "ignoring it (removed at this Checkpointer's first save).",
                       os.path.join(self.directory, name))
 
@@ -143,7 +145,7 @@ class Checkpointer:
     if not self._primary:
       return
     for name in self._interrupted_saves():
-      logging.warning("Removing half-written checkpoint %s (never committed).",
+      log.warning("Removing half-written checkpoint %s (never committed).",
                       os.path.join(self.directory, name))
       shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
@@ -161,7 +163,7 @@ class Checkpointer:
         write_sidecar(tmp, step)
       except Exception as e:  # pylint: disable=broad-except
         # Never fail the save over its checksums: the step stays, unverified.
-        logging.error("Could not write checksums for checkpoint step %d: %s", step, e)
+        log.error("Could not write checksums for checkpoint step %d: %s", step, e)
       with self._lock:
         self._pending.remove(step)
 
@@ -176,7 +178,7 @@ class Checkpointer:
     if not self._interrupted_removed:
       self._remove_interrupted_saves()
     if step in self._manager.all_steps():
-      logging.info("Checkpoint step %d already exists; not saving it again.", step)
+      log.info("Checkpoint step %d already exists; not saving it again.", step)
       return False
     flat = _scalar_metrics(metrics)
     ranked = flat if self.best_metric else None
@@ -255,7 +257,7 @@ class Checkpointer:
           check.result()  # the checksum's cause names the file: raise it first
         raise
       if check is not None and not check.result():
-        logging.warning("Checkpoint step %d has no %s; restored it unverified.", step, SIDECAR)
+        log.warning("Checkpoint step %d has no %s; restored it unverified.", step, SIDECAR)
     if int(restored["meta"]["step"]) != step:
       raise ValueError(f"meta names step {restored['meta']['step']}, folder is step {step}")
     return restored["state"]
@@ -301,7 +303,7 @@ class Checkpointer:
       except Exception as e:  # pylint: disable=broad-except
         cause = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         moved = self._quarantine(step)
-        logging.warning("Checkpoint step %d is damaged (%s); moved it to %s and falling back "
+        log.warning("Checkpoint step %d is damaged (%s); moved it to %s and falling back "
                         "to the previous step.", step, cause, moved)
     return None
 

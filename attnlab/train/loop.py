@@ -10,12 +10,12 @@ synchronously before an evaluation or a checkpoint, so a non-finite state is nev
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
 import time
 
-from absl import logging
 import jax
 import numpy as np
 
@@ -27,6 +27,8 @@ from attnlab.train import optim, parallel
 from attnlab.models import task_model
 from attnlab.train import state as state_lib
 from attnlab.train import writer as writer_lib
+
+log = logging.getLogger(__name__)
 
 _MIN_METRICS = ("loss", "mse")  # best_metric names ranked lower-is-better
 
@@ -84,7 +86,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
   start_time = time.time()
   setup = config_lib.build(config)  # every config error is raised here, before compiling
   task, model = setup.task, setup.model
-  logging.info("task %s (%s, min length %d); model %s, %s parameters %s; resolved model "
+  log.info("task %s (%s, min length %d); model %s, %s parameters %s; resolved model "
                "fields %s", task.name, task.output_kind, task.min_length,
                setup.model_fields["name"], setup.param_counts["total"], setup.param_counts,
                setup.model_fields)
@@ -110,7 +112,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
     state = parallel.init_state(create, config.parallelism, mesh)
   else:
     state = parallel.from_saveable(restored[0], config.parallelism)
-    logging.info("resumed from checkpoint step %d", restored[1])
+    log.info("resumed from checkpoint step %d", restored[1])
   start = restored[1] if restored else 0
 
   train_fn = parallel.make_train_fn(
@@ -130,7 +132,6 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
   pending = None  # (step, metrics, length) of a log step, read after the next dispatch
   tick = (start, time.time())  # throughput window start: (step, time)
   step = start
-  train_clock = None  # (step, wall, cpu) once the first step is dispatched
   try:
     with _StopRequest() as stop:
       while step < config.num_steps:
@@ -138,8 +139,6 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
                                           config.train_max_length)
         state, metrics = train_fn(state, length)
         step += 1
-        if train_clock is None:  # after the first call: compiling is over, steady state begins
-          train_clock = (step, time.perf_counter(), time.process_time())
         writer.advance()
         if pending is not None:  # read the previous log step while this one runs
           tick = _report(writer, pending, tick, config)
@@ -152,23 +151,18 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
           t0 = time.time()
           last_eval = evaluate(run_eval, saveable(state), setup.eval_lengths, step)
           writer.eval(last_eval)
-          logging.info("evaluation at step %d took %.3f s", step, time.time() - t0)
+          log.debug("evaluation at step %d took %.3f s", step, time.time() - t0)
         if step % config.checkpoint_every == 0 or is_last or stop.signal:
           _check_finite(metrics)
           t0 = time.time()
           ckpt.save(step, saveable(state), _ckpt_metrics(last_eval, step), force=True)
-          logging.info("checkpoint save of step %d blocked the loop %.3f s", step, time.time() - t0)
+          log.debug("checkpoint save of step %d blocked the loop %.3f s", step, time.time() - t0)
         if stop.signal:
-          logging.warning("%s received: saved step %d, stopping.", stop.signal, step)
+          log.warning("%s received: saved step %d, stopping.", stop.signal, step)
           summary["status"] = "preempted"
           break
       if pending is not None:
         _report(writer, pending, tick, config)
-      if train_clock is not None:  # steady-state cost of the steps after the first, with all
-        summary.update(  # periodic work (logging, evaluation, checkpoint saves) included
-            timed_steps=step - train_clock[0],
-            train_wall_s=time.perf_counter() - train_clock[1],
-            train_cpu_s=time.process_time() - train_clock[2])
       if summary["status"] != "preempted":
         summary["status"] = "done"
         if last_eval is None:  # resumed a finished run: evaluate what it ended with
@@ -176,7 +170,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
   except NonFiniteLossError as e:
     summary["status"] = "nan"
     summary["error"] = str(e)
-    logging.error("%s", e)
+    log.error("%s", e)
     raise
   finally:
     ckpt.wait()

@@ -9,7 +9,8 @@ keeps its slice, gradients and metrics are averaged with ``pmean``.
 
 from __future__ import annotations
 
-from absl import logging
+import logging
+
 import flax.jax_utils
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from attnlab.train import step as step_lib
+
+log = logging.getLogger(__name__)
 
 PARALLELISMS = ("jit", "pmap")
 AXIS = "data"  # mesh axis and pmap axis name
@@ -37,7 +40,7 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
     jax.distributed.initialize()
   else:
     return
-  logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
+  log.info("jax.distributed: process %d of %d, %d local / %d global devices",
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count())
 

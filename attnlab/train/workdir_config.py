@@ -6,12 +6,14 @@ Re-exported by ``attnlab.train.checkpoint`` (the workdir contract names it there
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from typing import Any, Mapping
 
-from absl import logging
 import jax
+
+log = logging.getLogger(__name__)
 
 # Fields that only change bookkeeping, never the trained parameters or the evaluations: a resumed run
 # may change them freely. Everything else (num_steps included: it sets the learning-rate schedule's
@@ -76,7 +78,7 @@ def check_config(workdir: str, config_dict: Any, *, overwrite: bool = False,
   primary = jax.process_index() == 0
   if overwrite and os.path.exists(workdir) and os.listdir(workdir) and primary:
     moved = _move_aside(workdir)
-    logging.warning("overwrite: moved the previous run in %s to %s", workdir, moved)
+    log.warning("overwrite: moved the previous run in %s to %s", workdir, moved)
   if primary:
     os.makedirs(workdir, exist_ok=True)
   if not os.path.exists(path):
@@ -97,9 +99,9 @@ def check_config(workdir: str, config_dict: Any, *, overwrite: bool = False,
     if blocking:
       kept = os.path.join(workdir, f"config.old-{time.strftime('%Y%m%d-%H%M%S')}.json")
       os.replace(path, kept)
-      logging.warning("Continuing %s with a different config (previous one kept in %s):\n%s",
+      log.warning("Continuing %s with a different config (previous one kept in %s):\n%s",
                       workdir, kept, lines)
     else:
-      logging.info("Config of %s changed in result-neutral fields only:\n%s", workdir, lines)
+      log.info("Config of %s changed in result-neutral fields only:\n%s", workdir, lines)
     _write_json_atomic(path, new)
   return diff

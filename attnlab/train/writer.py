@@ -6,12 +6,14 @@ Only the lead process writes; the others get a writer that does nothing but keep
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 
-from absl import logging
 import tensorboardX
 import tqdm
+
+log = logging.getLogger(__name__)
 
 
 def _step_of(line: str) -> int | None:
@@ -58,7 +60,7 @@ class MetricWriter:
   def train(self, step: int, scalars: dict) -> None:
     if not self.enabled:
       return
-    logging.info("step %d: %s", step, _fmt(scalars))
+    log.info("step %d: %s", step, _fmt(scalars))
     self._metrics.write(json.dumps({"step": step, **scalars}) + "\n")
     self._metrics.flush()
     for k, v in scalars.items():
@@ -72,7 +74,7 @@ class MetricWriter:
       return
     step = record["step"]
     for length, scalars in record["lengths"].items():
-      logging.info("eval step %d length %s: %s", step, length, _fmt(scalars))
+      log.info("eval step %d length %s: %s", step, length, _fmt(scalars))
       for k, v in scalars.items():
         self._tb.add_scalar(f"eval/{k}/L{length}", v, step)
     self._eval.write(json.dumps(record) + "\n")

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from attnlab.sweeps import results
-from tests.evaluation.attention_maps_test import assert_png
+from tests.analysis.attention_maps_test import assert_png
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPTS = os.path.join(ROOT, "scripts")

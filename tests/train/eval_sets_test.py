@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from attnlab.evaluation import run as run_lib
+from attnlab.analysis import restore
 from attnlab.tasks import tfds_builder
 from attnlab.train import config as config_lib
 from attnlab.train import eval_sets, loop, optim, parallel, step
@@ -71,7 +71,7 @@ def test_loop_evaluates_on_the_set(data_dir, tmp_path):
   assert [r["step"] for r in records] == [2]
   assert summary["final_eval"] == records[-1]
   # Checkpoint evaluation of the run reads the same set and reproduces the logged evaluation.
-  again = run_lib.evaluate_lengths(run_lib.load_run(str(tmp_path)), [config.train_min_length])
+  again = restore.evaluate_lengths(restore.load_run(str(tmp_path)), [config.train_min_length])
   for k, v in records[-1]["lengths"][str(config.train_min_length)].items():
     np.testing.assert_allclose(again["lengths"][str(config.train_min_length)][k], v, rtol=1e-5)
 

@@ -19,7 +19,7 @@ Implementations (``IMPLEMENTATIONS``):
   cudnn    ``jax.nn.dot_product_attention(implementation="cudnn")``: GPU only (ValueError naming the
            backend elsewhere); cuDNN itself rejects unsupported dtypes/shapes (e.g. float32).
 
-Default (``implementation=None``), from measurements (see ``attnlab/bench/attention.py``):
+Default (``implementation=None``), from measurements (see ``scripts/benchmarks/attention.py``):
   return_weights         -> naive (the only one returning weights directly);
   GPU                    -> cudnn for float16/bfloat16, head dim <= 128 and a multiple of 8, no
                             dropout; otherwise xla without dropout, else chunked (not measured here);

@@ -5,7 +5,7 @@
 parameters carry PyTorch's ``state_dict`` names (``weight_ih_l0``, ``weight_hh_l1_reverse``, ...) and
 shapes, carries PyTorch's ``[num_layers * num_directions, B, H]`` layout.
 
-Speed (see ``attnlab/bench/recurrent.py``): the time loop is a ``lax.scan`` with a hand-written
+Speed (see ``scripts/benchmarks/recurrent.py``): the time loop is a ``lax.scan`` with a hand-written
 backward pass per cell kind (``attnlab.models.rnn.kernel``: ``elman_recurrence``, ``lstm_recurrence``,
 ``gru_recurrence``). Forward, one matmul per step [x_t, h] [W_ih | W_hh]^T (two for the GRU, whose
 reset gate needs W_hn h apart); it saves the gate-gradient factors (the simple RNN: its outputs), so

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.bench import attention
+from benchmarks import attention
 
 _OPTS = argparse.Namespace(batch=4, heads=8, head_dim=64)
 _IDLE = {"jax": 300.0, "torch": 250.0}

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from attnlab.bench import timing
+from benchmarks import timing
 
 IMPLS = ("naive", "xla", "chunked", "default", "torch")
 _LOGITS_FACTOR = {"naive": 6.0, "xla": 7.0}  # peak / one f32 [B,N,L,S] buffer, measured at 1024
@@ -32,7 +32,7 @@ _LOGITS_FACTOR = {"naive": 6.0, "xla": 7.0}  # peak / one f32 [B,N,L,S] buffer, 
 def _predicted_gb(impl, b, n, l, k):
   """A rough peak-memory estimate, used only to skip configurations that cannot fit."""
   if impl == "default":
-    from attnlab.models import attention  # lazily: the parent needs no JAX backend otherwise
+    from attnlab.models.attention import dot_product as attention  # lazily: the parent needs no JAX backend otherwise
     import jax
     shape = jax.ShapeDtypeStruct((b, l, n, k), jax.numpy.float32)
     impl = attention.default_implementation(shape, shape, backend="cpu")
@@ -61,7 +61,7 @@ def _child(cfg: dict) -> dict:
       return torch.autograd.grad(out.sum(), (q, kk, v))
   else:
     import jax
-    from attnlab.models import attention
+    from attnlab.models.attention import dot_product as attention
     name = None if impl == "default" else impl
     q, kk, v = (jax.random.normal(key, (b, l, n, k)) for key in jax.random.split(jax.random.key(0), 3))
     grad = jax.jit(jax.grad(lambda q, k, v: attention.dot_product_attention(
@@ -80,8 +80,11 @@ def _child(cfg: dict) -> dict:
 
 def _spawn(cfg: dict, timeout: float) -> dict:
   try:
-    proc = subprocess.run([sys.executable, "-m", "attnlab.bench.attention", "--child", json.dumps(cfg)],
-                          capture_output=True, text=True, timeout=timeout)
+    scripts = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(filter(None, [scripts, os.environ.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.attention", "--child", json.dumps(cfg)],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": path})
   except subprocess.TimeoutExpired:
     return {"status": "timeout"}
   if proc.returncode != 0:

@@ -18,7 +18,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from attnlab.bench import timing
+from benchmarks import timing
 from attnlab.tasks import common
 from attnlab.tasks import registry
 

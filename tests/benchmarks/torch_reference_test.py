@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from attnlab.bench import torch_reference
+from benchmarks import torch_reference
 
 
 def _args(argv):

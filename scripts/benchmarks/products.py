@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attnlab.bench import recurrent, timing, torch_reference
-from attnlab.models.recurrent import RNN
+from benchmarks import recurrent, timing, torch_reference
+from attnlab.models.rnn.layer import RNN
 
 CASES = ("step", "step_back", "dw_hh", "dw_ih")
 

@@ -7,9 +7,9 @@ import os
 from typing import Sequence
 
 from attnlab import plotting
-from attnlab.evaluation import attention_maps
-from attnlab.evaluation import gradient_lag as gradient_lag_lib
-from attnlab.evaluation import run as run_lib
+from attnlab.analysis import attention_maps
+from attnlab.analysis import gradient_lag as gradient_lag_lib
+from attnlab.analysis import restore
 
 
 def evaluate_workdir(workdir: str, *, checkpoint: str | int = "latest",
@@ -26,31 +26,31 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = "latest",
   ValueError before anything is compiled.
   """
   if lengths is not None:
-    lengths = run_lib.parse_lengths(lengths)
+    lengths = restore.parse_lengths(lengths)
   if attention_maps_n < 0:
     raise ValueError(f"--attention_maps={attention_maps_n}; must be >= 0")
   if gradient_lag and gradient_lag_length is not None:
-    run_lib.parse_lengths([gradient_lag_length])
+    restore.parse_lengths([gradient_lag_length])
   if attention_maps_n:
-    attention_maps.check_model(run_lib.load_config(workdir).model.name)
-  run = run_lib.load_run(workdir, checkpoint, capture_attention=attention_maps_n > 0)
-  lengths = run_lib.check_lengths(run, lengths or run.setup.eval_lengths)
+    attention_maps.check_model(restore.load_config(workdir).model.name)
+  run = restore.load_run(workdir, checkpoint, capture_attention=attention_maps_n > 0)
+  lengths = restore.check_lengths(run, lengths or run.setup.eval_lengths)
   plots_dir = plots_dir or os.path.join(workdir, "eval")
-  record = run_lib.evaluate_lengths(run, lengths)
+  record = restore.evaluate_lengths(run, lengths)
   out = {"workdir": os.path.abspath(workdir), "checkpoint": checkpoint, "step": run.step,
          "task": run.setup.task.name, "model": run.setup.model_fields["name"],
          "lengths": record["lengths"], "mean": record["mean"]}
 
   if attention_maps_n:
     length = lengths[0]
-    batch = run_lib.eval_batch(run, attention_maps_n, length)
+    batch = restore.eval_batch(run, attention_maps_n, length)
     weights = attention_maps.capture(run.setup.model, run.state.params, batch["inputs"])
     out["attention_maps"] = {"length": length, "files": attention_maps.write_maps(
         weights, batch["inputs"], os.path.join(plots_dir, "attention"), attention_maps_n)}
 
   if gradient_lag:
     gradient_lag_length = gradient_lag_length or lengths[-1]
-    batch = run_lib.eval_batch(run, gradient_lag_batch, gradient_lag_length)
+    batch = restore.eval_batch(run, gradient_lag_batch, gradient_lag_length)
     kind = run.setup.task.output_kind
     model = run.setup.model
     norms_BL = gradient_lag_lib.gradient_norms(model, run.state.params, batch, kind)

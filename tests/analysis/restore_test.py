@@ -11,11 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from attnlab.evaluation import report
-from attnlab.evaluation import run as run_lib
+from attnlab.analysis import workdir as workdir_lib
+from attnlab.analysis import restore
 from attnlab import configs
 from attnlab.train import loop
-from tests.evaluation.attention_maps_test import assert_png
+from tests.analysis.attention_maps_test import assert_png
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -37,21 +37,21 @@ def test_evaluation_reproduces_the_logged_metrics(trained):
   workdir, config, logged = trained
   assert sorted(logged) == [10, 20]
   for checkpoint in (10, 20):
-    run = run_lib.load_run(workdir, checkpoint)
-    record = run_lib.evaluate_lengths(run, config.eval_lengths)
+    run = restore.load_run(workdir, checkpoint)
+    record = restore.evaluate_lengths(run, config.eval_lengths)
     assert run.step == checkpoint
     for length, metrics in logged[run.step]["lengths"].items():
       for name, value in metrics.items():
         np.testing.assert_allclose(record["lengths"][length][name], value, rtol=1e-6, atol=1e-7)
-  assert run_lib.load_run(workdir, "latest").step == 20
+  assert restore.load_run(workdir, "latest").step == 20
   accuracy = {s: r["lengths"]["5"]["accuracy"] for s, r in logged.items()}
-  best = run_lib.load_run(workdir, "best").step
+  best = restore.load_run(workdir, "best").step
   assert accuracy[best] == max(accuracy.values())
 
 
 def test_report_with_new_lengths_attention_maps_and_gradient_lag(trained, tmp_path):
   workdir, _, _ = trained
-  out = report.evaluate_workdir(workdir, checkpoint="latest", lengths=["9", "5"],
+  out = workdir_lib.evaluate_workdir(workdir, checkpoint="latest", lengths=["9", "5"],
                                 attention_maps_n=2, gradient_lag=True,
                                 plots_dir=str(tmp_path))
   json.dumps(out)  # JSON-ready
@@ -72,21 +72,21 @@ def test_report_with_new_lengths_attention_maps_and_gradient_lag(trained, tmp_pa
 def test_bad_input_raises_clearly(trained, tmp_path):
   workdir, _, _ = trained
   with pytest.raises(ValueError, match="no config.json"):
-    run_lib.load_run(str(tmp_path))
+    restore.load_run(str(tmp_path))
   bare = tmp_path / "bare"
   bare.mkdir()
   shutil.copy(os.path.join(workdir, "config.json"), bare / "config.json")
   with pytest.raises(ValueError, match="holds no checkpoint"):
-    run_lib.load_run(str(bare))
+    restore.load_run(str(bare))
   with pytest.raises(ValueError, match=r"no such step.*saved steps: \[10, 20\]"):
-    run_lib.load_run(workdir, 7)
+    restore.load_run(workdir, 7)
   with pytest.raises(ValueError, match="allowed: 'best', 'latest' or a step number"):
-    run_lib.load_run(workdir, "newest")
+    restore.load_run(workdir, "newest")
   for bad in (["0"], ["-3"], ["abc"], ["5", "2.5"]):
     with pytest.raises(ValueError, match="is not a positive integer"):
-      report.evaluate_workdir(workdir, lengths=bad)
+      workdir_lib.evaluate_workdir(workdir, lengths=bad)
   with pytest.raises(ValueError, match="below task 'distant_dependency'"):
-    report.evaluate_workdir(workdir, lengths=[3])
+    workdir_lib.evaluate_workdir(workdir, lengths=[3])
 
 
 def _evaluate_cli(*args):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from attnlab.bench import products
+from benchmarks import products
 
 SIZES = dict(batch=2, length=3, features=4, hidden=5)
 

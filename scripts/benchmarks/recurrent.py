@@ -23,13 +23,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.bench import timing, torch_reference
-from attnlab.models.recurrent import RNN
+from benchmarks import timing, torch_reference
+from attnlab.models.rnn.layer import RNN
 
 # case -> (module, class) of the parallel-scan layers (issue 2, item 4); imported lazily.
-SCAN_LAYERS = {"mingru": ("attnlab.models.mingru", "MinGRU"),
-               "minlstm": ("attnlab.models.minlstm", "MinLSTM"),
-               "lru": ("attnlab.models.lru", "LRU")}
+SCAN_LAYERS = {"mingru": ("attnlab.models.scan.mingru", "MinGRU"),
+               "minlstm": ("attnlab.models.scan.minlstm", "MinLSTM"),
+               "lru": ("attnlab.models.scan.lru", "LRU")}
 # case -> attnlab RNN cell name.
 CLASSIC = {"rnn": "rnn_tanh", "lstm": "lstm", "gru": "gru"}
 # case -> Flax built-in cells to compare with.

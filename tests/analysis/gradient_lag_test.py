@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attnlab.evaluation import gradient_lag
+from attnlab.analysis import gradient_lag
 from attnlab.tasks import registry
 from attnlab.models import task_model
 
@@ -12,7 +12,7 @@ MODEL = dict(name="rnn", d_model=6, num_layers=1)
 
 
 def test_gradients_from_jax_grad_match_finite_differences(name="rnn"):
-  # (A Transformer's gradient lag runs end to end in tests/evaluation/run_test.py.)
+  # (A Transformer's gradient lag runs end to end in tests/analysis/restore_test.py.)
   task = registry.get_task("distant_dependency", distance=4)
   model = task_model.build({**MODEL, "name": name}, task)
   params = jax.jit(model.init)(jax.random.PRNGKey(0), task_model.dummy_inputs(task))["params"]

@@ -1,4 +1,4 @@
-"""cpu_malloc: the settings are recognised, and reexec restarts the process once with them."""
+"""attnlab.cli.malloc: the settings are recognised, and reexec restarts the process once with them."""
 
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ import sys
 
 import pytest
 
-from attnlab import cpu_malloc
+from attnlab.cli import malloc
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _env_without_settings():
-  return {k: v for k, v in os.environ.items() if k not in cpu_malloc.SETTINGS}
+  return {k: v for k, v in os.environ.items() if k not in malloc.SETTINGS}
 
 
 def test_active_and_describe():
-  assert cpu_malloc.describe({}) == "default"
-  assert cpu_malloc.describe(dict(cpu_malloc.SETTINGS)) == "reuse"
-  partial = dict(cpu_malloc.SETTINGS, MALLOC_ARENA_MAX="2")
-  assert not cpu_malloc.active(partial)
+  assert malloc.describe({}) == "default"
+  assert malloc.describe(dict(malloc.SETTINGS)) == "reuse"
+  partial = dict(malloc.SETTINGS, MALLOC_ARENA_MAX="2")
+  assert not malloc.active(partial)
 
 
 def test_reexec_restarts_once_with_the_settings(tmp_path):
@@ -31,10 +31,10 @@ def test_reexec_restarts_once_with_the_settings(tmp_path):
   script.write_text(
       "import os, sys\n"
       f"sys.path.insert(0, {ROOT!r})\n"
-      "from attnlab import cpu_malloc\n"
+      "from attnlab.cli import malloc\n"
       f"open({str(starts)!r}, 'a').write('start\\n')\n"
-      "cpu_malloc.reexec([__file__, *sys.argv[1:]])\n"
-      "print(cpu_malloc.describe(), sys.argv[1:])\n")
+      "malloc.reexec([__file__, *sys.argv[1:]])\n"
+      "print(malloc.describe(), sys.argv[1:])\n")
   out = subprocess.run([sys.executable, str(script), "--flag", "x"], env=_env_without_settings(),
                        capture_output=True, text=True, check=True, timeout=60)
   assert out.stdout.strip() == "reuse ['--flag', 'x']"
@@ -42,11 +42,11 @@ def test_reexec_restarts_once_with_the_settings(tmp_path):
 
 
 def test_reexec_refuses_other_platforms(monkeypatch):
-  for key in cpu_malloc.SETTINGS:
+  for key in malloc.SETTINGS:
     monkeypatch.delenv(key, raising=False)
-  monkeypatch.setattr(cpu_malloc.platform, "system", lambda: "Darwin")
+  monkeypatch.setattr(malloc.platform, "system", lambda: "Darwin")
   with pytest.raises(ValueError, match="glibc.*use malloc 'default'"):
-    cpu_malloc.reexec(["x.py"])
+    malloc.reexec(["x.py"])
 
 
 def _script(name, *args):

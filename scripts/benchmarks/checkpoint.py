@@ -21,7 +21,7 @@ import time
 import jax
 import numpy as np
 
-from attnlab.bench import timing
+from benchmarks import timing
 from attnlab.train import checkpoint as ckpt
 
 _UNITS = {"K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}

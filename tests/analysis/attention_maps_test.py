@@ -5,7 +5,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from attnlab.evaluation import attention_maps
+from attnlab.analysis import attention_maps
 from attnlab.tasks import registry
 from attnlab.models import task_model
 

@@ -1,1 +1,0 @@
-"""Benchmark suites run by ``scripts/bench.py SUITE``. Scripts, never timed tests."""

@@ -1,0 +1,74 @@
+"""scripts/train.py speaks to people: a configuration mistake is one error line and exit status 2
+(no traceback, nothing written, nothing compiled); a run's log holds no third-party INFO lines."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN = os.path.join(ROOT, "scripts", "train.py")
+BASE = os.path.join(ROOT, "experiments", "base.py")
+SMOKE = f"--config={BASE}:model=lstm,task=copy,smoke"
+ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
+
+# (arguments, what the error line must name)
+MISTAKES = [
+    ([f"--config={BASE}:model=lstmm"], r"model.name='lstmm'; allowed: \[.*'lstm'"),
+    ([f"--config={BASE}:model=transformer", "--config.model.d_model=30"],
+     r"model.d_model=30 is not divisible by model.num_heads=4"),
+    ([SMOKE, "--config.optimizer.learning_rate=-0.1"], r"optimizer.learning_rate=-0.1; must be >= 0"),
+    ([f"--config={ROOT}/experiments/nope.py"], r"config file '.*nope.py' does not exist"),
+    ([f"--config={BASE}:modle=lstm"], r"unknown key\(s\) \['modle'\]; allowed"),
+    ([SMOKE, "--config.model.dmodel=3"], r"no field 'dmodel'; closest valid names: model.d_model"),
+    ([SMOKE, "--config.model.num_heads=2"], r"config.model has no field 'num_heads'"),
+    ([SMOKE, "--config.batch_size=abc"], r"--config.batch_size=abc"),
+    ([SMOKE, "--config.batch_size=0"], r"batch_size=0; must be >= 1"),
+    ([f"--config={BASE}:task=copyy"], r"task.name='copyy'; allowed"),
+    ([SMOKE, "--config.train_min_length=9", "--config.train_max_length=5"],
+     r"max_length=5 < min_length=9"),
+    ([SMOKE, "--config.compute_dtype=float16"], r"compute_dtype='float16'; allowed"),
+    ([SMOKE, "--config.parallelism=pjit"], r"parallelism='pjit'; allowed"),
+    ([SMOKE, "--config.optimizer.name=adamax"], r"optimizer.name='adamax'; allowed"),
+]
+
+
+def _start(args, workdir):
+  return subprocess.Popen([sys.executable, TRAIN, *args, f"--workdir={workdir}"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+
+
+def test_configuration_mistakes_are_one_error_line(tmp_path):
+  # All at once: each is a short Python start-up, so they overlap well.
+  procs = [(args, want, _start(args, tmp_path / f"run{i}"))
+           for i, (args, want) in enumerate(MISTAKES)]
+  for args, want, proc in procs:
+    out, err = proc.communicate(timeout=300)
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    assert proc.returncode == 2, (args, out, err)
+    assert len(errors) == 1 and errors[0].startswith("train: error: "), (args, lines)
+    assert re.search(want, errors[0]), (args, errors[0])
+    assert "Traceback" not in err and "config:" not in err, (args, err)
+  assert not any(p.exists() for p in tmp_path.iterdir())  # no workdir was created
+
+
+def test_debug_shows_the_traceback(tmp_path):
+  proc = _start([SMOKE, "--config.batch_size=0", "--debug"], tmp_path / "run")
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 2
+  assert "Traceback" in err and "train: error: batch_size=0" in err
+
+
+def test_a_run_logs_no_third_party_info(tmp_path):
+  proc = _start([SMOKE, "--config.num_steps=10", "--config.checkpoint_every=5"], tmp_path / "run")
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err
+  info = [line for line in (out + err).splitlines() if re.match(r"I\d{4} ", line)]
+  sources = {re.search(r" (\S+\.py):\d+\]", line).group(1) for line in info}
+  assert sources <= {"train.py", "loop.py", "writer.py", "checkpoint.py", "parallel.py"}, sources
+  assert any("eval step 10" in line for line in info)
