@@ -16,6 +16,7 @@ import re
 from typing import Any, Callable, Mapping
 
 from attnlab.models import stack
+from attnlab.models.linear_attention.backbone import GatedLinearConfig, LinearAttentionConfig
 from attnlab.models.rnn.backbone import RecurrentBackbone, RecurrentConfig
 from attnlab.models.scan.backbone import GatedStackConfig, LRUStackConfig
 from attnlab.models.transformer.backbone import TransformerBackbone
@@ -41,6 +42,9 @@ MODELS = {
     "mingru": Entry(GatedStackConfig, stack.from_config, {"layer": "mingru"}),
     "minlstm": Entry(GatedStackConfig, stack.from_config, {"layer": "minlstm"}),
     "lru": Entry(LRUStackConfig, stack.from_config),
+    "linear_attention": Entry(LinearAttentionConfig, stack.from_config),
+    "retnet": Entry(GatedLinearConfig, stack.from_config, {"decay": "fixed"}),
+    "gla": Entry(GatedLinearConfig, stack.from_config, {"decay": "data"}),
     "transformer": Entry(TransformerConfig, _transformer("encoder")),
     "decoder": Entry(TransformerConfig, _transformer("decoder")),
     "encoder_decoder": Entry(TransformerConfig, _transformer("encoder_decoder")),

@@ -1,0 +1,15 @@
+"""Linear attention: causal attention as a recurrence with a matrix state [K, U] per head.
+
+  math     recurrent.py: S_t = diag(a_t) S_{t-1} + phi(k_t) v_t^T, o_t = phi(q_t)^T S_t (optionally
+           / phi(q_t) . z_t), run step by step with lax.scan (``recurrent_form``, the reference);
+           feature_maps.py: phi (elu1, identity, Based's taylor)
+  fast     chunked.py: ``chunked_form``, quadratic inside chunks of T steps, the state carried
+           between chunks; decays in log space relative to each chunk's start (never overflows)
+  layers   linear.py: ``LinearAttention`` (Katharopoulos et al. 2020; no decay);
+           gated.py: ``GatedLinearAttention``, decay none / fixed (RetNet) / data (GLA)
+  model    backbone.py: the registered linear_attention, retnet and gla models (residual stack)
+
+tests/models/linear_attention/chunked_test.py checks ``chunked_form`` against ``recurrent_form``
+(outputs, final states and gradients; chunk sizes that do and do not divide the length; lengths;
+length 4096 with strong decays) and both against plain masked einsum products.
+"""

@@ -1,0 +1,164 @@
+"""The chunked form of recurrent.py's recurrence: time and memory linear in the length.
+
+The sequence is cut into chunks of T steps. With b_t the cumulative log decay since the chunk's
+start (b_t = log a_1 + .. + log a_t, in float32) and S_0 the state before the chunk, step t of it is
+
+  o_t = (q_t * exp(b_t))^T S_0                               (inter-chunk: the carried state)
+      + sum_{s <= t} (q_t * exp(b_t - b_s)) . k_s  v_s       (intra-chunk: a masked T x T product)
+  S_T = diag(exp(b_T)) S_0 + sum_s (k_s * exp(b_T - b_s)) v_s^T
+
+Every exponent is <= 0, so nothing overflows however strong the decay or long the sequence (the
+tempting exp(b_t) * exp(-b_s) form, or 1 / cumprod(a) over the whole sequence, overflows). The
+states S_0 of all chunks come from one ``lax.scan`` over chunks of the per-chunk sums [K, U]
+(never a [L, K, U] array of per-step states); the rest are batched einsums over all chunks.
+
+The intra-chunk decays exp(b_t - b_s) depend on the key feature for a per-feature decay (GLA), so
+they cannot be folded into one T x T matrix. There each chunk is split into sub-blocks of
+SUB_CHUNK steps: keys of earlier sub-blocks enter through the factorisation
+exp(b_t - b_s) = exp(b_t - r) exp(r - b_s), r the cumulative decay at the end of the sub-block
+before t's (both factors <= 1: still no overflow), and keys of t's own sub-block through the
+elementwise exp(b_t - b_s) masked to s <= t before exp ([sub, sub, K] per sub-block).
+
+Same arguments, state convention and results as ``recurrent.recurrent_form`` (the test reference).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from attnlab.models.linear_attention.recurrent import EPS
+
+SUB_CHUNK = 16  # steps per sub-block of the per-feature decay's intra-chunk term (gcd with T)
+
+
+def _dot(spec, x, y, dtype):
+  """einsum with operands in the compute dtype and a float32 result."""
+  return jnp.einsum(spec, x.astype(dtype), y.astype(dtype), preferred_element_type=jnp.float32)
+
+
+def _masked_exp(mask, exponent):
+  """exp(exponent) where mask, else 0; masked before exp (the unused exponents may be > 0)."""
+  return jnp.exp(jnp.where(mask, exponent, -jnp.inf))
+
+
+def _intra_plain(q_BJTNK, k_BJSNK, v_BJSNU, dtype):
+  """sum_{s <= t} (q_t . k_s) v_s within each chunk."""
+  t = q_BJTNK.shape[2]
+  causal_TS = jnp.tril(jnp.ones((t, t), bool))
+  a_BJNTS = jnp.where(causal_TS, _dot("bjtnk,bjsnk->bjnts", q_BJTNK, k_BJSNK, dtype), 0.0)
+  return _dot("bjnts,bjsnu->bjtnu", a_BJNTS, v_BJSNU, dtype)
+
+
+def _intra_per_head(q_BJTNK, k_BJSNK, v_BJSNU, b_BJTN, dtype):
+  """sum_{s <= t} exp(b_t - b_s) (q_t . k_s) v_s: one decay per head, a T x T matrix per chunk."""
+  t = q_BJTNK.shape[2]
+  causal_TS = jnp.tril(jnp.ones((t, t), bool))
+  b_BJNT = jnp.moveaxis(b_BJTN, 2, 3)
+  decay_BJNTS = _masked_exp(causal_TS, b_BJNT[..., :, None] - b_BJNT[..., None, :])
+  a_BJNTS = _dot("bjtnk,bjsnk->bjnts", q_BJTNK, k_BJSNK, dtype) * decay_BJNTS
+  return _dot("bjnts,bjsnu->bjtnu", a_BJNTS, v_BJSNU, dtype)
+
+
+def _intra_per_feature(q_MSNK, k_MSNK, v_MSNU, b_MSNK, dtype):
+  """sum_{s <= t} (q_t * exp(b_t - b_s)) . k_s v_s for M chunks of S steps, in sub-blocks.
+
+  Inside: J sub-blocks of T steps each (J T = S); r_MJNK is the cumulative decay at the end of the
+  sub-block before each (0 for the first).
+  """
+  m, s, n, kd = q_MSNK.shape
+  t = math.gcd(s, SUB_CHUNK)
+  j = s // t
+  blocks = lambda x: x.reshape(m, j, t, n, x.shape[-1])  # noqa: E731
+  q_MJTNK, k_MJTNK, v_MJTNU, b_MJTNK = (blocks(x) for x in (q_MSNK, k_MSNK, v_MSNU, b_MSNK))
+  r_MJNK = jnp.concatenate([jnp.zeros_like(b_MJTNK[:, :1, 0]), b_MJTNK[:, :-1, -1]], axis=1)
+  # Keys of earlier sub-blocks: exp(b_t - r_j) exp(r_j - b_s), s before sub-block j.
+  q_MJTNK_off = q_MJTNK * jnp.exp(b_MJTNK - r_MJNK[:, :, None])
+  earlier_JS = jnp.arange(s)[None, :] < (t * jnp.arange(j))[:, None]
+  k_MJSNK_off = k_MSNK[:, None] * _masked_exp(earlier_JS[None, :, :, None, None],
+                                              r_MJNK[:, :, None] - b_MSNK[:, None])
+  a_MNJTS = _dot("mjtnk,mjsnk->mnjts", q_MJTNK_off, k_MJSNK_off, dtype)
+  o_MJTNU = _dot("mnjts,msnu->mjtnu", a_MNJTS, v_MSNU, dtype)
+  # Keys of the query's own sub-block: the elementwise decay, masked to s <= t before exp.
+  causal_TS = jnp.tril(jnp.ones((t, t), bool))
+  decay_MJTSNK = _masked_exp(causal_TS[None, None, :, :, None, None],
+                             b_MJTNK[:, :, :, None] - b_MJTNK[:, :, None])
+  a_MJTSN = jnp.sum(q_MJTNK.astype(jnp.float32)[:, :, :, None]
+                    * k_MJTNK.astype(jnp.float32)[:, :, None] * decay_MJTSNK, axis=-1)
+  o_MJTNU = o_MJTNU + _dot("mjtsn,mjsnu->mjtnu", a_MJTSN, v_MJTNU, dtype)
+  return o_MJTNU.reshape(m, s, n, -1)
+
+
+def _carry_states(u_BJNKU, log_decay, state_BNKU):
+  """(the state before each chunk S_BJNKU, the final state): S_{j+1} = a_j S_j + U_j, with the
+  chunk decays a = exp(log_decay) (None: 1; [B, J, N]: per head; [B, J, N, K]: per key row)."""
+  b, _, n, kd, u = u_BJNKU.shape
+  s0_BNKU = jnp.zeros((b, n, kd, u), jnp.float32) if state_BNKU is None else (
+      state_BNKU.astype(jnp.float32))
+  if log_decay is None:  # a sum: no sequential loop
+    after_BJNKU = s0_BNKU[:, None] + jnp.cumsum(u_BJNKU, axis=1)
+    before_BJNKU = jnp.concatenate([s0_BNKU[:, None], after_BJNKU[:, :-1]], axis=1)
+    return before_BJNKU, after_BJNKU[:, -1]
+  a_BJNK1 = jnp.exp(log_decay)[..., None] if log_decay.ndim == 4 else (
+      jnp.exp(log_decay)[..., None, None])
+
+  def step(s_BNKU, xs):
+    a_BNK1, u_BNKU = xs
+    return a_BNK1 * s_BNKU + u_BNKU, s_BNKU
+
+  final_BNKU, before_JBNKU = jax.lax.scan(
+      step, s0_BNKU, (jnp.moveaxis(a_BJNK1, 1, 0), jnp.moveaxis(u_BJNKU, 1, 0)))
+  return jnp.moveaxis(before_JBNKU, 0, 1), final_BNKU
+
+
+def chunked_form(q_BLNK, k_BLNK, v_BLNU, log_a=None, *, lengths_B=None, state_BNKU=None,
+                 normalize=False, chunk=64, dtype=jnp.float32, eps=EPS):
+  """(o_BLNU float32, final state_BNKU) of recurrent.py's recurrence, ``chunk`` steps at a time.
+
+  log_a: None, log_a_BLN (per head) or log_a_BLNK (per key feature), all <= 0. ``dtype``: the
+  matmul operands' dtype (accumulation, decays and states are float32).
+  """
+  b, l, n, kd = q_BLNK.shape
+  u = v_BLNU.shape[-1]
+  if normalize:  # z is the state of a constant value 1: one more value column
+    v_BLNU = jnp.concatenate([v_BLNU, jnp.ones_like(v_BLNU[..., :1])], axis=-1)
+  if lengths_B is not None:  # past each end: keys 0 and decay 1, so the state stops changing
+    valid_BL = jnp.arange(l)[None, :] < lengths_B[:, None]
+    k_BLNK = jnp.where(valid_BL[:, :, None, None], k_BLNK, jnp.zeros_like(k_BLNK))
+    if log_a is not None:
+      valid = valid_BL.reshape(valid_BL.shape + (1,) * (log_a.ndim - 2))
+      log_a = jnp.where(valid, log_a, jnp.zeros_like(log_a))
+  t = max(1, min(chunk, l))
+  j = -(-l // t)
+
+  def chunks(x):  # [B, L, ...] -> [B, J, T, ...], zero-padded (zero keys, decay 1)
+    x = jnp.pad(x, [(0, 0), (0, j * t - l)] + [(0, 0)] * (x.ndim - 2))
+    return x.reshape((b, j, t) + x.shape[2:])
+
+  q_BJTNK, k_BJTNK, v_BJTNU = chunks(q_BLNK), chunks(k_BLNK), chunks(v_BLNU)
+  if log_a is None:
+    o_BJTNU = _intra_plain(q_BJTNK, k_BJTNK, v_BJTNU, dtype)
+    q_in, k_out, log_decay = q_BJTNK, k_BJTNK, None
+  else:
+    cum = jnp.cumsum(chunks(log_a.astype(jnp.float32)), axis=2)  # b_t, [B, J, T, N(, K)]
+    log_decay = cum[:, :, -1]  # b_T: the whole chunk's decay
+    per_key = lambda x: x if x.ndim == 5 else x[..., None]  # noqa: E731
+    q_in = q_BJTNK * per_key(jnp.exp(cum))
+    k_out = k_BJTNK * per_key(jnp.exp(cum[:, :, -1:] - cum))
+    if log_a.ndim == 3:
+      o_BJTNU = _intra_per_head(q_BJTNK, k_BJTNK, v_BJTNU, cum, dtype)
+    else:
+      flat = lambda x: x.reshape((b * j, t) + x.shape[3:])  # noqa: E731
+      o_BJTNU = _intra_per_feature(flat(q_BJTNK), flat(k_BJTNK), flat(v_BJTNU), flat(cum),
+                                   dtype).reshape(b, j, t, n, -1)
+  u_BJNKU = _dot("bjsnk,bjsnu->bjnku", k_out, v_BJTNU, dtype)
+  before_BJNKU, final_BNKU = _carry_states(u_BJNKU, log_decay, state_BNKU)
+  o_BJTNU = o_BJTNU + _dot("bjtnk,bjnku->bjtnu", q_in, before_BJNKU, dtype)
+  o_BLNU = o_BJTNU.reshape(b, j * t, n, -1)[:, :l]
+  if normalize:
+    o_BLNU = o_BLNU[..., :u] / (o_BLNU[..., u:] + eps)
+  if lengths_B is not None:
+    o_BLNU = jnp.where(valid_BL[:, :, None, None], o_BLNU, 0.0)
+  return o_BLNU, final_BNKU
