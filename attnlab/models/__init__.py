@@ -4,6 +4,7 @@
   scan/         parallel-scan recurrences: minGRU, minLSTM, LRU
   attention/    scaled dot-product attention, its memory-efficient kernel, multi-head, positions
   transformer/  encoder, decoder, encoder-decoder, mixture-of-experts feed-forward
+  linear_attention/  linear attention (elu1, Based's taylor map), gated: RetNet, GLA
   stack.py      the residual stack (pre-norm, MLP) the non-Transformer mixers train in
   registry.py   registered model names -> family config and backbone
   task_model.py embedding -> backbone -> task head; parameter counts and width sizing
@@ -22,6 +23,7 @@ Shape legend, one meaning per letter, used as name suffixes (``x_BLD``, ``q_BLNK
   N  query heads                     G  key/value heads (GQA/MQA)
   R  query heads per key/value head (N / G)
   K  per-head features (queries, keys, values)
+  U  per-head value features where they differ from K (linear attention's state [K, U])
   V  vocabulary size                 C  output classes
   E  experts                         A  experts chosen per token (top_k)
   X  expert capacity (slots)         F  feed-forward hidden size
