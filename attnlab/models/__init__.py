@@ -5,6 +5,8 @@
   attention/    scaled dot-product attention, its memory-efficient kernel, multi-head, positions
   transformer/  encoder, decoder, encoder-decoder, mixture-of-experts feed-forward
   linear_attention/  linear attention (elu1, Based's taylor map), gated: RetNet, GLA
+  mamba/        Mamba: the selective SSM in the Mamba block; the causal convolution
+  hawk/         Hawk: the RG-LRU in Hawk's recurrent block
   stack.py      the residual stack (pre-norm, MLP) the non-Transformer mixers train in
   registry.py   registered model names -> family config and backbone
   task_model.py embedding -> backbone -> task head; parameter counts and width sizing
@@ -20,15 +22,18 @@ Shape legend, one meaning per letter, used as name suffixes (``x_BLD``, ``q_BLNK
   D  model or input features         H  recurrent hidden size
   W  stacked projections side by side (the gates of a cell: gates x H)
   I  features of a fused input [x, h] (D + H)
-  N  query heads                     G  key/value heads (GQA/MQA)
+  N  query heads; the RG-LRU gates' diagonal blocks
+  G  key/value heads (GQA/MQA)
   R  query heads per key/value head (N / G)
-  K  per-head features (queries, keys, values)
+  K  per-head features (queries, keys, values; an RG-LRU gate block's)
   U  per-head value features where they differ from K (linear attention's state [K, U])
   V  vocabulary size                 C  output classes
   E  experts                         A  experts chosen per token (top_k)
   X  expert capacity (slots)         F  feed-forward hidden size
-  P  state size (LRU)                Q  real and imaginary parts of a P state side by side (2P)
+  P  state size (LRU; Mamba's per channel, d_state)
+  Q  real and imaginary parts of a P state side by side (2P)
   M  rows of a flattened product (batch x time, or choices)
+  Z  past inputs a causal convolution keeps (d_conv - 1: Mamba, Hawk)
 
 Words: a *chunk* is a span of time steps a layer processes as a unit, carrying its state to the
 next (the scan layers' time chunks); a *segment* is a run of steps scanned serially inside the

@@ -1,0 +1,41 @@
+"""The registered ``hawk`` model: Hawk's recurrent blocks as the mixers of the residual stack
+(``attnlab.models.stack``), whose MLP is the residual block's second half, as in Hawk (there a
+gated GeLU MLP of expansion 3 under RMSNorm; here the stack's GeLU MLP of d_ff, 0: 4 * d_model,
+under LayerNorm, as for every other stack model)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from attnlab.models import stack
+from attnlab.models.hawk import block
+
+
+@dataclasses.dataclass(frozen=True)
+class HawkStackConfig:
+  """Hawk recurrent blocks in the residual stack; checked on creation."""
+  d_model: int = 64  # residual width D
+  num_layers: int = 2  # blocks
+  lru_width: int = 0  # the RG-LRU's width; 0: d_model
+  num_heads: int = 1  # diagonal blocks of the RG-LRU's gate weights (1: dense gates)
+  d_conv: int = 4  # taps of the causal convolution
+  d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
+  dropout_rate: float = 0.0  # on each block's residual branches
+  dtype: Any = jnp.float32  # compute dtype
+
+  def __post_init__(self):
+    stack.check_sizes(d_model=self.d_model, num_layers=self.num_layers)
+    for name, derived in (("d_ff", 4 * self.d_model), ("lru_width", self.d_model)):
+      if not getattr(self, name):
+        object.__setattr__(self, name, derived)
+    block.check_fields(self.lru_width, self.num_heads, self.d_conv)
+    stack.check_sizes(d_ff=self.d_ff)
+    stack.check_rate("dropout_rate", self.dropout_rate)
+
+  def mixer(self, i: int) -> nn.Module:
+    return block.HawkBlock(lru_width=self.lru_width, num_heads=self.num_heads, d_conv=self.d_conv,
+                           dtype=self.dtype, name=f"hawk_{i}")

@@ -1,0 +1,19 @@
+"""Mamba (Gu & Dao 2023, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces").
+
+  math     ssm.py: the selective SSM (input-dependent step size delta, B and C; A = -exp(A_log);
+           h_t = exp(delta_t A) h_{t-1} + delta_t u_t B_t, y_t = h_t C_t + D u_t) and its one-step
+           cell (``ssm.step``); block.py: the Mamba block around it (in_proj -> causal conv -> SiLU
+           -> SSM, gated by SiLU(z), out_proj) with its decoding state; causal_conv.py: the short
+           causal convolution and the step-by-step driver shared with hawk/
+  kernels  the recurrence runs on scan/linear_scan.py's segmented parallel scan over the whole
+           sequence (``ssm.whole_sequence``, [L, B, H, P] arrays: the default off CPU) or, on CPU
+           from a few chunks' length, in time chunks (scan/time_chunks.py + scan/step_scan.py,
+           ``ssm.one_chunk``), whose [B, T, H, P] arrays are chunk-sized (about 4 MB) and whose
+           backward pass recomputes each chunk
+  model    backbone.py: the registered ``mamba`` model (the block as the residual stack's mixer)
+
+``MambaBlock(mode="sequential")`` is the reference: a plain ``lax.scan`` of the convolution and the
+SSM one step at a time. tests/models/mamba/ compares every fast path with it (outputs, gradients,
+lengths, chunk sizes, length 4096, decoding) and the block with ``mambapy`` (PyTorch) weight for
+weight.
+"""
