@@ -24,6 +24,7 @@ SUITES = {
     "data": "benchmarks.data",
     "loop": "benchmarks.loop",
     "checkpoint": "benchmarks.checkpoint",
+    "experiment": "benchmarks.experiment",
 }
 
 
