@@ -35,7 +35,8 @@ SUB_CHUNK = 16  # steps per sub-block of the per-feature decay's intra-chunk ter
 
 
 def _dot(spec, x, y, dtype):
-  """einsum with operands in the compute dtype and a float32 result."""
+  """einsum with operands in the compute dtype and a float32 result. Every product here has its
+  batch axes leading (XLA:CPU fails on some bf16 x bf16 -> f32 dots with batch axes elsewhere)."""
   return jnp.einsum(spec, x.astype(dtype), y.astype(dtype), preferred_element_type=jnp.float32)
 
 
@@ -44,64 +45,61 @@ def _masked_exp(mask, exponent):
   return jnp.exp(jnp.where(mask, exponent, -jnp.inf))
 
 
-def _intra_plain(q_BJTNK, k_BJSNK, v_BJSNU, dtype):
+def _causal(t):
+  return jnp.tril(jnp.ones((t, t), bool))
+
+
+def _intra_plain(q_BNJTK, k_BNJSK, v_BNJSU, dtype):
   """sum_{s <= t} (q_t . k_s) v_s within each chunk."""
-  t = q_BJTNK.shape[2]
-  causal_TS = jnp.tril(jnp.ones((t, t), bool))
-  a_BJNTS = jnp.where(causal_TS, _dot("bjtnk,bjsnk->bjnts", q_BJTNK, k_BJSNK, dtype), 0.0)
-  return _dot("bjnts,bjsnu->bjtnu", a_BJNTS, v_BJSNU, dtype)
+  a_BNJTS = jnp.where(_causal(q_BNJTK.shape[3]),
+                      _dot("bnjtk,bnjsk->bnjts", q_BNJTK, k_BNJSK, dtype), 0.0)
+  return _dot("bnjts,bnjsu->bnjtu", a_BNJTS, v_BNJSU, dtype)
 
 
-def _intra_per_head(q_BJTNK, k_BJSNK, v_BJSNU, b_BJTN, dtype):
+def _intra_per_head(q_BNJTK, k_BNJSK, v_BNJSU, b_BNJT, dtype):
   """sum_{s <= t} exp(b_t - b_s) (q_t . k_s) v_s: one decay per head, a T x T matrix per chunk."""
-  t = q_BJTNK.shape[2]
-  causal_TS = jnp.tril(jnp.ones((t, t), bool))
-  b_BJNT = jnp.moveaxis(b_BJTN, 2, 3)
-  decay_BJNTS = _masked_exp(causal_TS, b_BJNT[..., :, None] - b_BJNT[..., None, :])
-  a_BJNTS = _dot("bjtnk,bjsnk->bjnts", q_BJTNK, k_BJSNK, dtype) * decay_BJNTS
-  return _dot("bjnts,bjsnu->bjtnu", a_BJNTS, v_BJSNU, dtype)
+  decay_BNJTS = _masked_exp(_causal(b_BNJT.shape[3]), b_BNJT[..., :, None] - b_BNJT[..., None, :])
+  a_BNJTS = _dot("bnjtk,bnjsk->bnjts", q_BNJTK, k_BNJSK, dtype) * decay_BNJTS
+  return _dot("bnjts,bnjsu->bnjtu", a_BNJTS, v_BNJSU, dtype)
 
 
-def _intra_per_feature(q_MSNK, k_MSNK, v_MSNU, b_MSNK, dtype):
+def _intra_per_feature(q_MSK, k_MSK, v_MSU, b_MSK, dtype):
   """sum_{s <= t} (q_t * exp(b_t - b_s)) . k_s v_s for M chunks of S steps, in sub-blocks.
 
-  Inside: J sub-blocks of T steps each (J T = S); r_MJNK is the cumulative decay at the end of the
+  Inside: J sub-blocks of T steps each (J T = S); r_MJK is the cumulative decay at the end of the
   sub-block before each (0 for the first).
   """
-  m, s, n, kd = q_MSNK.shape
+  m, s, _ = q_MSK.shape
   t = math.gcd(s, SUB_CHUNK)
   j = s // t
-  blocks = lambda x: x.reshape(m, j, t, n, x.shape[-1])  # noqa: E731
-  q_MJTNK, k_MJTNK, v_MJTNU, b_MJTNK = (blocks(x) for x in (q_MSNK, k_MSNK, v_MSNU, b_MSNK))
-  r_MJNK = jnp.concatenate([jnp.zeros_like(b_MJTNK[:, :1, 0]), b_MJTNK[:, :-1, -1]], axis=1)
+  blocks = lambda x: x.reshape(m, j, t, x.shape[-1])  # noqa: E731
+  q_MJTK, k_MJTK, v_MJTU, b_MJTK = (blocks(x) for x in (q_MSK, k_MSK, v_MSU, b_MSK))
+  r_MJK = jnp.concatenate([jnp.zeros_like(b_MJTK[:, :1, 0]), b_MJTK[:, :-1, -1]], axis=1)
   # Keys of earlier sub-blocks: exp(b_t - r_j) exp(r_j - b_s), s before sub-block j.
-  q_MJTNK_off = q_MJTNK * jnp.exp(b_MJTNK - r_MJNK[:, :, None])
-  earlier_JS = jnp.arange(s)[None, :] < (t * jnp.arange(j))[:, None]
-  k_MJSNK_off = k_MSNK[:, None] * _masked_exp(earlier_JS[None, :, :, None, None],
-                                              r_MJNK[:, :, None] - b_MSNK[:, None])
-  a_MNJTS = _dot("mjtnk,mjsnk->mnjts", q_MJTNK_off, k_MJSNK_off, dtype)
-  o_MJTNU = _dot("mnjts,msnu->mjtnu", a_MNJTS, v_MSNU, dtype)
+  q_MJTK_off = q_MJTK * jnp.exp(b_MJTK - r_MJK[:, :, None])
+  earlier_JS1 = (jnp.arange(s)[None, :] < (t * jnp.arange(j))[:, None])[..., None]
+  k_MJSK_off = k_MSK[:, None] * _masked_exp(earlier_JS1, r_MJK[:, :, None] - b_MSK[:, None])
+  a_MJTS = _dot("mjtk,mjsk->mjts", q_MJTK_off, k_MJSK_off, dtype)
+  o_MJTU = _dot("mjts,msu->mjtu", a_MJTS, v_MSU, dtype)
   # Keys of the query's own sub-block: the elementwise decay, masked to s <= t before exp.
-  causal_TS = jnp.tril(jnp.ones((t, t), bool))
-  decay_MJTSNK = _masked_exp(causal_TS[None, None, :, :, None, None],
-                             b_MJTNK[:, :, :, None] - b_MJTNK[:, :, None])
-  a_MJTSN = jnp.sum(q_MJTNK.astype(jnp.float32)[:, :, :, None]
-                    * k_MJTNK.astype(jnp.float32)[:, :, None] * decay_MJTSNK, axis=-1)
-  o_MJTNU = o_MJTNU + _dot("mjtsn,mjsnu->mjtnu", a_MJTSN, v_MJTNU, dtype)
-  return o_MJTNU.reshape(m, s, n, -1)
+  decay_MJTSK = _masked_exp(_causal(t)[..., None], b_MJTK[:, :, :, None] - b_MJTK[:, :, None])
+  a_MJTS = jnp.sum(q_MJTK.astype(jnp.float32)[:, :, :, None]
+                   * k_MJTK.astype(jnp.float32)[:, :, None] * decay_MJTSK, axis=-1)
+  o_MJTU = o_MJTU + _dot("mjts,mjsu->mjtu", a_MJTS, v_MJTU, dtype)
+  return o_MJTU.reshape(m, s, -1)
 
 
-def _carry_states(u_BJNKU, log_decay, state_BNKU):
-  """(the state before each chunk S_BJNKU, the final state): S_{j+1} = a_j S_j + U_j, with the
-  chunk decays a = exp(log_decay) (None: 1; [B, J, N]: per head; [B, J, N, K]: per key row)."""
-  b, _, n, kd, u = u_BJNKU.shape
+def _carry_states(u_BNJKU, log_decay, state_BNKU):
+  """(the state before each chunk S_BNJKU, the final state): S_{j+1} = a_j S_j + U_j, with the
+  chunk decays a = exp(log_decay) (None: 1; [B, N, J]: per head; [B, N, J, K]: per key row)."""
+  b, n, _, kd, u = u_BNJKU.shape
   s0_BNKU = jnp.zeros((b, n, kd, u), jnp.float32) if state_BNKU is None else (
       state_BNKU.astype(jnp.float32))
   if log_decay is None:  # a sum: no sequential loop
-    after_BJNKU = s0_BNKU[:, None] + jnp.cumsum(u_BJNKU, axis=1)
-    before_BJNKU = jnp.concatenate([s0_BNKU[:, None], after_BJNKU[:, :-1]], axis=1)
-    return before_BJNKU, after_BJNKU[:, -1]
-  a_BJNK1 = jnp.exp(log_decay)[..., None] if log_decay.ndim == 4 else (
+    after_BNJKU = s0_BNKU[:, :, None] + jnp.cumsum(u_BNJKU, axis=2)
+    before_BNJKU = jnp.concatenate([s0_BNKU[:, :, None], after_BNJKU[:, :, :-1]], axis=2)
+    return before_BNJKU, after_BNJKU[:, :, -1]
+  a_BNJK1 = jnp.exp(log_decay)[..., None] if log_decay.ndim == 4 else (
       jnp.exp(log_decay)[..., None, None])
 
   def step(s_BNKU, xs):
@@ -109,8 +107,8 @@ def _carry_states(u_BJNKU, log_decay, state_BNKU):
     return a_BNK1 * s_BNKU + u_BNKU, s_BNKU
 
   final_BNKU, before_JBNKU = jax.lax.scan(
-      step, s0_BNKU, (jnp.moveaxis(a_BJNK1, 1, 0), jnp.moveaxis(u_BJNKU, 1, 0)))
-  return jnp.moveaxis(before_JBNKU, 0, 1), final_BNKU
+      step, s0_BNKU, (jnp.moveaxis(a_BNJK1, 2, 0), jnp.moveaxis(u_BNJKU, 2, 0)))
+  return jnp.moveaxis(before_JBNKU, 0, 2), final_BNKU
 
 
 def chunked_form(q_BLNK, k_BLNK, v_BLNU, log_a=None, *, lengths_B=None, state_BNKU=None,
@@ -118,7 +116,8 @@ def chunked_form(q_BLNK, k_BLNK, v_BLNU, log_a=None, *, lengths_B=None, state_BN
   """(o_BLNU float32, final state_BNKU) of recurrent.py's recurrence, ``chunk`` steps at a time.
 
   log_a: None, log_a_BLN (per head) or log_a_BLNK (per key feature), all <= 0. ``dtype``: the
-  matmul operands' dtype (accumulation, decays and states are float32).
+  matmul operands' dtype (accumulation, decays and states are float32). Inside, arrays are
+  head-major, [B, N, J, T, ...].
   """
   b, l, n, kd = q_BLNK.shape
   u = v_BLNU.shape[-1]
@@ -133,30 +132,31 @@ def chunked_form(q_BLNK, k_BLNK, v_BLNU, log_a=None, *, lengths_B=None, state_BN
   t = max(1, min(chunk, l))
   j = -(-l // t)
 
-  def chunks(x):  # [B, L, ...] -> [B, J, T, ...], zero-padded (zero keys, decay 1)
-    x = jnp.pad(x, [(0, 0), (0, j * t - l)] + [(0, 0)] * (x.ndim - 2))
-    return x.reshape((b, j, t) + x.shape[2:])
+  def chunks(x):  # [B, L, N, ...] -> [B, N, J, T, ...], zero-padded (zero keys, decay 1)
+    x = jnp.moveaxis(x, 2, 1)
+    x = jnp.pad(x, [(0, 0), (0, 0), (0, j * t - l)] + [(0, 0)] * (x.ndim - 3))
+    return x.reshape((b, n, j, t) + x.shape[3:])
 
-  q_BJTNK, k_BJTNK, v_BJTNU = chunks(q_BLNK), chunks(k_BLNK), chunks(v_BLNU)
+  q_BNJTK, k_BNJTK, v_BNJTU = chunks(q_BLNK), chunks(k_BLNK), chunks(v_BLNU)
   if log_a is None:
-    o_BJTNU = _intra_plain(q_BJTNK, k_BJTNK, v_BJTNU, dtype)
-    q_in, k_out, log_decay = q_BJTNK, k_BJTNK, None
+    o_BNJTU = _intra_plain(q_BNJTK, k_BNJTK, v_BNJTU, dtype)
+    q_in, k_out, log_decay = q_BNJTK, k_BNJTK, None
   else:
-    cum = jnp.cumsum(chunks(log_a.astype(jnp.float32)), axis=2)  # b_t, [B, J, T, N(, K)]
-    log_decay = cum[:, :, -1]  # b_T: the whole chunk's decay
+    cum = jnp.cumsum(chunks(log_a.astype(jnp.float32)), axis=3)  # b_t, [B, N, J, T(, K)]
+    log_decay = cum[:, :, :, -1]  # b_T: the whole chunk's decay
     per_key = lambda x: x if x.ndim == 5 else x[..., None]  # noqa: E731
-    q_in = q_BJTNK * per_key(jnp.exp(cum))
-    k_out = k_BJTNK * per_key(jnp.exp(cum[:, :, -1:] - cum))
+    q_in = q_BNJTK * per_key(jnp.exp(cum))
+    k_out = k_BNJTK * per_key(jnp.exp(cum[:, :, :, -1:] - cum))
     if log_a.ndim == 3:
-      o_BJTNU = _intra_per_head(q_BJTNK, k_BJTNK, v_BJTNU, cum, dtype)
+      o_BNJTU = _intra_per_head(q_BNJTK, k_BNJTK, v_BNJTU, cum, dtype)
     else:
-      flat = lambda x: x.reshape((b * j, t) + x.shape[3:])  # noqa: E731
-      o_BJTNU = _intra_per_feature(flat(q_BJTNK), flat(k_BJTNK), flat(v_BJTNU), flat(cum),
-                                   dtype).reshape(b, j, t, n, -1)
-  u_BJNKU = _dot("bjsnk,bjsnu->bjnku", k_out, v_BJTNU, dtype)
-  before_BJNKU, final_BNKU = _carry_states(u_BJNKU, log_decay, state_BNKU)
-  o_BJTNU = o_BJTNU + _dot("bjtnk,bjnku->bjtnu", q_in, before_BJNKU, dtype)
-  o_BLNU = o_BJTNU.reshape(b, j * t, n, -1)[:, :l]
+      flat = lambda x: x.reshape((b * n * j, t, x.shape[-1]))  # noqa: E731
+      o_BNJTU = _intra_per_feature(flat(q_BNJTK), flat(k_BNJTK), flat(v_BNJTU), flat(cum),
+                                   dtype).reshape(b, n, j, t, -1)
+  u_BNJKU = _dot("bnjsk,bnjsu->bnjku", k_out, v_BNJTU, dtype)
+  before_BNJKU, final_BNKU = _carry_states(u_BNJKU, log_decay, state_BNKU)
+  o_BNJTU = o_BNJTU + _dot("bnjtk,bnjku->bnjtu", q_in, before_BNJKU, dtype)
+  o_BLNU = jnp.moveaxis(o_BNJTU.reshape(b, n, j * t, -1)[:, :, :l], 1, 2)
   if normalize:
     o_BLNU = o_BLNU[..., :u] / (o_BLNU[..., u:] + eps)
   if lengths_B is not None:
