@@ -51,6 +51,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train_min_length = length
   c.train_max_length = length
   c.eval_lengths = (length, 2 * length)  # a tuple: overridable as --config.eval_lengths=64,128
+  # Pad batches to length buckets (one compiled program per bucket, not per length): "auto"
+  # (powers of two when a run has more than 8 distinct lengths and its task pads), "off", "pow2",
+  # or increasing lengths "64,128,512" (attnlab/tasks/lengths.py).
+  c.length_buckets = "auto"
+  c.train_length_draw = "batch"  # "example": each example's training length drawn apart
   c.batch_size = 32
   c.num_steps = 2000
   c.seed = 0  # parameter init (and dropout)

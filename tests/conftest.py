@@ -2,10 +2,16 @@
 
 import os
 import sys
+import tempfile
 
 # Must happen before JAX initialises its backends.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+# Training subprocesses share one persistent compilation cache (the same shapes compile once per
+# machine); tests of the cache itself set their own directory.
+os.environ.setdefault("ATTNLAB_COMPILATION_CACHE",
+                      os.path.join(tempfile.gettempdir(), "attnlab_test_compilation_cache"))
 
 # The benchmark suites live outside the package, in scripts/benchmarks/ (tests/benchmarks/).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

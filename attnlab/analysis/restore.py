@@ -12,10 +12,12 @@ import jax
 import ml_collections
 import numpy as np
 
+from attnlab.models import task_model
+from attnlab.tasks import lengths as lengths_lib
 from attnlab.train import checkpoint as checkpoint_lib
 from attnlab.train import config as config_lib
-from attnlab.train import eval_sets, loop, optim, parallel
-from attnlab.models import task_model
+from attnlab.train import evaluate as evaluate_lib
+from attnlab.train import loop, optim, parallel
 from attnlab.train import state as state_lib
 
 
@@ -60,10 +62,6 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def best_mode(metric: str) -> str:
-  return "min" if metric.split("/")[-1] in loop._MIN_METRICS else "max"  # as the loop ranks it
-
-
 def load_run(workdir: str, checkpoint: str | int = "latest", *,
              capture_attention: bool = False) -> Run:
   """Restores ``checkpoint`` ("latest", "best" or a step) of the run in ``workdir``.
@@ -85,7 +83,7 @@ def load_run(workdir: str, checkpoint: str | int = "latest", *,
 
   metric = config.get("best_metric") or None
   ckpt = checkpoint_lib.Checkpointer(directory, keep=config.keep_checkpoints, best_metric=metric,
-                                     best_mode=best_mode(metric) if metric else "max")
+                                     best_mode=loop.best_mode(metric) if metric else "max")
   try:
     steps = ckpt.steps()
     if checkpoint == "best":
@@ -136,11 +134,13 @@ def evaluate_lengths(run: Run, lengths: Sequence[int], *, batch_size: int | None
   lengths = check_lengths(run, lengths)
   config = run.config
   mesh = run.mesh if config.parallelism == "jit" else None
-  sizes = dict(batch_size=batch_size, num_batches=num_batches)
-  sets = eval_sets.read(config, run.setup.task, lengths, **sizes)
-  evaluation = eval_sets.make(config, run.setup.task, mesh, sets, **sizes)
-  record = loop.evaluate(evaluation, run.state, lengths, run.step)
-  record["mean"] = loop.mean_over_lengths(record)
+  # The run's bucket rule over the lengths asked for (a saved run may be asked for new ones).
+  buckets = lengths_lib.resolve_buckets(config.get("length_buckets", "auto"), lengths,
+                                        run.setup.task.pads)
+  evaluation = evaluate_lib.from_config(config, run.setup.task, mesh, lengths, buckets,
+                                        batch_size=batch_size, num_batches=num_batches)
+  record = evaluate_lib.evaluate(evaluation, run.state, lengths, run.step)
+  record["mean"] = evaluate_lib.mean_over_lengths(record)
   return record
 
 

@@ -18,6 +18,7 @@ from absl import app, flags
 
 from attnlab.analysis import workdir as workdir_lib
 from attnlab.cli import common
+from attnlab.train import compilation
 
 flags.DEFINE_string("workdir", None, "training workdir", required=True)
 flags.DEFINE_string("checkpoint", "latest", "best, latest or a step number")
@@ -37,6 +38,7 @@ def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments: {argv[1:]}")
   common.quiet_logging()
+  compilation.enable_cache(compilation.cache_dir())
   result = workdir_lib.evaluate_workdir(
       FLAGS.workdir, checkpoint=FLAGS.checkpoint, lengths=FLAGS.lengths,
       attention_maps_n=FLAGS.attention_maps, gradient_lag=FLAGS.gradient_lag,

@@ -1,6 +1,9 @@
 """``attnlab-train`` / ``scripts/train.py``: one training run.
 
   scripts/train.py --config experiments/base.py:model=lstm,task=copy,smoke --workdir /tmp/run
+
+Compiled programs are cached on disk (``attnlab/train/compilation.py``): in
+``$ATTNLAB_COMPILATION_CACHE`` if set (``off`` switches the cache off), else ~/.cache/attnlab/jax.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from ml_collections import config_flags
 
 from attnlab import configs
 from attnlab.cli import common, malloc
+from attnlab.train import compilation
 from attnlab.train import config as config_lib
 from attnlab.train import loop
 from attnlab.train import parallel
@@ -75,8 +79,9 @@ def main(argv):
   config_lib.validate(config)  # before anything else: a bad config is one line, nothing started
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                   _AUTO_DISTRIBUTED.value)
-  log.info("JAX %s, process %d/%d, devices: %s", jax.__version__, jax.process_index(),
-           jax.process_count(), jax.devices())
+  cache = compilation.enable_cache(compilation.cache_dir())
+  log.info("JAX %s, process %d/%d, devices: %s; compilation cache: %s", jax.__version__,
+           jax.process_index(), jax.process_count(), jax.devices(), cache or "off")
   try:
     summary = loop.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value,
                                       allow_mismatch=_ALLOW_MISMATCH.value)

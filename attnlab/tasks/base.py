@@ -10,6 +10,13 @@ A batch is a dict of arrays, generated on the device inside the compiled step:
   mask     float32, same shape as targets: 1 where the loss and metrics count, 0 elsewhere.
 
 For ``sequence`` and ``regression`` tasks the model reads its prediction at the last position.
+
+Length buckets: a task with a ``padded_sample_fn`` also samples right-padded batches,
+``sample_padded(rng, batch_size, lengths, padded_length)``: every row b holds an example of length
+``lengths[b]`` (traced; a scalar or [B]) in the first positions of a ``padded_length`` buffer, the
+batch gains ``lengths`` int32[B], and padded positions hold a filler token and mask 0. Drawn time-major,
+row b's first ``lengths[b]`` positions equal ``sample(rng, batch_size, lengths[b])``'s row b, so
+one compiled program serves every length up to ``padded_length``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import dataclasses
 from typing import Any, Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 
 PER_TOKEN = "per_token"
 SEQUENCE = "sequence"
@@ -44,6 +52,8 @@ class Task:
   input_kind: str = TOKENS  # one of INPUT_KINDS
   input_features: int = 0  # D for feature inputs
   min_length: int = 1  # shortest input length L this config accepts (sample raises ValueError below)
+  # (rng, batch_size, lengths_B, padded_length) -> batch with "lengths"; None: no length buckets.
+  padded_sample_fn: Callable[[jax.Array, int, jax.Array, int], dict] | None = None
 
   def __post_init__(self):
     if self.output_kind not in OUTPUT_KINDS:
@@ -53,3 +63,35 @@ class Task:
 
   def sample(self, rng: jax.Array, batch_size: int, length: int) -> dict:
     return self.sample_fn(rng, batch_size, length)
+
+  @property
+  def pads(self) -> bool:
+    """Whether the task samples padded batches (length buckets)."""
+    return self.padded_sample_fn is not None
+
+  def sample_padded(self, rng: jax.Array, batch_size: int, lengths, padded_length: int) -> dict:
+    """A right-padded batch: row b an example of length lengths[b] (see the module docstring)."""
+    if self.padded_sample_fn is None:
+      raise ValueError(f"task {self.name!r} has no padded sampler (length buckets); set "
+                       "length_buckets='off'")
+    lengths_B = jnp.broadcast_to(jnp.asarray(lengths, jnp.int32), (batch_size,))
+    return self.padded_sample_fn(rng, batch_size, lengths_B, padded_length)
+
+
+def unpadded(padded_sample_fn: Callable) -> Callable[[jax.Array, int, int], dict]:
+  """The plain sampler of a padded one: every row of length ``length``, no padding."""
+  def sample(rng: jax.Array, batch_size: int, length: int) -> dict:
+    batch = padded_sample_fn(rng, batch_size, jnp.full((batch_size,), length, jnp.int32), length)
+    return {k: v for k, v in batch.items() if k != "lengths"}
+  return sample
+
+
+def valid_BL(lengths_B: jax.Array, padded_length: int) -> jax.Array:
+  """bool[B, P]: True before each row's length."""
+  return jnp.arange(padded_length)[None, :] < lengths_B[:, None]
+
+
+def time_major_randint(rng: jax.Array, batch_size: int, steps: int, low: int, high: int) -> jax.Array:
+  """int32[B, steps] drawn as [steps, B]: with JAX's partitionable threefry the first n steps are
+  the same for every ``steps`` >= n, which makes padded and unpadded samples agree."""
+  return jax.random.randint(rng, (steps, batch_size), low, high, dtype=jnp.int32).T

@@ -3,13 +3,19 @@
 ``train_length(seed, step, min_length, max_length)`` draws the training length of a step uniformly
 from ``[min_length, max_length]``. It is a pure function of (seed, step), computed on the host, so a
 resumed run sees exactly the lengths of the uninterrupted one. Each distinct length is a distinct
-static shape (one compile per length), so keep ranges modest or use ``bucket`` to round lengths up
-to a few sizes.
+static shape (one compile per length) unless the run pads to length buckets.
+
+Length buckets (config ``length_buckets``): each batch is right-padded to the smallest bucket that
+holds it and carries its true lengths, so one compiled program serves every length of a bucket.
+``resolve_buckets`` turns the config value into the run's buckets: ``"off"`` (exact lengths),
+``"pow2"`` (powers of two from ``MIN_BUCKET``), an explicit increasing list (``"64,128,512"``), or
+``"auto"`` (the default): ``"pow2"`` when the run has more than ``AUTO_MAX_LENGTHS`` distinct
+lengths and its task samples padded batches, else ``"off"``.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -54,3 +60,57 @@ def generalisation_split(eval_lengths: Sequence[int],
   lengths = check_eval_lengths(eval_lengths)
   return {"in_range": tuple(n for n in lengths if n <= max_train_length),
           "beyond": tuple(n for n in lengths if n > max_train_length)}
+
+
+BUCKET_RULES = ("auto", "off", "pow2")
+MIN_BUCKET = 8  # the smallest power-of-two bucket: shorter batches are padded to it
+AUTO_MAX_LENGTHS = 8  # "auto" pads only runs with more distinct lengths than this
+
+
+def parse_buckets(spec: Any) -> str | tuple[int, ...]:
+  """``length_buckets`` as a rule name or an increasing tuple of positive lengths (ValueError
+  naming the field otherwise)."""
+  allowed = f"allowed: one of {BUCKET_RULES} or an increasing list of positive lengths"
+  if isinstance(spec, str) and spec.strip() in BUCKET_RULES:
+    return spec.strip()
+  items = spec.split(",") if isinstance(spec, str) else list(spec)
+  try:
+    buckets = tuple(int(str(item).strip()) for item in items)
+  except ValueError:
+    raise ValueError(f"length_buckets={spec!r}; {allowed}") from None
+  if not buckets or min(buckets) < 1:
+    raise ValueError(f"length_buckets={spec!r} holds a non-positive length; {allowed}")
+  if list(buckets) != sorted(set(buckets)):
+    raise ValueError(f"length_buckets={spec!r} is not strictly increasing; {allowed}")
+  return buckets
+
+
+def resolve_buckets(spec: Any, lengths: Sequence[int], pads: bool) -> tuple[int, ...] | None:
+  """The run's buckets for all its ``lengths`` (training and evaluation), or None (exact lengths).
+
+  ``pads``: whether the task samples padded batches. ValueError for an explicit list that does not
+  cover the longest length, or buckets asked of a task that cannot pad.
+  """
+  rule = parse_buckets(spec)
+  longest = max(int(n) for n in lengths)
+  if rule == "auto":
+    rule = "pow2" if pads and len(set(lengths)) > AUTO_MAX_LENGTHS else "off"
+  if rule == "off":
+    return None
+  if not pads:
+    raise ValueError(f"length_buckets={spec!r}: this task samples no padded batches; "
+                     "allowed here: 'off' or 'auto'")
+  if rule == "pow2":
+    buckets = [MIN_BUCKET]
+    while buckets[-1] < longest:
+      buckets.append(2 * buckets[-1])
+    return tuple(buckets)
+  if rule[-1] < longest:
+    raise ValueError(f"length_buckets={spec!r} does not cover the longest train or eval length "
+                     f"{longest}; the last bucket must be >= {longest}")
+  return rule
+
+
+def bucket_of(length: int, buckets: Sequence[int] | None) -> int:
+  """The padded length of a batch of ``length`` (itself when buckets are off)."""
+  return int(length) if buckets is None else bucket(length, buckets)

@@ -38,7 +38,8 @@ from attnlab.tasks import lengths as lengths_lib
 from attnlab.tasks import registry
 
 DATASET = "attnlab_task"  # tfds dataset (builder) name
-VERSION = "1.0.0"  # the sampled data's version: bump when a sampler's output for a seed changes
+VERSION = "1.1.0"  # the sampled data's version: bump when a sampler's output for a seed changes
+# 1.1.0: the Chomsky-hierarchy tasks draw their symbols time-major (padded sampling).
 CHUNK = 256  # examples per on-device sampling call; part of the definition of the data
 
 

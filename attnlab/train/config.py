@@ -20,6 +20,7 @@ from attnlab.tasks import registry
 from attnlab.train import optim, parallel
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+LENGTH_DRAWS = ("batch", "example")  # train_length_draw: one length per batch, or per example
 _POSITIVE = ("batch_size", "num_steps", "log_every", "eval_every", "eval_batches",
              "checkpoint_every", "keep_checkpoints")
 
@@ -33,6 +34,7 @@ class Setup:
   param_counts: dict  # {"total", "embed"/"input_proj", "backbone", "head"}
   eval_lengths: tuple  # sorted unique evaluation lengths
   dtype: Any  # compute dtype
+  buckets: tuple | None  # the run's length buckets; None: exact lengths
 
 
 def _flat_keys(cfg, prefix="") -> list[str]:
@@ -83,6 +85,10 @@ def validate(config) -> None:
   parallel.validate(config.parallelism, config.batch_size, config.optimizer.grad_accum_steps)
   lengths_lib.check_length_range(config.train_min_length, config.train_max_length)
   lengths_lib.check_eval_lengths(config.eval_lengths)
+  lengths_lib.parse_buckets(config.get("length_buckets", "auto"))
+  draw = config.get("train_length_draw", "batch")
+  if draw not in LENGTH_DRAWS:
+    raise ValueError(f"train_length_draw={draw!r}; allowed: {LENGTH_DRAWS}")
 
 
 def build(config, capture_attention: bool = False) -> Setup:
@@ -107,8 +113,14 @@ def build(config, capture_attention: bool = False) -> Setup:
   fields = {"name": m["name"], **{k: v for k, v in resolved.items()
                                   if k in model_registry.own_fields(m["name"])}}
   counts = task_model.param_counts(task_model.abstract_params(model, task))
+  lengths = list(range(int(config.train_min_length), int(config.train_max_length) + 1))
+  buckets = lengths_lib.resolve_buckets(config.get("length_buckets", "auto"),
+                                        lengths + list(eval_lengths), task.pads)
+  if config.get("train_length_draw", "batch") == "example" and buckets is None:
+    raise ValueError("train_length_draw='example' pads every batch: it needs length buckets "
+                     f"(length_buckets={config.get('length_buckets', 'auto')!r} gives none here)")
   return Setup(task=task, model_fields=fields, model=model, param_counts=counts,
-               eval_lengths=eval_lengths, dtype=dtype)
+               eval_lengths=eval_lengths, dtype=dtype, buckets=buckets)
 
 
 def _model_fields(config) -> dict:

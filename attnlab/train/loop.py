@@ -22,7 +22,8 @@ import numpy as np
 from attnlab.tasks import lengths as lengths_lib
 from attnlab.train import checkpoint as checkpoint_lib
 from attnlab.train import config as config_lib
-from attnlab.train import eval_sets
+from attnlab.train import compilation
+from attnlab.train import evaluate as evaluate_lib
 from attnlab.train import optim, parallel
 from attnlab.models import task_model
 from attnlab.train import state as state_lib
@@ -59,19 +60,9 @@ class _StopRequest:
       signal.signal(sig, handler)
 
 
-def evaluate(eval_fn, state, eval_lengths, step: int) -> dict:
-  """One eval.jsonl record: ``{"step": S, "lengths": {"64": {metric: value}}}``.
-
-  ``eval_fn(state, length) -> metrics`` (as ``parallel.make_eval_fn`` builds it).
-  """
-  device_metrics = {n: eval_fn(state, n) for n in eval_lengths}  # dispatch all, then fetch
-  return {"step": step, "lengths": {str(n): parallel.host_scalars(m)
-                                    for n, m in device_metrics.items()}}
-
-
-def mean_over_lengths(record: dict) -> dict:
-  per_length = list(record["lengths"].values())
-  return {k: float(np.mean([m[k] for m in per_length])) for k in per_length[0]}
+def best_mode(metric: str) -> str:
+  """How checkpoints rank by ``metric``: "min" for losses and errors, else "max"."""
+  return "min" if metric.split("/")[-1] in _MIN_METRICS else "max"
 
 
 def _write_summary(workdir: str, summary: dict) -> None:
@@ -82,31 +73,39 @@ def _write_summary(workdir: str, summary: dict) -> None:
 
 def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
                        allow_mismatch: bool = False) -> dict:
-  """Trains ``config`` in ``workdir`` (resuming from its checkpoints); returns summary.json."""
+  """Trains ``config`` in ``workdir`` (resuming from its checkpoints); returns summary.json, which
+  also counts the run's compilations and their seconds (``compilation.Compilations``)."""
+  with compilation.Compilations() as compiles:
+    return _train_and_evaluate(config, workdir, compiles, overwrite=overwrite,
+                               allow_mismatch=allow_mismatch)
+
+
+def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
+                        allow_mismatch: bool) -> dict:
   start_time = time.time()
   setup = config_lib.build(config)  # every config error is raised here, before compiling
   task, model = setup.task, setup.model
   log.info("task %s (%s, min length %d); model %s, %s parameters %s; resolved model "
-               "fields %s", task.name, task.output_kind, task.min_length,
-               setup.model_fields["name"], setup.param_counts["total"], setup.param_counts,
-               setup.model_fields)
+           "fields %s; length buckets %s", task.name, task.output_kind, task.min_length,
+           setup.model_fields["name"], setup.param_counts["total"], setup.param_counts,
+           setup.model_fields, setup.buckets or "off (exact lengths)")
   checkpoint_lib.check_config(workdir, config.to_dict(), overwrite=overwrite,
                               allow_mismatch=allow_mismatch)
-  eval_data = eval_sets.read(config, task, setup.eval_lengths)  # a missing set raises here
-  lead = jax.process_index() == 0
-
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
   mesh = parallel.make_mesh()
+  # A missing or small evaluation set raises here, before compiling.
+  evaluation = evaluate_lib.from_config(config, task, mesh if config.parallelism == "jit" else None,
+                                        setup.eval_lengths, setup.buckets)
+  lead = jax.process_index() == 0
 
   def create():
     return state_lib.create(model, tx, schedule, task.output_kind,
                             jax.random.PRNGKey(config.seed), task_model.dummy_inputs(task))
 
   best_metric = config.best_metric or None
-  best_mode = "min" if best_metric and best_metric.split("/")[-1] in _MIN_METRICS else "max"
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                      keep=config.keep_checkpoints, best_metric=best_metric,
-                                     best_mode=best_mode)
+                                     best_mode=best_mode(best_metric) if best_metric else "max")
   restored = ckpt.restore_latest(parallel.abstract_state(create, mesh))
   if restored is None:
     state = parallel.init_state(create, config.parallelism, mesh)
@@ -115,14 +114,16 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
     log.info("resumed from checkpoint step %d", restored[1])
   start = restored[1] if restored else 0
 
+  per_example = config.train_length_draw == "example" and setup.buckets is not None
   train_fn = parallel.make_train_fn(
       task, parallelism=config.parallelism, mesh=mesh, batch_size=config.batch_size,
       data_seed=config.data_seed, seed=config.seed,
-      accum_steps=config.optimizer.grad_accum_steps)
+      accum_steps=config.optimizer.grad_accum_steps, buckets=setup.buckets,
+      example_lengths=((config.train_min_length, config.train_max_length) if per_example
+                       else None))
   saveable = lambda s: parallel.to_saveable(s, config.parallelism)  # noqa: E731
-  evaluation = eval_sets.make(config, task, mesh if config.parallelism == "jit" else None,
-                              eval_data)
-  run_eval = evaluation.compile(saveable(state), setup.eval_lengths)
+  programs = evaluation.compile(saveable(state), setup.eval_lengths)
+  log.info("evaluation: %d lengths in %d compiled programs", len(setup.eval_lengths), programs)
 
   writer = writer_lib.MetricWriter(workdir, enabled=lead, total_steps=config.num_steps,
                                    initial_step=start)
@@ -149,7 +150,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
         if step % config.eval_every == 0 or is_last:
           _check_finite(metrics)
           t0 = time.time()
-          last_eval = evaluate(run_eval, saveable(state), setup.eval_lengths, step)
+          last_eval = evaluate_lib.evaluate(evaluation, saveable(state), setup.eval_lengths, step)
           writer.eval(last_eval)
           log.debug("evaluation at step %d took %.3f s", step, time.time() - t0)
         if step % config.checkpoint_every == 0 or is_last or stop.signal:
@@ -166,7 +167,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
       if summary["status"] != "preempted":
         summary["status"] = "done"
         if last_eval is None:  # resumed a finished run: evaluate what it ended with
-          last_eval = evaluate(run_eval, saveable(state), setup.eval_lengths, step)
+          last_eval = evaluate_lib.evaluate(evaluation, saveable(state), setup.eval_lengths, step)
   except NonFiniteLossError as e:
     summary["status"] = "nan"
     summary["error"] = str(e)
@@ -176,8 +177,12 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
     ckpt.wait()
     ckpt.close()
     writer.close()
-    summary.update(step=step, wall_s=time.time() - start_time, final_eval=last_eval)
+    summary.update(step=step, wall_s=time.time() - start_time, final_eval=last_eval,
+                   **compiles.summary())
     _write_summary(workdir, summary)
+    log.info("%s at step %d in %.1f s: %d programs compiled in %.1f s, %d loaded from the "
+             "compilation cache", summary["status"], step, summary["wall_s"], compiles.compiled,
+             compiles.seconds, compiles.cache_hits)
   return summary
 
 
@@ -185,7 +190,7 @@ def _ckpt_metrics(record, step):
   # Best-checkpoint ranking uses the evaluation of this very step only.
   if record is None or record["step"] != step:
     return None
-  return {**mean_over_lengths(record), "lengths": record["lengths"]}
+  return {**evaluate_lib.mean_over_lengths(record), "lengths": record["lengths"]}
 
 
 def _check_finite(metrics):

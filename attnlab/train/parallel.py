@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from attnlab.tasks import lengths as lengths_lib
 from attnlab.train import step as step_lib
 
 log = logging.getLogger(__name__)
@@ -86,68 +87,60 @@ def from_saveable(state, parallelism: str):
 
 
 def make_train_fn(task, *, parallelism: str, mesh: Mesh, batch_size: int, data_seed: int,
-                  seed: int, accum_steps: int):
-  """``fn(state, length) -> (state, metrics)``; one compile per distinct length."""
+                  seed: int, accum_steps: int, buckets=None, example_lengths=None):
+  """``fn(state, length) -> (state, metrics)``, the batch sampled inside the compiled step.
+
+  ``buckets`` None: the batch has exactly ``length`` (one compile per distinct length). Buckets:
+  it is padded to ``length``'s bucket and carries its length (one compile per bucket).
+  ``example_lengths=(lo, hi)`` (with buckets): each row's length is drawn from [lo, hi] inside the
+  step and the batch padded to hi's bucket; ``length`` is then ignored (one compile).
+  """
   data_rng = jax.random.PRNGKey(data_seed)
   # The dropout stream: distinct from the init key (PRNGKey(seed)) by a fold_in.
   dropout_rng = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
 
+  def batch_of(state, length, padded_length):
+    if padded_length is None:
+      return step_lib.sample_batch(task, data_rng, state.step, batch_size, length)
+    if example_lengths is not None:
+      length = step_lib.example_lengths(data_rng, state.step, batch_size, *example_lengths)
+    return step_lib.sample_batch(task, data_rng, state.step, batch_size, length, padded_length)
+
   if parallelism == "pmap":
-    def pmap_fn(state, length):
-      batch = step_lib.sample_batch(task, data_rng, state.step, batch_size, length)
+    def pmap_fn(state, length, padded_length):
+      batch = batch_of(state, length, padded_length)
       index = jax.lax.axis_index(AXIS)
       per = batch_size // jax.device_count()
       batch = jax.tree_util.tree_map(
           lambda x: jax.lax.dynamic_slice_in_dim(x, index * per, per), batch)
       rng = jax.random.fold_in(dropout_rng, index)
       return step_lib.train_step(state, batch, rng, accum_steps=accum_steps, axis_name=AXIS)
-    return jax.pmap(pmap_fn, axis_name=AXIS, static_broadcasted_argnums=1, donate_argnums=0)
+    exact = jax.pmap(lambda s, n: pmap_fn(s, n, None), axis_name=AXIS,
+                     static_broadcasted_argnums=1, donate_argnums=0)
+    padded = jax.pmap(pmap_fn, axis_name=AXIS, in_axes=(0, None, None),
+                      static_broadcasted_argnums=2, donate_argnums=0)
+  else:
+    batch_sharding = NamedSharding(mesh, P(AXIS))
+    replicated = NamedSharding(mesh, P())
 
-  batch_sharding = NamedSharding(mesh, P(AXIS))
-  replicated = NamedSharding(mesh, P())
+    def jit_fn(state, length, padded_length):
+      batch = jax.lax.with_sharding_constraint(batch_of(state, length, padded_length),
+                                               batch_sharding)
+      return step_lib.train_step(state, batch, dropout_rng, accum_steps=accum_steps)
+    exact = jax.jit(lambda s, n: jit_fn(s, n, None), static_argnums=1, donate_argnums=0,
+                    out_shardings=(replicated, replicated))
+    padded = jax.jit(jit_fn, static_argnums=2, donate_argnums=0,
+                     out_shardings=(replicated, replicated))
 
-  def jit_fn(state, length):
-    batch = step_lib.sample_batch(task, data_rng, state.step, batch_size, length)
-    batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-    return step_lib.train_step(state, batch, dropout_rng, accum_steps=accum_steps)
-  return jax.jit(jit_fn, static_argnums=1, donate_argnums=0,
-                 out_shardings=(replicated, replicated))
-
-
-def _mean_metrics(per_batch):
-  return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), per_batch)
-
-
-def _jit_eval(fn, mesh: Mesh | None, **kwargs):
-  if mesh is None:
-    return jax.jit(fn, **kwargs)
-  return jax.jit(fn, out_shardings=NamedSharding(mesh, P()), **kwargs)
-
-
-def make_eval_fn(task, *, mesh: Mesh | None, batch_size: int, num_batches: int, eval_seed: int):
-  """``fn(state, length) -> metrics`` averaged over ``num_batches`` fixed batches of ``length``."""
-  eval_rng = jax.random.PRNGKey(eval_seed)
+  if buckets is None:
+    return exact
+  top = None if example_lengths is None else lengths_lib.bucket_of(example_lengths[1], buckets)
 
   def fn(state, length):
-    def one(i):
-      rng = jax.random.fold_in(jax.random.fold_in(eval_rng, length), i)
-      batch = task.sample(rng, batch_size, length)
-      if mesh is not None:
-        batch = jax.lax.with_sharding_constraint(batch, NamedSharding(mesh, P(AXIS)))
-      return step_lib.eval_step(state, batch)
-    return _mean_metrics(jax.lax.map(one, jnp.arange(num_batches)))
-
-  return _jit_eval(fn, mesh, static_argnums=1)
-
-
-def make_data_eval_fn(*, mesh: Mesh | None):
-  """``fn(state, batches) -> metrics`` averaged over given batches (leading axis: batch index),
-  as ``eval_sets.load`` reads them; one compile per length."""
-
-  def fn(state, batches):
-    return _mean_metrics(jax.lax.map(lambda b: step_lib.eval_step(state, b), batches))
-
-  return _jit_eval(fn, mesh)
+    if top is not None:
+      return padded(state, jnp.int32(example_lengths[1]), top)
+    return padded(state, jnp.int32(length), lengths_lib.bucket_of(length, buckets))
+  return fn
 
 
 def host_scalars(metrics) -> dict:

@@ -15,14 +15,25 @@ from attnlab.tasks import metrics as task_metrics
 from attnlab.train.state import TrainState
 
 
-def sample_batch(task, data_rng, step, batch_size: int, length: int) -> dict:
-  """The global batch number ``step`` (traced inside the compiled step)."""
-  return task.sample(jax.random.fold_in(data_rng, step), batch_size, length)
+def sample_batch(task, data_rng, step, batch_size: int, length, padded_length: int | None = None
+                 ) -> dict:
+  """The global batch number ``step`` (traced inside the compiled step): of ``length`` (static),
+  or padded to ``padded_length`` with ``length`` traced (a scalar or per-row [B])."""
+  rng = jax.random.fold_in(data_rng, step)
+  if padded_length is None:
+    return task.sample(rng, batch_size, length)
+  return task.sample_padded(rng, batch_size, length, padded_length)
+
+
+def example_lengths(data_rng, step, batch_size: int, min_length: int, max_length: int):
+  """int32[B]: per-example training lengths of batch ``step``, uniform on [min, max]."""
+  rng = jax.random.fold_in(jax.random.fold_in(data_rng, step), 1 << 20)
+  return jax.random.randint(rng, (batch_size,), min_length, max_length + 1, dtype=jnp.int32)
 
 
 def _loss(params, state: TrainState, batch, rng, deterministic: bool):
-  out, aux = state.apply_fn({"params": params}, batch["inputs"], deterministic=deterministic,
-                            rngs={"dropout": rng}, mutable=["losses"])
+  out, aux = state.apply_fn({"params": params}, batch["inputs"], batch.get("lengths"),
+                            deterministic=deterministic, rngs={"dropout": rng}, mutable=["losses"])
   loss, metrics = task_metrics.loss_and_metrics(state.output_kind, out, batch["targets"],
                                                 batch["mask"])
   # MoE load-balancing losses arrive already weighted (sown into "losses").

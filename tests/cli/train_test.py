@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -72,3 +73,20 @@ def test_a_run_logs_no_third_party_info(tmp_path):
   sources = {re.search(r" (\S+\.py):\d+\]", line).group(1) for line in info}
   assert sources <= {"train.py", "loop.py", "writer.py", "checkpoint.py", "parallel.py"}, sources
   assert any("eval step 10" in line for line in info)
+
+
+def test_a_second_run_loads_its_programs_from_the_cache(tmp_path):
+  env = {**ENV, "ATTNLAB_COMPILATION_CACHE": str(tmp_path / "cache")}
+  summaries = []
+  for name in ("first", "second"):  # identical runs, fresh workdirs
+    proc = subprocess.run([sys.executable, TRAIN, SMOKE, "--config.num_steps=4",
+                           f"--workdir={tmp_path / name}"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / name / "summary.json") as f:
+      summaries.append(json.load(f))
+    assert "programs compiled" in proc.stderr
+  first, second = summaries
+  assert first["compilations"] > 5 and first["compile_s"] > 0
+  assert second["compile_cache_hits"] >= first["compilations"] - 2
+  assert second["compilations"] <= 2, second

@@ -34,11 +34,15 @@ NUM_STEPS = 40  # room for 3 kills and a SIGTERM, each a few steps in, on fast o
 OVERRIDES = [f"--config.num_steps={NUM_STEPS}", "--config.checkpoint_every=2",
              "--config.eval_every=1000", "--config.log_every=1000", "--config.keep_checkpoints=100"]
 TIMEOUT = 240  # per run; a healthy smoke run takes ~15 s on an idle 2-core machine
+# Length buckets: lengths 1..12 of parity drawn per step, padded to buckets 8 and 16.
+BUCKETED = ("experiments/base.py:model=lstm,task=parity,smoke",
+            "--config.train_min_length=1", "--config.train_max_length=12",
+            "--config.length_buckets=pow2")
 
 
-def start(workdir, *extra):
+def start(workdir, *extra, config=CONFIG):
   log = open(f"{workdir}.log{len(glob.glob(f'{workdir}.log*'))}", "w")
-  cmd = [sys.executable, "scripts/train.py", "--config", CONFIG, "--workdir", workdir,
+  cmd = [sys.executable, "scripts/train.py", "--config", config, "--workdir", workdir,
          *OVERRIDES, *extra]
   proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
   proc.log_path = log.name
@@ -59,14 +63,14 @@ def committed_steps(workdir):
   return sorted(int(n) for n in os.listdir(path) if n.isdigit()) if os.path.isdir(path) else []
 
 
-def interrupt_after_progress(workdir, sig, new_steps, jitter_s=0.0):
+def interrupt_after_progress(workdir, sig, new_steps, jitter_s=0.0, start_run=None):
   """Starts a run; once it has committed ``new_steps`` more steps, waits ``jitter_s`` and signals.
 
   Progress is counted in committed steps, not seconds, so the signal lands mid-run however fast
   the machine; the jitter moves it to random points (mid-step, mid-save).
   """
   before = max(committed_steps(workdir), default=0)
-  proc = start(workdir)
+  proc = (start_run or start)(workdir)
   deadline = time.time() + TIMEOUT
   while max(committed_steps(workdir), default=0) < before + new_steps:
     if proc.poll() is not None or time.time() > deadline:
@@ -104,7 +108,10 @@ def damage_latest(workdir):
 def runs(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("ft"))
   ref_dir, chain_dir, nan_dir = (os.path.join(root, n) for n in ("ref", "chain", "nan"))
-  out = {"root": root, "ref_dir": ref_dir, "chain_dir": chain_dir, "nan_dir": nan_dir}
+  bucket_ref, bucket_chain = os.path.join(root, "bucket_ref"), os.path.join(root, "bucket_chain")
+  out = {"root": root, "ref_dir": ref_dir, "chain_dir": chain_dir, "nan_dir": nan_dir,
+         "bucket_ref": bucket_ref, "bucket_chain": bucket_chain}
+  bucketed = lambda workdir: start(workdir, *BUCKETED[1:], config=BUCKETED[0])  # noqa: E731
   reference = start(ref_dir)
   nan = start(nan_dir, "--config.optimizer.learning_rate=1e30", "--config.checkpoint_every=1")
   rng = random.Random(0)
@@ -123,6 +130,11 @@ def runs(tmp_path_factory):
   out["resumed"] = finish(start(chain_dir))
   out["nan"] = finish(nan)
   out["damaged"] = finish(damaged)
+  bucket_reference = bucketed(bucket_ref)
+  out["bucket_kill"] = interrupt_after_progress(bucket_chain, signal.SIGKILL, 4, 0.02,
+                                                start_run=bucketed)
+  out["bucket_resumed"] = finish(bucketed(bucket_chain))
+  out["bucket_reference"] = finish(bucket_reference)
   return out
 
 
@@ -138,6 +150,15 @@ def test_sigkill_three_times_then_resume_is_bit_exact(runs):
   if not bit_equal(chain, runs["reference_state"]):
     pytest.fail(f"final states differ; first differing step: {first_divergence(runs)} (both runs "
                 "keep every checkpoint; the resumes are in the chain.log* files)")
+
+
+def test_sigkill_with_length_buckets_resumes_bit_exact(runs):
+  assert runs["bucket_kill"]["rc"] == -signal.SIGKILL
+  for rc, log in (runs["bucket_reference"], runs["bucket_resumed"]):
+    assert rc == 0, log[-3000:]
+  assert "length buckets (8, 16)" in runs["bucket_reference"][1]
+  assert "resumed from checkpoint step" in runs["bucket_resumed"][1]
+  assert_bit_equal(final_state(runs["bucket_chain"]), final_state(runs["bucket_ref"]))
 
 
 def bit_equal(a, b):

@@ -45,7 +45,8 @@ def train_steps(config, parallelism: str, devices=None, steps: int = 3):
   state = parallel.init_state(create, parallelism, mesh)
   train_fn = parallel.make_train_fn(
       setup.task, parallelism=parallelism, mesh=mesh, batch_size=config.batch_size,
-      data_seed=config.data_seed, seed=config.seed, accum_steps=config.optimizer.grad_accum_steps)
+      data_seed=config.data_seed, seed=config.seed, accum_steps=config.optimizer.grad_accum_steps,
+      buckets=setup.buckets)
   losses = []
   for _ in range(steps):
     state, metrics = train_fn(state, config.train_min_length)

@@ -109,3 +109,17 @@ def test_two_processes_equal_one_process(four_devices):
   for r in results:
     assert r["devices"] == 4
     np.testing.assert_allclose(r["losses"], four_devices[0], rtol=TOL, atol=TOL)
+
+
+def test_length_buckets_train_exactly_as_exact_lengths():
+  # Length 3 padded to bucket 8: the same examples, the same model computation (jit and pmap).
+  exact = helpers.tiny_config("lstm", "parity", train_min_length=3, train_max_length=3,
+                              length_buckets="off")
+  padded = helpers.tiny_config("lstm", "parity", train_min_length=3, train_max_length=3,
+                               length_buckets="8")
+  want, want_params = helpers.train_steps(exact, "jit")
+  for parallelism in ("jit", "pmap"):
+    got, got_params = helpers.train_steps(padded, parallelism)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5),
+                           got_params, want_params)

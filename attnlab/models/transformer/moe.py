@@ -1,8 +1,9 @@
 """Mixture-of-experts feed-forward: top-k softmax routing with expert capacity (Switch/GShard).
 
 Each token picks its top_k experts by router probability. Every expert holds at most capacity =
-ceil(capacity_factor * tokens * top_k / experts) tokens (tokens = B * L, padding included, so the
-size is static). Slots are claimed in this order: by position (earlier first), then by choice rank
+ceil(capacity_factor * tokens * top_k / experts) tokens, tokens being the unpadded ones (mask_BL;
+all B * L without a mask): the buffers are sized for B * L, and with a mask the slots past the
+unpadded tokens' capacity are dropped, so a padded batch routes exactly as the unpadded one. Slots are claimed in this order: by position (earlier first), then by choice rank
 (at one position all first choices before any second choice), then by batch row. A choice past
 capacity is dropped: that expert contributes zero for the token, and the block's residual carries
 it. Ordering by position first keeps a causal decoder causal: a token competes only with tokens at
@@ -34,8 +35,17 @@ def capacity(num_tokens: int, num_experts: int, top_k: int, capacity_factor: flo
   return max(1, min(c, num_tokens))
 
 
-def route(probs_BLE, top_k: int, capacity_: int, mask_BL=None):
-  """-> expert_BLA (int), slot_BLA (int, == capacity_ when dropped), gate_BLA (float32)."""
+def traced_capacity(num_tokens, num_experts: int, top_k: int, capacity_factor: float):
+  """``capacity`` of a traced token count (the unpadded tokens of a padded batch)."""
+  c = jnp.ceil(capacity_factor * num_tokens * top_k / num_experts - 1e-9).astype(jnp.int32)
+  return jnp.clip(c, 1, jnp.maximum(num_tokens, 1))
+
+
+def route(probs_BLE, top_k: int, capacity_: int, mask_BL=None, limit=None):
+  """-> expert_BLA (int), slot_BLA (int, == capacity_ when dropped), gate_BLA (float32).
+
+  ``limit`` (traced, <= capacity_): the slots an expert may fill; the buffer has capacity_.
+  """
   b, l, e = probs_BLE.shape
   top_p_BLA, expert_BLA = jax.lax.top_k(probs_BLE, top_k)
   gate_BLA = top_p_BLA if top_k == 1 else top_p_BLA / jnp.sum(top_p_BLA, -1, keepdims=True)
@@ -48,7 +58,7 @@ def route(probs_BLE, top_k: int, capacity_: int, mask_BL=None):
   slot_BLAE = jnp.transpose(slot_ME.reshape(l, top_k, b, e), (2, 0, 1, 3))
   slot_BLA = jnp.sum(slot_BLAE * chosen_BLAE, axis=-1)
   routed_BLA = jnp.sum(chosen_BLAE, axis=-1) > 0
-  keep_BLA = jnp.logical_and(routed_BLA, slot_BLA < capacity_)
+  keep_BLA = jnp.logical_and(routed_BLA, slot_BLA < (capacity_ if limit is None else limit))
   slot_BLA = jnp.where(keep_BLA, slot_BLA, capacity_)
   return expert_BLA, slot_BLA, gate_BLA
 
@@ -91,7 +101,10 @@ class MoEFeedForward(nn.Module):
     logits_BLE = jnp.einsum("bld,de->ble", x_BLD.astype(jnp.float32),
                             router_DE.astype(jnp.float32))
     probs_BLE = jax.nn.softmax(logits_BLE, axis=-1)
-    expert_BLA, slot_BLA, gate_BLA = route(probs_BLE, k, cap, mask_BL)
+    limit = None
+    if mask_BL is not None:  # the unpadded tokens' capacity: a padded batch routes as unpadded
+      limit = traced_capacity(jnp.sum(mask_BL.astype(jnp.int32)), e, k, self.capacity_factor)
+    expert_BLA, slot_BLA, gate_BLA = route(probs_BLE, k, cap, mask_BL, limit)
     self.sow("losses", "moe_aux_loss",
              self.aux_weight * load_balancing_loss(probs_BLE, expert_BLA, mask_BL))
 

@@ -1,7 +1,8 @@
 """Regular-language tasks of Delétang et al. 2023: parity check, even pairs, cycle navigation.
 
 All L input positions hold the string; the target (one class per sequence) is read at the last
-position, after the whole string, so no end marker is needed.
+position, after the whole string, so no end marker is needed. Padded batches (``base.py``) hold
+symbol 0 past each row's length, which changes no target.
 
 - parity:            binary string (a=0, b=1); target 1 if the number of b's is odd.
 - even_pairs:        binary string; target 1 if the number of "ab" plus "ba" substrings is even,
@@ -40,50 +41,62 @@ class CycleNavigationConfig:
     common.check_at_least("cycle_length", self.cycle_length, 2)
 
 
-def _bits(rng, batch_size, length, name):
+def _check(name, batch_size, padded_length):
   common.check_batch(batch_size)
-  common.check_length(name, length, 1, "a non-empty string")
-  return jax.random.randint(rng, (batch_size, length), 0, 2, dtype=jnp.int32)
+  common.check_length(name, padded_length, 1, "a non-empty string")
 
 
-def _batch(inputs_BL, targets_B):
+def _batch(inputs_BL, targets_B, lengths_B):
   return {"inputs": inputs_BL, "targets": targets_B.astype(jnp.int32),
-          "mask": jnp.ones(targets_B.shape, jnp.float32)}
+          "mask": jnp.ones(targets_B.shape, jnp.float32), "lengths": lengths_B}
 
 
-def sample_parity(config: ParityConfig, rng: jax.Array, batch_size: int, length: int) -> dict:
+def _symbols(rng, batch_size, lengths_B, padded_length, alphabet):
+  """int32[B, P]: symbols of [0, alphabet) before each row's length, 0 after it."""
+  symbols_BL = base.time_major_randint(rng, batch_size, padded_length, 0, alphabet)
+  return jnp.where(base.valid_BL(lengths_B, padded_length), symbols_BL, 0)
+
+
+def sample_parity(config: ParityConfig, rng: jax.Array, batch_size: int, lengths_B: jax.Array,
+                  padded_length: int) -> dict:
   del config
-  bits_BL = _bits(rng, batch_size, length, "parity")
-  return _batch(bits_BL, jnp.sum(bits_BL, axis=-1) % 2)
+  _check("parity", batch_size, padded_length)
+  bits_BL = _symbols(rng, batch_size, lengths_B, padded_length, 2)  # padding adds no 1s
+  return _batch(bits_BL, jnp.sum(bits_BL, axis=-1) % 2, lengths_B)
 
 
-def sample_even_pairs(config: EvenPairsConfig, rng: jax.Array, batch_size: int, length: int) -> dict:
+def sample_even_pairs(config: EvenPairsConfig, rng: jax.Array, batch_size: int,
+                      lengths_B: jax.Array, padded_length: int) -> dict:
   del config
-  bits_BL = _bits(rng, batch_size, length, "even_pairs")
+  _check("even_pairs", batch_size, padded_length)
+  bits_BL = _symbols(rng, batch_size, lengths_B, padded_length, 2)
+  last_B = jnp.take_along_axis(bits_BL, jnp.maximum(lengths_B - 1, 0)[:, None], axis=1)[:, 0]
   # Each change of symbol is one "ab" or "ba"; their count is even iff first == last.
-  return _batch(bits_BL, bits_BL[:, 0] == bits_BL[:, -1])
+  return _batch(bits_BL, bits_BL[:, 0] == last_B, lengths_B)
 
 
 def sample_cycle_navigation(config: CycleNavigationConfig, rng: jax.Array, batch_size: int,
-                            length: int) -> dict:
-  common.check_batch(batch_size)
-  common.check_length("cycle_navigation", length, 1, "a non-empty string of moves")
-  moves_BL = jax.random.randint(rng, (batch_size, length), 0, 3, dtype=jnp.int32)
+                            lengths_B: jax.Array, padded_length: int) -> dict:
+  _check("cycle_navigation", batch_size, padded_length)
+  moves_BL = _symbols(rng, batch_size, lengths_B, padded_length, 3)  # padding: 0, "stay"
   steps_BL = jnp.where(moves_BL == 1, 1, jnp.where(moves_BL == 2, -1, 0))
-  return _batch(moves_BL, jnp.sum(steps_BL, axis=-1) % config.cycle_length)
+  return _batch(moves_BL, jnp.sum(steps_BL, axis=-1) % config.cycle_length, lengths_B)
+
+
+def _make(name, config, padded_sample, vocab_size, output_size) -> base.Task:
+  padded = functools.partial(padded_sample, config)
+  return base.Task(name=name, config=config, vocab_size=vocab_size, output_size=output_size,
+                   output_kind=base.SEQUENCE, sample_fn=base.unpadded(padded),
+                   padded_sample_fn=padded)
 
 
 def make_parity(config: ParityConfig) -> base.Task:
-  return base.Task(name="parity", config=config, vocab_size=2, output_size=2,
-                   output_kind=base.SEQUENCE, sample_fn=functools.partial(sample_parity, config))
+  return _make("parity", config, sample_parity, 2, 2)
 
 
 def make_even_pairs(config: EvenPairsConfig) -> base.Task:
-  return base.Task(name="even_pairs", config=config, vocab_size=2, output_size=2,
-                   output_kind=base.SEQUENCE, sample_fn=functools.partial(sample_even_pairs, config))
+  return _make("even_pairs", config, sample_even_pairs, 2, 2)
 
 
 def make_cycle_navigation(config: CycleNavigationConfig) -> base.Task:
-  return base.Task(name="cycle_navigation", config=config, vocab_size=3,
-                   output_size=config.cycle_length, output_kind=base.SEQUENCE,
-                   sample_fn=functools.partial(sample_cycle_navigation, config))
+  return _make("cycle_navigation", config, sample_cycle_navigation, 3, config.cycle_length)

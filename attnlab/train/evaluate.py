@@ -1,0 +1,197 @@
+"""Evaluation of a training state at many lengths: the loop's periodic evaluation and a saved run's.
+
+Each length is scored on ``num_batches`` fixed batches: sampled on the device from ``seed`` (every
+model sees the same examples), or read from the fixed tfds sets that ``scripts/build_data.py``
+built (``read_sets``: the same examples for every run and every attnlab version that keeps
+``tfds_builder.VERSION``; a missing or too small set is a ``ValueError`` naming the command that
+builds it, raised before anything compiles).
+
+With length buckets one compiled program per bucket serves every length in it: batches are padded
+to the bucket and carry their true lengths, and the models compute on them exactly what they
+compute on the unpadded batch, so each length's metrics are those of its own examples.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from attnlab.tasks import base, lengths as lengths_lib, registry, tfds_builder
+from attnlab.train import parallel
+from attnlab.train import step as step_lib
+
+
+def _mean_metrics(per_batch):
+  return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), per_batch)
+
+
+def _jit(fn, mesh: Mesh | None, **kwargs):
+  if mesh is None:
+    return jax.jit(fn, **kwargs)
+  return jax.jit(fn, out_shardings=NamedSharding(mesh, P()), **kwargs)
+
+
+def sampled_eval_fn(task: base.Task, *, batch_size: int, num_batches: int, seed: int,
+                    mesh: Mesh | None, padded: bool):
+  """Jitted ``fn(state, length[, padded_length])`` -> metrics averaged over the fixed batches
+  ``task.sample(fold_in(fold_in(key(seed), length), i), batch_size, length)``, i < num_batches.
+
+  ``padded``: length is traced and padded_length static (one compile per bucket); else length is
+  static (one compile per length). Both see the same examples.
+  """
+  eval_rng = jax.random.PRNGKey(seed)
+
+  def fn(state, length, padded_length=None):
+    def one(i):
+      rng = jax.random.fold_in(jax.random.fold_in(eval_rng, length), i)
+      batch = (task.sample(rng, batch_size, length) if padded_length is None
+               else task.sample_padded(rng, batch_size, length, padded_length))
+      if mesh is not None:
+        batch = jax.lax.with_sharding_constraint(batch, NamedSharding(mesh, P(parallel.AXIS)))
+      return step_lib.eval_step(state, batch)
+    return _mean_metrics(jax.lax.map(one, jnp.arange(num_batches)))
+
+  return _jit(fn, mesh, static_argnums=(2,) if padded else (1,))
+
+
+def data_eval_fn(mesh: Mesh | None):
+  """Jitted ``fn(state, batches)`` -> metrics averaged over given batches (leading axis: batch
+  index); one compile per batch shape."""
+
+  def fn(state, batches):
+    return _mean_metrics(jax.lax.map(lambda b: step_lib.eval_step(state, b), batches))
+
+  return _jit(fn, mesh)
+
+
+def pad_batches(batches: dict[str, np.ndarray], length: int, padded_length: int,
+                output_kind: str) -> dict[str, np.ndarray]:
+  """Host batches [num_batches, B, length, ...] right-padded to ``padded_length``, with lengths."""
+  extra = padded_length - length
+  out = dict(batches)
+  time_keys = ("inputs", "targets", "mask") if output_kind == base.PER_TOKEN else ("inputs",)
+  for key in time_keys:
+    x = out[key]
+    out[key] = np.pad(x, [(0, 0), (0, 0), (0, extra)] + [(0, 0)] * (x.ndim - 3))
+  out["lengths"] = np.full(batches["inputs"].shape[:2], length, np.int32)
+  return out
+
+
+def to_devices(batches: dict[str, np.ndarray], mesh: Mesh | None) -> dict[str, jax.Array]:
+  """Stacked batches on the mesh, each batch's rows split over the data axis (every process holds
+  the full arrays and keeps its devices' rows)."""
+  if mesh is None:
+    return {k: jax.device_put(v) for k, v in batches.items()}
+  sharding = NamedSharding(mesh, P(None, parallel.AXIS))
+  return {k: jax.make_array_from_callback(v.shape, sharding, lambda idx, v=v: v[idx])
+          for k, v in batches.items()}
+
+
+class Evaluation:
+  """``self(state, length) -> metrics`` (device scalars) for the lengths of a run."""
+
+  def __init__(self, task: base.Task, *, batch_size: int, num_batches: int, seed: int,
+               mesh: Mesh | None = None, buckets: Sequence[int] | None = None,
+               sets: dict[int, dict[str, np.ndarray]] | None = None):
+    """``mesh``: shard each batch over its data axis (None: one device, as under pmap);
+    ``buckets``: the run's length buckets (None: exact lengths); ``sets``: host batches per
+    length from ``read_sets`` (None: sampled from ``seed``)."""
+    self.buckets = None if buckets is None else tuple(buckets)
+    self.sets = sets
+    self._mesh = mesh
+    self._task = task
+    if sets is None:
+      self._fn = sampled_eval_fn(task, batch_size=batch_size, num_batches=num_batches, seed=seed,
+                                 mesh=mesh, padded=self.buckets is not None)
+    else:
+      self._fn = data_eval_fn(mesh)
+    self._data: dict[int, Any] = {}
+    self._compiled: dict[Any, Any] = {}
+
+  def _args(self, n: int) -> tuple[tuple, tuple, int]:
+    """(traced arguments after the state, static ones, the key of the program) for length n."""
+    padded = lengths_lib.bucket_of(n, self.buckets)
+    if self.sets is None:
+      return ((), (n,), n) if self.buckets is None else ((n,), (padded,), padded)
+    if n not in self._data:
+      batches = self.sets[n]
+      if self.buckets is not None:
+        batches = pad_batches(batches, n, padded, self._task.output_kind)
+      self._data[n] = to_devices(batches, self._mesh)
+    return (self._data[n],), (), padded
+
+  def compile(self, state, lengths: Sequence[int]) -> int:
+    """Compiles the programs ``lengths`` need now (a shape error shows at start and no compile
+    lands mid-run); returns how many programs that is."""
+    for n in lengths:
+      traced, static, key = self._args(n)
+      if key not in self._compiled:
+        self._compiled[key] = self._fn.lower(state, *traced, *static).compile()
+    return len(self._compiled)
+
+  def __call__(self, state, n: int):
+    traced, static, key = self._args(n)
+    if key in self._compiled:
+      return self._compiled[key](state, *traced)
+    return self._fn(state, *traced, *static)
+
+
+def evaluate(evaluation: Evaluation, state, lengths: Sequence[int], step: int) -> dict:
+  """One eval.jsonl record: ``{"step": S, "lengths": {"64": {metric: value}}}``."""
+  device_metrics = {n: evaluation(state, n) for n in lengths}  # dispatch all, then fetch
+  return {"step": step, "lengths": {str(n): parallel.host_scalars(m)
+                                    for n, m in device_metrics.items()}}
+
+
+def mean_over_lengths(record: dict) -> dict:
+  per_length = list(record["lengths"].values())
+  return {k: float(np.mean([m[k] for m in per_length])) for k in per_length[0]}
+
+
+def build_command(data_dir, task: base.Task, lengths, examples: int, seed: int) -> str:
+  """The ``scripts/build_data.py`` command that builds the sets a run needs."""
+  fields = " ".join(f"--task_config {k}={v}" for k, v in registry.task_fields(task).items())
+  return (f"scripts/build_data.py --task {task.name} --data_dir {data_dir} "
+          f"--lengths {','.join(str(n) for n in lengths)} --examples {examples} --seed {seed}"
+          + (f" {fields}" if fields else ""))
+
+
+def read_sets(data_dir: str, task: base.Task, lengths: Sequence[int], *, batch_size: int,
+              num_batches: int, seed: int) -> dict[int, dict[str, np.ndarray]]:
+  """{length: batches with a leading [num_batches, batch_size] pair of axes} read from the sets."""
+  examples = batch_size * num_batches
+  out = {}
+  for n in lengths:
+    try:
+      batches = list(tfds_builder.eval_batches(data_dir, task, n, batch_size, seed=seed,
+                                               num_batches=num_batches))
+    except ValueError as e:
+      raise ValueError(f"eval_data_dir={data_dir!r}: {e}. Build it with: "
+                       f"{build_command(data_dir, task, lengths, examples, seed)}") from None
+    if len(batches) < num_batches:
+      raise ValueError(
+          f"eval_data_dir={data_dir!r}: the {task.name} set at length {n} (seed {seed}) holds "
+          f"{len(batches) * batch_size} usable examples; eval_batches * batch_size = {examples} are "
+          f"needed. Build it with: {build_command(data_dir, task, lengths, examples, seed)}")
+    out[n] = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+  return out
+
+
+def from_config(config, task: base.Task, mesh: Mesh | None, lengths: Sequence[int],
+                buckets: Sequence[int] | None, *, batch_size: int | None = None,
+                num_batches: int | None = None) -> Evaluation:
+  """The run's evaluation, from its config fields (eval_data_dir, eval_seed, batch_size and
+  eval_batches unless given): the sets are read here, before anything compiles."""
+  batch_size = batch_size or config.batch_size
+  num_batches = num_batches or config.eval_batches
+  data_dir = config.get("eval_data_dir", "")
+  sets = None
+  if data_dir:
+    sets = read_sets(data_dir, task, lengths, batch_size=batch_size, num_batches=num_batches,
+                     seed=config.eval_seed)
+  return Evaluation(task, batch_size=batch_size, num_batches=num_batches, seed=config.eval_seed,
+                    mesh=mesh, buckets=buckets, sets=sets)
