@@ -216,12 +216,18 @@ def markdown_table(groups: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> 
   return "\n".join(lines)
 
 
-def write_table(rows: Sequence[Mapping[str, Any]], path: str, metric: str | None = None) -> str:
+def table(rows: Sequence[Mapping[str, Any]], metric: str | None = None) -> str:
+  """The Markdown table of ``rows`` over seeds (``metric`` defaults to the first one present)."""
   metric = metric or default_metric(rows)
   keys = grid_keys(rows)
-  table = markdown_table(aggregate(rows, metric, keys), keys)
+  return markdown_table(aggregate(rows, metric, keys), keys)
+
+
+def write_table(rows: Sequence[Mapping[str, Any]], path: str, metric: str | None = None) -> str:
+  metric = metric or default_metric(rows)
+  text = table(rows, metric)
   std_note = ("mean ± sample standard deviation over the seeds that finished; "
               "best (seed): the best value and the seed that reached it.")
   with open(path, "w") as f:
-    f.write(f"{table}\n\n{metric}: final evaluation, averaged over the evaluated lengths; {std_note}\n")
-  return table
+    f.write(f"{text}\n\n{metric}: final evaluation, averaged over the evaluated lengths; {std_note}\n")
+  return text

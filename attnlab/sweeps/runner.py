@@ -1,17 +1,22 @@
-"""Runs sweep trials as ``scripts/train.py`` subprocesses, N at a time.
+"""One trial attempt as a ``scripts/train.py`` subprocess, and the local executor (N at a time).
 
 A trial is finished when its ``summary.json`` has a terminal status ("done", or "nan": a diverged
-run gives the same result again); finished trials are skipped. Any other trial (never started,
-killed, preempted, failed) is (re)started with the same workdir, so the training loop resumes it
-from its last checkpoint. Each attempt's outcome goes to ``TRIAL/sweep_trial.json``: exit code,
-peak resident memory of the process, wall time and the last lines of stderr.
+run gives the same result again). Any other trial (never started, killed, preempted, failed) is
+(re)started with the same workdir, so the training loop resumes it from its last checkpoint. Every
+executor (local here, ``slurm_executor``, ``ray_executor``) runs a trial through ``start_attempt``:
+the same command, the same files in the trial directory. While an attempt runs,
+``TRIAL/sweep_running.json`` says who runs it and where; when it ends, ``TRIAL/sweep_trial.json``
+records its outcome: exit code, peak resident memory of the process, wall time and the last lines
+of stderr.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,8 +26,16 @@ from typing import Callable, Mapping, Sequence
 from attnlab.sweeps import spec
 
 TERMINAL = ("done", "nan")
-TRIAL_RECORD = "sweep_trial.json"
+TRIAL_RECORD = "sweep_trial.json"  # the last attempt that ended
+RUNNING_RECORD = "sweep_running.json"  # the attempt in progress (removed when it ends)
+JOB_RECORD = "sweep_job.json"  # the executor's last submission of the trial (slurm, ray)
 STDOUT, STDERR = "train.out", "train.err"
+INPUT_ERROR_EXIT = 2  # scripts/train.py's exit status for a bad config: a retry cannot help
+HEARTBEAT_S = 20.0  # how often a running attempt touches its running record
+STOP_GRACE_S = 120.0  # how long a stopped trial may take to save its checkpoint and exit
+# attnlab.train.compilation.ENV, named here so that the sweep does not import JAX.
+CACHE_ENV = "ATTNLAB_COMPILATION_CACHE"
+CACHE_DIR = ".jax_cache"  # under the sweep workdir: one cache for every trial on every node
 _TAIL_LINES = 20
 
 
@@ -41,6 +54,14 @@ def read_json(path: str) -> dict | None:
       return json.load(f)
   except (OSError, ValueError):
     return None
+
+
+def write_json(path: str, record: Mapping) -> None:
+  """Written whole or not at all (another node may read it meanwhile)."""
+  tmp = f"{path}.{socket.gethostname()}.{os.getpid()}.tmp"
+  with open(tmp, "w") as f:
+    json.dump(record, f, indent=1)
+  os.replace(tmp, path)
 
 
 def trial_status(trial_dir: str) -> str | None:
@@ -69,6 +90,16 @@ def trial_command(train_command: Sequence[str], config: str, trial: spec.Trial,
           "--workdir", trial_dir]
 
 
+def trial_env(workdir: str, env: Mapping[str, str] | None = None,
+              base: Mapping[str, str] | None = None) -> dict[str, str]:
+  """A trial's environment: ``base`` (this process's) with ``env`` on top, and the sweep's shared
+  compilation cache ``WORKDIR/.jax_cache`` unless one of them names a cache already."""
+  out = dict(os.environ if base is None else base)
+  out.update(env or {})
+  out.setdefault(CACHE_ENV, os.path.join(os.path.abspath(workdir), CACHE_DIR))
+  return out
+
+
 def _tail(path: str, lines: int = _TAIL_LINES) -> str:
   try:
     with open(path, "rb") as f:
@@ -80,21 +111,83 @@ def _tail(path: str, lines: int = _TAIL_LINES) -> str:
   return "\n".join(text.splitlines()[-lines:])
 
 
-class _Running:
-  """A launched trial: its process and the bookkeeping written when it ends."""
+def _job_id() -> str | None:
+  """The cluster job this process runs in, if any."""
+  for name in ("SLURM_ARRAY_JOB_ID", "SLURM_JOB_ID", "SUBMITIT_LOCAL_JOB_ID"):
+    if os.environ.get(name):
+      if name == "SLURM_ARRAY_JOB_ID":
+        return f"{os.environ[name]}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+      return os.environ[name]
+  return None
 
-  def __init__(self, trial, trial_dir, command, env):
-    self.trial, self.trial_dir, self.command = trial, trial_dir, command
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> Callable[[], None] | None:
+  """For trials run by a worker (a Ray task, a SLURM job): the trial dies with the worker (a
+  retry must not meet an orphan still writing the same directory) and ignores SIGUSR2, which
+  SLURM sends to every process of the job and which only the worker handles (it stops the trial
+  at a checkpoint). Linux only; elsewhere the trial is left as it is."""
+  if not sys.platform.startswith("linux"):
+    return None
+  libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork: the child only calls it
+  prctl, set_handler = libc.prctl, libc.signal
+  usr2, kill, ignore = int(signal.SIGUSR2), int(signal.SIGKILL), ctypes.c_void_p(1)  # SIG_IGN
+
+  def setup():
+    prctl(_PR_SET_PDEATHSIG, kill)
+    set_handler(usr2, ignore)
+  return setup
+
+
+class Attempt:
+  """A launched trial: its process, its running record, and the trial record written when it ends.
+
+  ``with attempt:`` stops the process (SIGTERM: the loop saves a checkpoint and exits) if the block
+  is left before it ended, so an interrupted worker leaves a resumable trial.
+  """
+
+  def __init__(self, trial: spec.Trial, trial_dir: str, command: Sequence[str],
+               env: Mapping[str, str] | None, *, executor: str = "local",
+               die_with_parent: bool = False):
+    self.trial, self.trial_dir, self.command = trial, trial_dir, list(command)
+    self.executor = executor
     self.start = time.time()
     self.resumed_from = (checkpoint_steps(trial_dir) or [None])[-1]
+    self.record: dict | None = None
     with open(os.path.join(trial_dir, STDOUT), "ab") as out, \
         open(os.path.join(trial_dir, STDERR), "ab") as err:
-      self.proc = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+      self.proc = subprocess.Popen(self.command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                   env=dict(env) if env is not None else None,
+                                   preexec_fn=_child_setup() if die_with_parent else None)
+    self._running_path = os.path.join(trial_dir, RUNNING_RECORD)
+    self._beat = self.start
+    write_json(self._running_path, {
+        "trial": trial.name, "executor": executor, "host": socket.gethostname(),
+        "pid": self.proc.pid,  # the training process
+        "runner_pid": os.getpid(),  # the process that started it and waits for it
+        "job_id": _job_id(), "started": self.start, "resumed_from_step": self.resumed_from})
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    if self.record is None:
+      self.stop()
 
   def poll(self) -> dict | None:
     """The attempt's record once the process has exited (reaped here, to read its peak memory)."""
+    if self.record is not None:
+      return self.record
     pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
     if pid == 0:
+      if time.time() - self._beat > HEARTBEAT_S:  # tells other nodes the attempt is alive
+        self._beat = time.time()
+        try:
+          os.utime(self._running_path)
+        except OSError:
+          pass
       return None
     self.proc.returncode = rc = os.waitstatus_to_exitcode(status)
     summary_status = trial_status(self.trial_dir)
@@ -105,26 +198,87 @@ class _Running:
         "trial": self.trial.name,
         "overrides": dict(self.trial.overrides),
         "command": self.command,
+        "executor": self.executor,
+        "host": socket.gethostname(),
         "returncode": rc,
         "status": summary_status if rc == 0 and summary_status else "failed",
         "resumed_from_step": self.resumed_from,
         "peak_rss_mb": usage.ru_maxrss / 1024.0,  # Linux reports kilobytes
         "attempt_wall_s": wall,
-        # Over the attempts this runner saw end (a sweep killed with its trial records nothing).
+        "ended": time.time(),
+        # Over the attempts that ended with a record (a killed worker records nothing).
         "attempts": previous.get("attempts", 0) + 1,
         "total_wall_s": previous.get("total_wall_s", 0.0) + wall,
     }
     if record["status"] not in TERMINAL:
       record["stderr_tail"] = _tail(os.path.join(self.trial_dir, STDERR))
-    with open(record_path, "w") as f:
-      json.dump(record, f, indent=1)
+    write_json(record_path, record)
+    try:
+      os.remove(self._running_path)
+    except OSError:
+      pass
+    self.record = record
     return record
+
+  def wait(self, poll_s: float = 0.5) -> dict:
+    while (record := self.poll()) is None:
+      time.sleep(poll_s)
+    return record
+
+  def stop(self, grace_s: float = STOP_GRACE_S) -> dict:
+    """SIGTERM (the loop checkpoints and exits "preempted"), SIGKILL after ``grace_s``."""
+    if self.poll() is None:
+      self.proc.send_signal(signal.SIGTERM)
+      deadline = time.time() + grace_s
+      while self.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+      if self.record is None:
+        self.proc.kill()
+    return self.wait(0.05)
+
+
+def start_attempt(trial: spec.Trial, *, config: str, workdir: str,
+                  train_command: Sequence[str] | None = None,
+                  env: Mapping[str, str] | None = None, executor: str = "local",
+                  die_with_parent: bool = False) -> Attempt:
+  """Starts ``trial`` of the sweep in ``workdir``: what every executor runs for a trial.
+
+  ``env`` is added to this process's environment (on a cluster node: the node's); the default
+  ``train_command`` is this installation's ``scripts/train.py``.
+  """
+  trial_dir = os.path.join(workdir, trial.name)
+  os.makedirs(trial_dir, exist_ok=True)
+  command = trial_command(list(train_command or default_train_command()), config, trial, trial_dir)
+  return Attempt(trial, trial_dir, command, trial_env(workdir, env), executor=executor,
+                 die_with_parent=die_with_parent)
+
+
+def record_failure(trial_dir: str, trial: spec.Trial, executor: str, message: str) -> dict:
+  """A trial record for an attempt that ended without writing one (its worker or job died)."""
+  previous = read_json(os.path.join(trial_dir, TRIAL_RECORD)) or {}
+  tail = _tail(os.path.join(trial_dir, STDERR))
+  record = {**previous, "trial": trial.name, "overrides": dict(trial.overrides),
+            "executor": executor, "status": "failed", "returncode": None, "ended": time.time(),
+            "stderr_tail": "\n".join(part for part in (tail, message) if part)}
+  write_json(os.path.join(trial_dir, TRIAL_RECORD), record)
+  return record
+
+
+def outcome_line(name: str, record: Mapping) -> str:
+  """``[sweep] NAME: done (exit 0, 12s)``, with the last error line when it did not finish."""
+  wall = record.get("attempt_wall_s")
+  msg = f"[sweep] {name}: {record['status']} (exit {record.get('returncode')}" + \
+        (f", {wall:.0f}s)" if wall is not None else ")")
+  if "stderr_tail" in record:
+    last = record["stderr_tail"].strip().splitlines()[-1:] or ["(no stderr)"]
+    msg += f": {last[0]}"
+  return msg
 
 
 def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str, workers: int = 1,
                train_command: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
                log: Callable[[str], None] = print, poll_s: float = 0.2) -> dict[str, dict]:
-  """Runs every unfinished trial, ``workers`` at a time; returns the records of those it ran.
+  """The local executor: runs ``trials``, ``workers`` at a time; returns their records.
 
   ``config`` is the ``FILE[:ARG]`` string given to each trial. A failing trial is recorded and the
   others go on. SIGTERM/SIGINT to the sweep is passed on to the running trials (the loop then saves
@@ -132,14 +286,7 @@ def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str, worke
   """
   if workers < 1:
     raise ValueError(f"workers={workers}; must be a positive integer")
-  train_command = list(train_command or default_train_command())
-  pending, running, records = [], [], {}
-  for trial in trials:
-    trial_dir = os.path.join(workdir, trial.name)
-    if is_finished(trial_dir):
-      log(f"[sweep] {trial.name}: finished ({trial_status(trial_dir)}), skipped")
-    else:
-      pending.append(trial)
+  pending, running, records = list(trials), [], {}
   total = len(pending)
   restore = None
   if threading.current_thread() is threading.main_thread():
@@ -149,10 +296,8 @@ def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str, worke
     while pending or running:
       while pending and len(running) < workers:
         trial = pending.pop(0)
-        trial_dir = os.path.join(workdir, trial.name)
-        os.makedirs(trial_dir, exist_ok=True)
-        command = trial_command(train_command, config, trial, trial_dir)
-        job = _Running(trial, trial_dir, command, dict(env) if env is not None else None)
+        job = start_attempt(trial, config=config, workdir=workdir, train_command=train_command,
+                            env=env)
         how = (f"resuming from step {job.resumed_from}" if job.resumed_from is not None
                else "starting")
         log(f"[sweep] {trial.name}: {how} ({total - len(pending)}/{total})")
@@ -164,21 +309,13 @@ def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str, worke
           continue
         running.remove(job)
         records[job.trial.name] = record
-        msg = f"[sweep] {job.trial.name}: {record['status']} (exit {record['returncode']}, " \
-              f"{record['attempt_wall_s']:.0f}s)"
-        if "stderr_tail" in record:
-          last = record["stderr_tail"].strip().splitlines()[-1:] or ["(no stderr)"]
-          msg += f": {last[0]}"
-        log(msg)
+        log(outcome_line(job.trial.name, record))
   finally:
     for job in running:  # only when interrupted: let each trial checkpoint and exit
-      if job.proc.poll() is None:
+      if job.poll() is None:
         job.proc.send_signal(signal.SIGTERM)
     for job in running:
-      try:
-        job.proc.wait(timeout=120)
-      except subprocess.TimeoutExpired:
-        job.proc.kill()
+      job.stop()
     if restore is not None:
       signal.signal(signal.SIGTERM, restore)
   return records
