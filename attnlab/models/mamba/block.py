@@ -13,7 +13,7 @@ the conv's PyTorch default (uniform in +-1/sqrt(d_conv)). The dense projections 
 
 Decoding: the block returns (y_BLD, MambaState) and takes ``initial_state``, the state a previous
 call returned: a call with L = 1 is one decoding step, a longer one a prompt (any mix of the two
-equals one call over the concatenated inputs). The state is the SSM's h [B, H, P] and the
+equals one call over the concatenated inputs). The state is the SSM's h [B, P, H] and the
 convolution's last Z = d_conv - 1 inputs [B, Z, H], both float32.
 """
 
@@ -36,7 +36,7 @@ MODES = ("linear", "sequential")  # the parallel / time-chunked scan, or the ste
 
 class MambaState(NamedTuple):
   """What decoding carries from one call to the next (float32)."""
-  ssm_BHP: jax.Array  # the SSM's state h
+  ssm_BPH: jax.Array  # the SSM's state h (state index, then channel)
   conv_BZH: jax.Array  # the last Z = d_conv - 1 inputs of the convolution
 
 
@@ -44,7 +44,7 @@ def zero_state(batch: int, d_model: int, expand: int = 2, d_state: int = 16,
                d_conv: int = 4) -> MambaState:
   """The state before a sequence's first token."""
   h = expand * d_model
-  return MambaState(jnp.zeros((batch, h, d_state), jnp.float32),
+  return MambaState(jnp.zeros((batch, d_state, h), jnp.float32),
                     causal_conv.zero_state(batch, d_conv, h))
 
 
@@ -100,7 +100,7 @@ class MambaBlock(nn.Module):
         "params", "in_proj") else None
     checks.check_inputs("MambaBlock", x_BLD, lengths_B, None, {}, (), fitted, self.mode, MODES)
     b, h = x_BLD.shape[0], self.expand * x_BLD.shape[-1]
-    causal_conv.check_state("MambaBlock", initial_state, (b, h, self.d_state), b, self.d_conv, h)
+    causal_conv.check_state("MambaBlock", initial_state, (b, self.d_state, h), b, self.d_conv, h)
 
   @nn.compact
   def __call__(self, x_BLD, lengths_B=None, initial_state=None):
@@ -129,7 +129,7 @@ class MambaBlock(nn.Module):
     ssm0, conv0 = (None, None) if initial_state is None else initial_state
     if self.mode == "sequential":
       cell = lambda s, c: ssm.step(self.dtype, params, s, jax.nn.silu(c))  # noqa: E731
-      s0 = jnp.zeros((b, h, p), jnp.float32) if ssm0 is None else ssm0.astype(jnp.float32)
+      s0 = jnp.zeros((b, p, h), jnp.float32) if ssm0 is None else ssm0.astype(jnp.float32)
       y_BLH, last, conv_last = causal_conv.sequential(cell, conv_kernel, conv_bias_H, x_BLH, conv0,
                                                       s0, lengths_B)
     else:
@@ -141,17 +141,17 @@ class MambaBlock(nn.Module):
     out_BLD = linear_scan.mask_outputs(out_BLD, lengths_B).astype(self.dtype)
     return out_BLD, MambaState(last, conv_last)
 
-  def _scan(self, params, u_BLH, h0_BHP, lengths_B):
+  def _scan(self, params, u_BLH, h0_BPH, lengths_B):
     """The "linear" mode's SSM: (y_BLH, final state), in time chunks or whole."""
     b, length, h = u_BLH.shape
-    h0_BHP = None if h0_BHP is None else h0_BHP.astype(jnp.float32)
+    h0_BPH = None if h0_BPH is None else h0_BPH.astype(jnp.float32)
     size = chunk_size(self.time_chunk, b, length, h * self.d_state)
     if size:
-      h0_BHP = jnp.zeros((b, h, self.d_state), jnp.float32) if h0_BHP is None else h0_BHP
+      h0_BPH = jnp.zeros((b, self.d_state, h), jnp.float32) if h0_BPH is None else h0_BPH
       run = functools.partial(ssm.one_chunk, self.dtype)
-      return time_chunks.over_time_chunks(run, size, params, u_BLH, h0_BHP, lengths_B)
+      return time_chunks.over_time_chunks(run, size, params, u_BLH, h0_BPH, lengths_B)
     y_LBH, last = ssm.whole_sequence(self.dtype, self.segment, params, jnp.swapaxes(u_BLH, 0, 1),
-                                     h0_BHP, lengths_B)
+                                     h0_BPH, lengths_B)
     return jnp.swapaxes(y_LBH, 0, 1), last
 
 

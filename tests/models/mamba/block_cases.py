@@ -1,0 +1,70 @@
+"""Checks both conv + recurrence blocks (Mamba, Hawk) share: a test module calls them with its
+block. Every block maps (x_BLD, lengths_B, initial_state) -> (y_BLD, (recurrent state, conv state))."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+
+def close(got, want, tol=1e-5):
+  """|got - want| <= tol * max|want| elementwise (and got finite)."""
+  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+  assert got.shape == want.shape
+  assert np.all(np.isfinite(got))
+  scale = max(np.abs(want).max(), 1e-30)
+  np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=tol)
+
+
+def tree_close(got, want, tol=1e-5):
+  jax.tree_util.tree_map(lambda g, w: close(g, w, tol), got, want)
+
+
+def outputs_and_grads(block):
+  """jit of (x, state) -> ((y, final state), gradients of a loss reading every output and both
+  final states with respect to the parameters, x and the initial state): one compilation."""
+
+  def loss(params, x, lengths, state):
+    y, last = block.apply(params, x, lengths, state)
+    w = jnp.cos(jnp.arange(y.size, dtype=jnp.float32)).reshape(y.shape)
+    value = (jnp.sum(y.astype(jnp.float32) * w) + jnp.sum(jnp.sin(last[0]))
+             + jnp.sum(last[1] ** 2))
+    return value, (y, last)
+
+  grads = jax.grad(loss, argnums=(0, 1, 3), has_aux=True)
+  return jax.jit(lambda *args: grads(*args)[::-1])
+
+
+def causal_gradient_check(block, params, x, t):
+  """d y[:, t] / d x is zero after t and not zero at t."""
+  g = jax.jit(jax.grad(lambda x: jnp.sum(block.apply(params, x)[0][:, t] ** 2)))(x)
+  g = np.asarray(g)
+  assert np.all(g[:, t + 1:] == 0.0)
+  assert np.all(np.abs(g[:, t]).sum(-1) > 0.0)
+
+
+def decode_in_pieces(block, params, x, pieces, state):
+  """Runs x through ``block`` as consecutive calls of the given lengths (one compilation per piece
+  length), each from the state the last one returned, the first from ``state``: (y, final state)."""
+  apply = jax.jit(block.apply)
+  ys, start = [], 0
+  for size in pieces:
+    lengths = jnp.full((x.shape[0],), size, jnp.int32)
+    y, state = apply(params, x[:, start:start + size], lengths, state)
+    ys.append(y)
+    start += size
+  assert start == x.shape[1]
+  return jnp.concatenate(ys, axis=1), state
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fewer_xla_passes():
+  """The test module's compilations with fewer XLA passes (same semantics, about half the compile
+  time at these sizes, which is most of these tests' time)."""
+  jax.config.update("jax_disable_most_optimizations", True)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", False)
