@@ -128,7 +128,8 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
   writer = writer_lib.MetricWriter(workdir, enabled=lead, total_steps=config.num_steps,
                                    initial_step=start)
   summary = {"status": "failed", "step": start, "param_count": setup.param_counts["total"],
-             "d_model": setup.model_fields["d_model"], "final_eval": None}
+             "d_model": setup.model_fields["d_model"], "final_eval": None, "eval_s": 0.0,
+             "buckets": list(setup.buckets) if setup.buckets else None}
   last_eval = None
   pending = None  # (step, metrics, length) of a log step, read after the next dispatch
   tick = (start, time.time())  # throughput window start: (step, time)
@@ -152,6 +153,7 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
           t0 = time.time()
           last_eval = evaluate_lib.evaluate(evaluation, saveable(state), setup.eval_lengths, step)
           writer.eval(last_eval)
+          summary["eval_s"] += time.time() - t0
           log.debug("evaluation at step %d took %.3f s", step, time.time() - t0)
         if step % config.checkpoint_every == 0 or is_last or stop.signal:
           _check_finite(metrics)
