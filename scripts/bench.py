@@ -24,6 +24,7 @@ SUITES = {
     "data": "benchmarks.data",
     "loop": "benchmarks.loop",
     "checkpoint": "benchmarks.checkpoint",
+    "compile": "benchmarks.compile",
     "experiment": "benchmarks.experiment",
 }
 
