@@ -20,6 +20,9 @@ class RecurrentConfig:
   d_model: int = 64  # hidden size (= the embedding size)
   num_layers: int = 2  # stacked layers
   dropout_rate: float = 0.0  # between layers
+  # LSTM: the forget gate's total bias at init; 0 keeps PyTorch's init (uniform biases). 1 is
+  # Jozefowicz et al. (2015)'s recommendation.
+  forget_bias: float = 0.0
   dtype: Any = jnp.float32  # compute dtype (set by the run's compute_dtype)
 
   def __post_init__(self):
@@ -29,6 +32,8 @@ class RecurrentConfig:
         raise ValueError(f"{name}={getattr(self, name)}; must be >= 1")
     if not 0.0 <= self.dropout_rate < 1.0:
       raise ValueError(f"dropout_rate={self.dropout_rate}; must be in [0, 1)")
+    if self.forget_bias and self.cell != "lstm":
+      raise ValueError(f"forget_bias={self.forget_bias} is for the LSTM only (cell {self.cell!r})")
 
 
 class RecurrentBackbone(nn.Module):
@@ -39,6 +44,7 @@ class RecurrentBackbone(nn.Module):
   def __call__(self, x_BLD, lengths_B=None, *, deterministic=True):
     cfg = self.config
     y_BLD, _ = RNN(cell=cfg.cell, hidden_size=cfg.d_model, num_layers=cfg.num_layers,
-                   dropout_rate=cfg.dropout_rate, dtype=cfg.dtype, name="rnn")(
+                   dropout_rate=cfg.dropout_rate, dtype=cfg.dtype,
+                   forget_bias=cfg.forget_bias or None, name="rnn")(
                        x_BLD, lengths_B, deterministic=deterministic)
     return y_BLD

@@ -81,16 +81,33 @@ def torch_uniform(hidden_size: int):
   return init
 
 
+def forget_gate_init(init, hidden_size: int, value: float, share: float):
+  """``init`` with an LSTM bias's forget-gate block (PyTorch's gate order i, f, g, o) set to
+  ``share * value``: b_ih gets the whole value and b_hh none, so their sum starts at ``value``."""
+  def init_fn(key, shape, dtype=jnp.float32):
+    bias = init(key, shape, dtype)
+    return bias.at[hidden_size:2 * hidden_size].set(jnp.asarray(share * value, dtype))
+  return init_fn
+
+
 def make_params(module: nn.Module, suffix: str, input_size: int, hidden_size: int, gates: int,
-                param_dtype) -> dict[str, jax.Array]:
-  """Creates (or fetches) the four PyTorch-layout parameters ``weight_ih{suffix}`` etc. on ``module``."""
+                param_dtype, forget_bias: float | None = None) -> dict[str, jax.Array]:
+  """Creates (or fetches) the four PyTorch-layout parameters ``weight_ih{suffix}`` etc. on ``module``.
+
+  ``forget_bias`` (LSTM only; None: PyTorch's init): the forget gate's total bias at init
+  (Jozefowicz et al. 2015 recommend 1, so that the cell remembers by default).
+  """
   init = torch_uniform(hidden_size)
+  bias_ih_init = bias_hh_init = init
+  if forget_bias is not None:
+    bias_ih_init = forget_gate_init(init, hidden_size, forget_bias, 1.0)
+    bias_hh_init = forget_gate_init(init, hidden_size, forget_bias, 0.0)
   gh = gates * hidden_size
   return {
       "weight_ih": module.param(f"weight_ih{suffix}", init, (gh, input_size), param_dtype),
       "weight_hh": module.param(f"weight_hh{suffix}", init, (gh, hidden_size), param_dtype),
-      "bias_ih": module.param(f"bias_ih{suffix}", init, (gh,), param_dtype),
-      "bias_hh": module.param(f"bias_hh{suffix}", init, (gh,), param_dtype),
+      "bias_ih": module.param(f"bias_ih{suffix}", bias_ih_init, (gh,), param_dtype),
+      "bias_hh": module.param(f"bias_hh{suffix}", bias_hh_init, (gh,), param_dtype),
   }
 
 

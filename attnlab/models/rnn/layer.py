@@ -89,6 +89,7 @@ class RNN(nn.Module):
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
   implementation: str = "custom_vjp"  # IMPLEMENTATIONS: hand-written or autodiff backward
   unroll: int = 1  # time steps per scan iteration
+  forget_bias: float | None = None  # LSTM: the forget gate's total bias at init (None: PyTorch's)
 
   def _check(self, x_BLD, lengths_B, initial_carry):
     kind = cells.resolve(self.cell)
@@ -100,6 +101,8 @@ class RNN(nn.Module):
         raise ValueError(f"RNN {field} must be an int >= {lo}; got {value!r}")
     if not 0.0 <= self.dropout_rate < 1.0:
       raise ValueError(f"RNN dropout_rate must be in [0, 1); got {self.dropout_rate}")
+    if self.forget_bias is not None and kind != "lstm":
+      raise ValueError(f"RNN forget_bias={self.forget_bias} is for the LSTM only; cell={self.cell!r}")
     if self.implementation not in IMPLEMENTATIONS:
       raise ValueError(f"RNN implementation must be one of {IMPLEMENTATIONS}; got {self.implementation!r}")
     if self.has_variable("params", "weight_ih_l0"):
@@ -144,7 +147,7 @@ class RNN(nn.Module):
       for d in range(dirs):
         suffix = f"_l{layer}" + ("_reverse" if d else "")
         params = cells.make_params(self, suffix, h_BLD.shape[-1], self.hidden_size, gates,
-                                   self.param_dtype)
+                                   self.param_dtype, self.forget_bias)
         carry0 = tuple(p[layer * dirs + d] for p in parts)
         y_BLH, final = run_direction(
             kind, params, h_BLD, carry0, lengths_B, reverse=reverse != bool(d), dtype=self.dtype,

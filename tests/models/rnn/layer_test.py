@@ -171,3 +171,23 @@ def test_bad_input_raises_value_error():
     RNN(cell="gru", hidden_size=H, implementation="cuda").init(jax.random.PRNGKey(0), x)
   with pytest.raises(ValueError, match="num_layers must be an int >= 1; got 0"):
     RNN(cell="gru", hidden_size=H, num_layers=0).init(jax.random.PRNGKey(0), x)
+
+
+@pytest.mark.parametrize("forget_bias", [1.0, -0.5])
+def test_forget_bias_starts_where_asked(forget_bias):
+  model = RNN(cell="lstm", hidden_size=H, num_layers=2, bidirectional=True,
+              forget_bias=forget_bias)
+  params = model.init(jax.random.PRNGKey(0), _x(1))["params"]
+  plain = RNN(cell="lstm", hidden_size=H, num_layers=2, bidirectional=True).init(
+      jax.random.PRNGKey(0), _x(1))["params"]
+  for suffix in ("_l0", "_l0_reverse", "_l1", "_l1_reverse"):
+    b_ih, b_hh = params[f"bias_ih{suffix}"], params[f"bias_hh{suffix}"]
+    np.testing.assert_allclose(b_ih[H:2 * H] + b_hh[H:2 * H], forget_bias)
+    for gate in (slice(0, H), slice(2 * H, 4 * H)):  # the other gates keep PyTorch's init
+      np.testing.assert_array_equal(b_ih[gate], plain[f"bias_ih{suffix}"][gate])
+    np.testing.assert_array_equal(params[f"weight_hh{suffix}"], plain[f"weight_hh{suffix}"])
+
+
+def test_forget_bias_is_for_the_lstm():
+  with pytest.raises(ValueError, match="forget_bias.*LSTM only"):
+    RNN(cell="gru", hidden_size=H, forget_bias=1.0).init(jax.random.PRNGKey(0), _x(1))

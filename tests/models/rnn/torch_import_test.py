@@ -102,3 +102,15 @@ def test_config_and_rejections():
     torch_import.rnn_config(torch.nn.LSTM(D, H, proj_size=2))
   with pytest.raises(ValueError, match="must be a torch nn.RNN, nn.LSTM or nn.GRU"):
     torch_import.rnn_config(torch.nn.Linear(D, H))
+
+
+def test_imported_weights_override_the_forget_bias_init():
+  # forget_bias only sets the initial values: a layer configured with it computes torch's LSTM
+  # once torch's parameters are imported.
+  module = torch.nn.LSTM(D, H, batch_first=True)
+  layer = torch_import.rnn_from_torch(module, forget_bias=1.0)
+  variables = torch_import.import_torch_rnn(module)
+  x = np.random.default_rng(0).normal(size=(B, L, D)).astype(np.float32)
+  with torch.no_grad():
+    want = module(torch.tensor(x))[0].numpy()
+  np.testing.assert_allclose(layer.apply(variables, jnp.asarray(x))[0], want, atol=1e-5)
