@@ -41,10 +41,16 @@ def _pid_runs(pid: int, trial_dir: str) -> bool:
   except PermissionError:
     pass
   try:
+    with open(f"/proc/{pid}/stat") as f:
+      state = f.read().rsplit(")", 1)[1].split()[0]
     with open(f"/proc/{pid}/cmdline", "rb") as f:
-      return os.path.abspath(trial_dir).encode() in f.read()
-  except OSError:
+      command = f.read()
+  except (OSError, IndexError):
     return True  # no /proc: a live pid is all we can know
+  if state == "Z":
+    return False
+  # Empty for a moment while the process starts: nothing to tell it by yet.
+  return not command or os.path.abspath(trial_dir).encode() in command
 
 
 def running(trial_dir: str) -> dict | None:
