@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one-command demo: creates .venv if missing, installs attnlab, and runs the default experiment
 # (experiments/distance.py: accuracy against dependency distance for simple RNN, LSTM, GRU, minGRU
-# and a Transformer, parameter-matched) as a sweep sized for a 2-core CPU (`:demo`, ~10 minutes),
+# and a Transformer, parameter-matched) as a sweep sized for a 2-core CPU (`:demo`, ~2-3 minutes
+# once .venv is installed),
 # then prints the Markdown table and writes the figure.
 #   scripts/demo.sh                 # results in runs/demo/
 #   ATTNLAB_DEMO_DIR=/tmp/d scripts/demo.sh
