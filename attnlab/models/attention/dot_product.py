@@ -36,9 +36,11 @@ from attnlab.models.attention import chunked
 
 IMPLEMENTATIONS = ("naive", "xla", "chunked", "cudnn")
 
-# On CPU (batch 4, 8 heads, head dim 64, forward+backward) naive was faster up to L = S = 128
-# (64: 2.0 vs 3.2 ms CPU time; 128: 8.8 vs 8.6; 256: 54 vs 34); chunked beyond.
-_NAIVE_MAX_LS = 128 * 128
+# On CPU naive is faster only while the whole [B, N, L, S] logits stay small: forward+backward,
+# chunked took 0.83-0.88x naive's CPU time from 2^19 logits (4 x 8 x 128^2 with head dim 64,
+# 32 x 4 x 64^2, 8 x 4 x 128^2 causal) and 0.60x at 64 x 4 x 128^2 causal (the MQAR decoder),
+# but 1.1-1.7x at 2^17 (4 x 8 x 64^2) and 1.25x at 128 x 4 x 20^2; at 2^18 the two tied.
+_NAIVE_MAX_LOGITS = 2**18
 
 
 def _check_broadcast(name, x, target):
@@ -169,7 +171,8 @@ def default_implementation(q_BLNK, k_BSGK, *, dropout_rate=0.0, return_weights=F
         and kd <= 128 and kd % 8 == 0):
       return "cudnn"
     return "xla" if dropout_rate == 0.0 else "chunked"
-  return "naive" if l * s <= _NAIVE_MAX_LS else "chunked"
+  b, n = q_BLNK.shape[0], q_BLNK.shape[2]
+  return "naive" if b * n * l * s <= _NAIVE_MAX_LOGITS else "chunked"
 
 
 def dot_product_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=False,
