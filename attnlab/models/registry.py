@@ -22,7 +22,7 @@ from attnlab.models.mamba.backbone import MambaStackConfig
 from attnlab.models.rnn.backbone import RecurrentBackbone, RecurrentConfig
 from attnlab.models.scan.backbone import GatedStackConfig, LRUStackConfig
 from attnlab.models.transformer.backbone import TransformerBackbone
-from attnlab.models.transformer.config import TransformerConfig
+from attnlab.models.transformer.config import SlidingWindowConfig, TransformerConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +51,7 @@ MODELS = {
     "hawk": Entry(HawkStackConfig, stack.from_config),
     "transformer": Entry(TransformerConfig, _transformer("encoder")),
     "decoder": Entry(TransformerConfig, _transformer("decoder")),
+    "swa": Entry(SlidingWindowConfig, _transformer("decoder")),
     "encoder_decoder": Entry(TransformerConfig, _transformer("encoder_decoder")),
 }
 

@@ -113,21 +113,26 @@ def _to_bgrls(x, n: int, g: int, l: int, s: int, pad_l: int, pad_s: int, fill):
 
 
 def _plan(b, l, s, n, g, causal, has_mask, dropout_rate, block_q, block_k, block_elements,
-          diagonal_parts):
+          diagonal_parts, window=None):
   for name, value in (("block_q", block_q), ("block_k", block_k),
                       ("block_elements", block_elements), ("diagonal_parts", diagonal_parts)):
     if not isinstance(value, int) or value < 1:
       raise ValueError(f"{name} must be a positive int; got {value!r}")
+  if window is not None and not causal:
+    raise ValueError(f"window={window} needs causal=True (the window is the last `window` keys "
+                     "up to the query)")
   nq, bq = ab.blocks(l, block_q)
   nk, bk = ab.blocks(s, block_k)
   gb, gg = _group_shape(b, g, n // g, bq, bk, block_elements)
-  # Row parts on the diagonal need the diagonal blocks to be the only masked ones: causal alone
-  # (no mask, no dropout, whose per-block streams are drawn per whole block), square blocks, and
-  # the causal offset s - l a whole number of blocks.
+  # Row parts on the diagonal need the diagonal blocks to be the only ones the causal edge masks:
+  # causal alone (no mask, no dropout, whose per-block streams are drawn per whole block), square
+  # blocks, and the causal offset s - l a whole number of blocks. A window's lower edge masks
+  # other blocks, computed whole, and within the diagonal trims the keys of each part.
   parts = diagonal_parts if (causal and not has_mask and dropout_rate == 0.0 and bq == bk
                              and s >= l and (s - l) % bk == 0 and bq % diagonal_parts == 0) else 1
   return ab.Plan(l=l, s=s, bq=bq, nq=nq, bk=bk, nk=nk, causal=bool(causal), has_mask=has_mask,
-               dropout_rate=float(dropout_rate), gb=gb, gg=gg, ng=g // gg, parts=parts)
+               dropout_rate=float(dropout_rate), gb=gb, gg=gg, ng=g // gg, parts=parts,
+               window=window)
 
 
 def _to_groups(x_BLGRK, p: ab.Plan, length: int):
@@ -139,8 +144,8 @@ def _to_groups(x_BLGRK, p: ab.Plan, length: int):
 
 
 def chunked_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=False,
-                      dropout_rate=0.0, dropout_rng=None, block_q=1024, block_k=1024,
-                      block_elements=2**20, diagonal_parts=4):
+                      dropout_rate=0.0, dropout_rng=None, window=None, block_q=1024,
+                      block_k=1024, block_elements=2**20, diagonal_parts=4):
   """Memory-efficient attention; same arguments and result as ``attention.naive_attention``.
 
   Inputs are assumed validated (``attention.dot_product_attention`` does it). ``block_q`` and
@@ -153,7 +158,7 @@ def chunked_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=Fa
   b, l, n, kd = q_BLNK.shape
   s, g = k_BSGK.shape[1], k_BSGK.shape[2]
   p = _plan(b, l, s, n, g, causal, mask is not None, dropout_rate, block_q, block_k, block_elements,
-            diagonal_parts)
+            diagonal_parts, window)
   pad_l, pad_s = p.nq * p.bq - l, p.nk * p.bk - s
   scale = 1.0 / float(kd) ** 0.5
   # One transpose to [groups, gb, gg, R, L, K] / [groups, gb, gg, S, K]: every block product is

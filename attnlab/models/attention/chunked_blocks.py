@@ -7,11 +7,16 @@ accumulates dq, dk, dv (and the bias gradient) with matmuls. Memory is O(L + S) 
 of logits.
 
 Causal attention iterates only over the key blocks that some query of the block may see, and
-applies no mask at all to blocks that every query sees fully. With ``Plan.parts`` > 1 the diagonal
-block (then the only masked one) is computed in row parts, part a holding queries [a w, (a + 1) w)
-and only the keys they may see: on a 2-core CPU (batch 4, 8 heads, head dim 64, 1024 x 1024
-blocks, forward+backward) 4 parts took 1.79 s against 2.12 s for the whole masked block at length
-4096, and 0.17 s against 0.21 s at 1024.
+applies no mask at all to blocks that every query sees fully. A sliding window (``Plan.window``:
+query i sees keys i + (s - l) - window < j <= i + (s - l)) also starts the run at the first key
+block inside the window, so that a query block visits about (bq + window) / bk + 1 key blocks
+whatever the length: ``window_range`` gives where the run starts and which blocks the window's
+lower edge cuts (masked), ``key_range`` which need no mask and where the masked diagonal begins.
+With ``Plan.parts`` > 1 the diagonal block (then the only one masked by the causal edge) is
+computed in row parts, part a holding queries [a w, (a + 1) w) and only the keys they may see
+(with a window, also not those before it): on a 2-core CPU (batch 4, 8 heads, head dim 64,
+1024 x 1024 blocks, forward+backward) 4 parts took 1.79 s against 2.12 s for the whole masked block
+at length 4096, and 0.17 s against 0.21 s at 1024.
 
 Arrays: q [B, G, R, Lp, K] (R query heads per key/value head), k, v [B, G, Sp, K]; a block's rows
 are (head in group, query) pairs, R * bq of them; mask/bias rank 5 [B|1, G|1, R|1, Lp|1, Sp|1].
@@ -48,6 +53,7 @@ class Plan:
   gg: int = 1  # key/value heads per group
   ng: int = 1  # groups along the key/value heads (G // gg)
   parts: int = 1  # row parts of each causal diagonal block (1: the block computed whole, masked)
+  window: int | None = None  # causal sliding window: query i sees keys j > i + (s - l) - window
 
 
 def blocks(length: int, target: int) -> tuple[int, int]:
@@ -59,8 +65,14 @@ def blocks(length: int, target: int) -> tuple[int, int]:
   return n, block
 
 
+def _window_lo(p: Plan, i):
+  """First key block that some query of block i may see under the window (unclipped)."""
+  return (i * p.bq + (p.s - p.l) - p.window + 1) // p.bk
+
+
 def key_range(p: Plan, i):
-  """Key blocks for query block i: [0, n_full) need no mask, [n_full, n_hi) need one."""
+  """Key blocks for query block i: [n_full, n_hi) need a mask, those before need none back to
+  ``window_range``'s n_in (0 without a window)."""
   if p.causal:
     off = p.s - p.l
     q_last = jnp.minimum((i + 1) * p.bq, p.l) - 1  # padded queries need no extra key blocks
@@ -69,11 +81,23 @@ def key_range(p: Plan, i):
   else:
     n_hi = jnp.asarray(p.nk)
     n_full = n_hi
-  if p.has_mask:
-    n_full = jnp.zeros_like(n_full)
+  if p.has_mask:  # every visited block is masked
+    n_full = jnp.zeros_like(n_full) if p.window is None else jnp.clip(_window_lo(p, i), 0, n_hi)
   if p.nk * p.bk > p.s:  # the last key block holds padding
     n_full = jnp.minimum(n_full, p.nk - 1)
   return n_full, n_hi
+
+
+def window_range(p: Plan, i):
+  """(n_lo, n_in) for query block i with a window: its run of key blocks starts at n_lo, the first
+  block any of its queries sees; [n_lo, n_in) are cut by the window's lower edge (masked) and
+  n_in <= key_range's n_full. Blocks before n_lo are never visited."""
+  n_full, _ = key_range(p, i)
+  q_last = jnp.minimum((i + 1) * p.bq, p.l) - 1
+  n_lo = jnp.clip(_window_lo(p, i), 0, n_full)
+  # The first block that lies inside the window of every (real) query of the block.
+  n_in = -((p.window - 1 - q_last - (p.s - p.l)) // p.bk)
+  return n_lo, jnp.clip(n_in, n_lo, n_full)
 
 
 def slice_axis(x, start, size, axis):
@@ -93,6 +117,8 @@ def _block_inputs(p: Plan, q0, k0, rows: int, cols: int, mask, bias):
   allowed = k_pos < p.s
   if p.causal:
     allowed = jnp.logical_and(allowed, k_pos <= q_pos + (p.s - p.l))
+  if p.window is not None:
+    allowed = jnp.logical_and(allowed, k_pos > q_pos + (p.s - p.l) - p.window)
   allowed = allowed.reshape(1, 1, 1, rows, cols)
   if mask is not None:
     allowed = jnp.logical_and(allowed, slice_axis(slice_axis(mask, q0, rows, 3), k0, cols, 4))
@@ -148,9 +174,17 @@ def _scores(p: Plan, q0, k0, rows: int, q_r, kT_b, mask, bias, masked):
 
 def _diagonal_parts(p: Plan, i, n_full):
   """(q0, rows, k0, cols) of the row parts of query block i's diagonal block (causal, parts > 1):
-  part a holds queries [a w, (a + 1) w) of the block and only the keys they may see."""
+  part a holds queries [a w, (a + 1) w) of the block and only the keys they may see.
+
+  The diagonal block starts at the key of the block's first query (``_plan`` allows parts only
+  then), so the keys before part a's window, [0, a w - window], are static offsets.
+  """
   w = p.bq // p.parts
-  return [(i * p.bq + a * w, w, n_full * p.bk, (a + 1) * w) for a in range(p.parts)]
+  out = []
+  for a in range(p.parts):
+    skip = 0 if p.window is None else max(0, a * w - p.window + 1) // 8 * 8  # 8: aligned slices
+    out.append((i * p.bq + a * w, w, n_full * p.bk + skip, (a + 1) * w - skip))
+  return out
 
 
 def _softmax_step(p: Plan, carry, q_r, kT_b, v_b, q0, k0, rows, mask, bias, masked, keep):
@@ -186,7 +220,11 @@ def _forward_qblock(p: Plan, i, q_i, kT, v, mask, bias, rng):
 
   carry = (jnp.full((b, g, rq), _NEG, jnp.float32), jnp.zeros((b, g, rq), jnp.float32),
            jnp.zeros((b, g, rq, kd), jnp.float32))
-  carry = lax.fori_loop(0, n_full, functools.partial(step, masked=False), carry)
+  n_in = 0
+  if p.window is not None:  # the blocks cut by the window's lower edge
+    n_lo, n_in = window_range(p, i)
+    carry = lax.fori_loop(n_lo, n_in, functools.partial(step, masked=True), carry)
+  carry = lax.fori_loop(n_in, n_full, functools.partial(step, masked=False), carry)
   if p.parts > 1:  # the diagonal block, each row part with the keys it may see
     parts = []
     for a, (q0, rows, k0, cols) in enumerate(_diagonal_parts(p, i, n_full)):
@@ -296,7 +334,11 @@ def backward(p: Plan, q, k, v, mask, bias, rng, out, lse, do):
       return dq_i + dq_b, _add_at(dkT, k0, dkT_b, 3), _add_at(dvT, k0, dvT_b, 3), dbias
 
     inner = (jnp.zeros(rows_in[0].shape, jnp.float32), dkT, dvT, dbias)
-    inner = lax.fori_loop(0, n_full, functools.partial(step, masked=False), inner)
+    n_in = 0
+    if p.window is not None:  # the blocks cut by the window's lower edge
+      n_lo, n_in = window_range(p, i)
+      inner = lax.fori_loop(n_lo, n_in, functools.partial(step, masked=True), inner)
+    inner = lax.fori_loop(n_in, n_full, functools.partial(step, masked=False), inner)
     if p.parts > 1:  # the diagonal block, each row part with the keys it may see
       dq_i, dkT, dvT, dbias = inner
       dq_parts = []

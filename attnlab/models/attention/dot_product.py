@@ -6,18 +6,23 @@ q_BLNK: queries; k_BSGK, v_BSGK: keys and values with G key/value heads (G divid
 attention repeats each key/value head N // G times). ``mask`` is boolean, True = may attend, and must
 broadcast to [B, N, L, S]; ``bias`` is additive and broadcasts the same way. With ``causal`` query i
 sits at absolute position i + (S - L) (the last L of S positions, as when decoding with a cache).
+``window`` (with ``causal``) is sliding-window attention: query i sees only the last ``window``
+positions up to its own, keys j with i + (S - L) - window < j <= i + (S - L).
 Rows with no allowed key give zero weights and a zero output in every implementation.
 
 Implementations (``IMPLEMENTATIONS``):
-  naive    the reference: einsum, float32 softmax, O(L S) memory. Everything is supported.
+  naive    the reference: einsum, float32 softmax, O(L S) memory. Everything is supported; the
+           window is a band mask.
   xla      ``jax.nn.dot_product_attention(implementation="xla")``. No dropout, no returned weights
-           (ValueError: use naive or chunked). Causal with L != S becomes an explicit mask.
-  chunked  memory-efficient attention (``chunked_attention.py``), O(L + S) memory forward and
-           backward, causal blocks skipped. Dropout supported (its own per-block random stream, so
-           its masks differ from naive's). With ``return_weights=True`` it runs naive instead: the
-           weights are [B, N, L, S] anyway.
+           (ValueError: use naive or chunked). Causal with L != S becomes an explicit mask; a window
+           is jax's ``local_window_size`` when L = S, else part of that mask.
+  chunked  memory-efficient attention (``chunked.py``), O(L + S) memory forward and backward,
+           causal blocks skipped; with a window also the key blocks before it (time linear in L).
+           Dropout supported (its own per-block random stream, so its masks differ from naive's).
+           With ``return_weights=True`` it runs naive instead: the weights are [B, N, L, S] anyway.
   cudnn    ``jax.nn.dot_product_attention(implementation="cudnn")``: GPU only (ValueError naming the
-           backend elsewhere); cuDNN itself rejects unsupported dtypes/shapes (e.g. float32).
+           backend elsewhere); cuDNN itself rejects unsupported dtypes/shapes (e.g. float32). A
+           window as for xla (cuDNN's sliding window when L = S).
 
 Default (``implementation=None``), from measurements (see ``scripts/benchmarks/attention.py``):
   return_weights         -> naive (the only one returning weights directly);
@@ -49,12 +54,25 @@ def _check_broadcast(name, x, target):
     raise ValueError(f"{name} of shape {shape} does not broadcast to [B, N, L, S] = {target}")
 
 
-def validate(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, dropout_rate=0.0, dropout_rng=None,
-             implementation=None):
+def check_window(window, causal: bool = True) -> None:
+  """A window is an int >= 1 and needs causal attention (None: full attention)."""
+  if window is None:
+    return
+  if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+    raise ValueError(f"window={window!r}; must be an int >= 1 (the positions each query sees, its "
+                     "own included) or None for full attention")
+  if not causal:
+    raise ValueError(f"window={window} needs causal=True: a query sees the last `window` "
+                     "positions up to its own")
+
+
+def validate(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=False, dropout_rate=0.0,
+             dropout_rng=None, window=None, implementation=None):
   """Raises ValueError naming the problem, on static shapes only (before any compilation)."""
   if implementation not in (None,) + IMPLEMENTATIONS:
     raise ValueError(f"unknown attention implementation {implementation!r}; "
                      f"allowed: {IMPLEMENTATIONS} or None for the default")
+  check_window(window, causal)
   shapes = {"q": np.shape(q_BLNK), "k": np.shape(k_BSGK), "v": np.shape(v_BSGK)}
   for name, shape in shapes.items():
     if len(shape) != 4:
@@ -86,10 +104,10 @@ def validate(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, dropout_rate=0.0, 
 
 
 def naive_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=False,
-                    dropout_rate=0.0, dropout_rng=None, return_weights=False):
+                    dropout_rate=0.0, dropout_rng=None, window=None, return_weights=False):
   """The reference: plain einsum and softmax in float32. Returns out_BLNK (and weights_BNLS)."""
-  validate(q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, dropout_rate=dropout_rate,
-           dropout_rng=dropout_rng)
+  validate(q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, causal=causal,
+           dropout_rate=dropout_rate, dropout_rng=dropout_rng, window=window)
   b, l, n, kd = q_BLNK.shape
   s, g = k_BSGK.shape[1], k_BSGK.shape[2]
   q_BLGRK = q_BLNK.reshape(b, l, g, n // g, kd)
@@ -98,7 +116,7 @@ def naive_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=Fals
   logits_BNLS = logits_BGRLS.reshape(b, n, l, s)
   if bias is not None:
     logits_BNLS = logits_BNLS + _rank4(bias).astype(jnp.float32)
-  allowed = _allowed(mask, causal, l, s)
+  allowed = _allowed(mask, causal, l, s, window)
   logits_BNLS = jnp.where(allowed, logits_BNLS, jnp.finfo(jnp.float32).min)
   weights_BNLS = jax.nn.softmax(logits_BNLS, axis=-1)
   # Rows with no allowed key (fully padded queries) give zeros, not a uniform average.
@@ -119,19 +137,22 @@ def _rank4(x):
   return x.reshape((1,) * (4 - x.ndim) + x.shape)
 
 
-def _allowed(mask, causal, l, s):
-  """Boolean [.., L, S] (rank 4) of what may be attended: mask and the causal triangle."""
+def _allowed(mask, causal, l, s, window=None):
+  """Boolean [.., L, S] (rank 4) of what may be attended: mask, the causal triangle, the window."""
   allowed = jnp.ones((1, 1, l, s), bool)
   if mask is not None:
     allowed = jnp.logical_and(allowed, _rank4(mask))
   if causal:
     # Query i sits at absolute position i + (s - l): with a key/value cache the queries are the last l.
     allowed = jnp.logical_and(allowed, jnp.tril(jnp.ones((l, s), bool), k=s - l)[None, None])
+  if window is not None:  # the band's lower edge: keys j <= i + (s - l) - window are too old
+    too_old_LS = jnp.tril(jnp.ones((l, s), bool), k=s - l - window)
+    allowed = jnp.logical_and(allowed, jnp.logical_not(too_old_LS)[None, None])
   return allowed
 
 
 def jax_nn_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=False,
-                     dropout_rate=0.0, return_weights=False, implementation="xla"):
+                     dropout_rate=0.0, window=None, return_weights=False, implementation="xla"):
   """``jax.nn.dot_product_attention`` with this module's conventions (causal offset, empty rows)."""
   name = implementation
   if return_weights:
@@ -141,17 +162,20 @@ def jax_nn_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=Fal
   l, s = q_BLNK.shape[1], k_BSGK.shape[1]
   # jax's is_causal aligns query i with key i; ours aligns the last query with the last key.
   is_causal = causal and l == s
+  # jax's local window (left, right) counts the keys before the query: ours includes the query.
+  local_window = (window - 1, 0) if is_causal and window is not None else None
   allowed = None
   if mask is not None or (causal and not is_causal):
-    allowed = _allowed(mask, causal and not is_causal, l, s)
+    allowed = _allowed(mask, causal and not is_causal, l, s, None if is_causal else window)
     if is_causal:  # for the empty-row check below only
-      allowed_rows = _allowed(mask, True, l, s)
+      allowed_rows = _allowed(mask, True, l, s, window)
     else:
       allowed_rows = allowed
   if bias is not None:
     bias = _rank4(bias).astype(q_BLNK.dtype)
   out_BLNK = jax.nn.dot_product_attention(q_BLNK, k_BSGK, v_BSGK, bias=bias, mask=allowed,
-                                          is_causal=is_causal, implementation=implementation)
+                                          is_causal=is_causal, local_window_size=local_window,
+                                          implementation=implementation)
   if allowed is not None:
     # jax gives rows without any allowed key the mean of v; the reference gives zeros.
     seen_BNL = jnp.any(allowed_rows, axis=-1)
@@ -176,11 +200,11 @@ def default_implementation(q_BLNK, k_BSGK, *, dropout_rate=0.0, return_weights=F
 
 
 def dot_product_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causal=False,
-                          dropout_rate=0.0, dropout_rng=None, return_weights=False,
+                          dropout_rate=0.0, dropout_rng=None, window=None, return_weights=False,
                           implementation=None):
   """Dispatches to an implementation by name (None: the default for the backend and shapes)."""
-  validate(q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, dropout_rate=dropout_rate,
-           dropout_rng=dropout_rng, implementation=implementation)
+  validate(q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, causal=causal, dropout_rate=dropout_rate,
+           dropout_rng=dropout_rng, window=window, implementation=implementation)
   if implementation is None:
     implementation = default_implementation(q_BLNK, k_BSGK, dropout_rate=dropout_rate,
                                             return_weights=return_weights)
@@ -189,12 +213,12 @@ def dot_product_attention(q_BLNK, k_BSGK, v_BSGK, *, mask=None, bias=None, causa
                      f"{jax.default_backend()!r}. Allowed here: 'naive', 'xla', 'chunked'")
   if implementation in ("xla", "cudnn"):
     return jax_nn_attention(q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, causal=causal,
-                            dropout_rate=dropout_rate, return_weights=return_weights,
-                            implementation=implementation)
+                            dropout_rate=dropout_rate, window=window,
+                            return_weights=return_weights, implementation=implementation)
   if implementation == "chunked" and not return_weights:
     return chunked.chunked_attention(
         q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, causal=causal, dropout_rate=dropout_rate,
-        dropout_rng=dropout_rng)
+        dropout_rng=dropout_rng, window=window)
   return naive_attention(q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, causal=causal,
-                         dropout_rate=dropout_rate, dropout_rng=dropout_rng,
+                         dropout_rate=dropout_rate, dropout_rng=dropout_rng, window=window,
                          return_weights=return_weights)

@@ -8,7 +8,14 @@ Query head n reads key/value head n // (N // G), the grouping of
 Decoding (``decode=True``) follows the Flax pattern: ``init`` with a full-length input creates the
 "cache" collection (cached_key, cached_value of that length, cache_index); each later ``apply`` with
 ``mutable=["cache"]`` writes the new keys/values at cache_index and attends to everything up to
-there. RoPE and ALiBi use the absolute positions cache_index + arange(L).
+there (with a ``window``, to the last ``window`` positions). RoPE and ALiBi use the absolute
+positions cache_index + arange(L).
+
+Cross-attention with ``decode=True``: the first call (an ``apply`` with the trained parameters and
+``mutable=["cache"]``) computes the keys and values of ``context_BSD`` and caches them
+(cached_key, cached_value; no index); later calls read them and never project the context again,
+so ``context_BSD`` then only has to have the same shape (pass the same memory). The mask is not
+cached: pass it on every call.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class MultiHeadAttention(nn.Module):
   num_heads: int  # N query heads; head dim K = D // N
   num_kv_heads: int | None = None  # G key/value heads (None: N; 1: multi-query attention)
   causal: bool = False  # query i sees keys j <= i only
+  window: int | None = None  # sliding window (needs causal): query i sees keys i - window < j <= i
   dropout_rate: float = 0.0  # dropout on the attention weights
   position: str = "none"  # "rope"/"alibi" act here (self-attention only); the others are ignored
   rope_base: float = 10000.0  # RoPE wavelength base
@@ -69,7 +77,8 @@ class MultiHeadAttention(nn.Module):
   def __call__(self, x_BLD, context_BSD=None, mask=None, *, deterministic=True, decode=False):
     """mask: bool, True = may attend, rank 4, broadcasting to [B, N, L, S] (S: the cache in decode).
 
-    decode=True is always causal: a query at cache_index + i sees cached positions <= it.
+    decode=True is always causal for self-attention: a query at cache_index + i sees cached
+    positions <= it (and > it - window with a window).
     """
     b, l, d = x_BLD.shape
     n = self.num_heads
@@ -78,8 +87,10 @@ class MultiHeadAttention(nn.Module):
     check_implementation(self.implementation)
     pos_lib.check_position(self.position)
     cross = context_BSD is not None
-    if cross and decode:
-      raise ValueError("decode=True is for causal self-attention; cross-attention has no cache")
+    if cross and self.window is not None:
+      raise ValueError(f"window={self.window} is for causal self-attention; cross-attention "
+                       "attends to the whole context (use window=None)")
+    dot_product.check_window(self.window, self.causal or decode)
     kd = d // n
     if self.position == "rope" and kd % 2:
       raise ValueError(f"rope needs an even head dimension; got d_model/num_heads = {kd}")
@@ -90,16 +101,20 @@ class MultiHeadAttention(nn.Module):
         name=name)
     kv_BSD = context_BSD if cross else x_BLD
     q_BLNK = dense(n, "query")(x_BLD)
-    k_BSGK = dense(g, "key")(kv_BSD)
-    v_BSGK = dense(g, "value")(kv_BSD)
+    key, value = dense(g, "key"), dense(g, "value")
+    if cross and decode:
+      k_BSGK, v_BSGK = self._cached_context(kv_BSD, key, value)
+    else:
+      k_BSGK, v_BSGK = key(kv_BSD), value(kv_BSD)
 
     q_pos_L = jnp.arange(l)
-    causal = self.causal or decode
-    if decode:
+    causal = self.causal or (decode and not cross)
+    window = self.window
+    if decode and not cross:
       k_BSGK, v_BSGK, q_pos_L, causal_11LS = self._update_cache(k_BSGK, v_BSGK, relative)
       if causal_11LS is not None:
         # The cached keys are positions 0 .. S-1 and the queries sit at cache_index + arange(L).
-        causal = False
+        causal, window = False, None
         mask = causal_11LS if mask is None else jnp.logical_and(mask, causal_11LS)
     elif relative == "rope":
       k_BSGK = pos_lib.rope(k_BSGK, jnp.arange(k_BSGK.shape[1]), self.rope_base)
@@ -120,12 +135,12 @@ class MultiHeadAttention(nn.Module):
     if self.capture_weights:
       out_BLNK, weights_BNLS = dot_product.dot_product_attention(
           q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, causal=causal, dropout_rate=rate,
-          dropout_rng=rng, return_weights=True, implementation="naive")
+          dropout_rng=rng, window=window, return_weights=True, implementation="naive")
       self.sow("intermediates", "attention_weights", weights_BNLS)
     else:
       out_BLNK = dot_product.dot_product_attention(
           q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, causal=causal, dropout_rate=rate,
-          dropout_rng=rng, implementation=self.implementation)
+          dropout_rng=rng, window=window, implementation=self.implementation)
     return nn.DenseGeneral(d, axis=(-2, -1), use_bias=self.use_bias, dtype=self.dtype,
                            param_dtype=self.param_dtype, name="out")(out_BLNK)
 
@@ -156,5 +171,23 @@ class MultiHeadAttention(nn.Module):
     cached_key.value = jax.lax.dynamic_update_slice(cached_key.value, k_BLGK, (0, index, 0, 0))
     cached_value.value = jax.lax.dynamic_update_slice(cached_value.value, v_BLGK, (0, index, 0, 0))
     cache_index.value = index + l
-    causal_11LS = (jnp.arange(s)[None, :] <= q_pos_L[:, None])[None, None]
-    return cached_key.value, cached_value.value, q_pos_L, causal_11LS
+    k_pos_1S, q_pos_L1 = jnp.arange(s)[None, :], q_pos_L[:, None]
+    causal_LS = k_pos_1S <= q_pos_L1
+    if self.window is not None:
+      causal_LS = jnp.logical_and(causal_LS, k_pos_1S > q_pos_L1 - self.window)
+    return cached_key.value, cached_value.value, q_pos_L, causal_LS[None, None]
+
+  def _cached_context(self, context_BSD, key, value):
+    """Cross-attention keys/values: projected from the context on the first decode call, then
+    read from the cache."""
+    if self.has_variable("cache", "cached_key"):
+      k_BSGK = self.get_variable("cache", "cached_key")
+      v_BSGK = self.get_variable("cache", "cached_value")
+      if k_BSGK.shape[:2] != context_BSD.shape[:2]:
+        raise ValueError(f"context of shape {tuple(context_BSD.shape)} but the cached "
+                         f"cross-attention keys are for [batch, length] = {k_BSGK.shape[:2]}")
+      return k_BSGK, v_BSGK
+    k_BSGK, v_BSGK = key(context_BSD), value(context_BSD)
+    self.put_variable("cache", "cached_key", k_BSGK)
+    self.put_variable("cache", "cached_value", v_BSGK)
+    return k_BSGK, v_BSGK

@@ -1,5 +1,6 @@
 """The registered attention models: ``transformer`` (bidirectional encoder), ``decoder`` (causal,
-decoder-only) and ``encoder_decoder``.
+decoder-only), ``swa`` (the decoder with sliding-window self-attention: ``SlidingWindowConfig``,
+window 64 by default) and ``encoder_decoder``.
 
 The encoder-decoder reads the inputs with its encoder; its decoder reads the same embedded inputs
 shifted right by one (a zero vector first) with causal self-attention and cross-attention to the

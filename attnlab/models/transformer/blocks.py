@@ -7,11 +7,31 @@ mixture of experts (moe_experts > 0). Inputs are already embedded: x_BLD with D 
 Padding masks (mask_BL, True = real token) hide padded keys; padded queries still compute (their
 outputs are ignored by the loss) so that no row of the softmax is empty.
 
+``config.window`` > 0 makes the causal self-attention (the Decoder's, the EncoderDecoder's decoder)
+a sliding window over the last ``window`` positions, cached decoding included; the Encoder rejects
+it (bidirectional), cross-attention always sees the whole memory.
+
 Decoding: ``variables = Decoder(cfg).init(rng, x_full_BLD, decode=True)`` sizes the cache to that
 length; then ``Decoder(cfg).apply({"params": p, "cache": c}, x_B1D, decode=True,
 mutable=["cache"])`` one step at a time (several tokens per call also work). Note that MoE capacity
 is computed per call, so with capacity drops decoding step by step can route differently from the
 full pass.
+
+EncoderDecoder decoding: the encoder runs once, the cross-attention keys/values are computed once
+from its memory, then the decoder runs one target token at a time::
+
+  model = EncoderDecoder(cfg); v = {"params": params}
+  memory_BSD = model.apply(v, src_BSD, src_mask_BS, method="encode")
+  # Sizes the self-attention caches to L and caches every block's cross-attention keys/values
+  # (an apply with the trained params: the cached keys depend on them).
+  _, c = model.apply(v, jnp.zeros((B, L, D)), memory_BSD, src_mask_BS, decode=True,
+                     method="decode", mutable=["cache"])
+  y_B1D, c = model.apply({**v, **c}, tgt_B1D, memory_BSD, src_mask_BS, decode=True,
+                         method="decode", mutable=["cache"])  # and so on, token by token
+
+The steps read the cached keys/values and never project ``memory_BSD`` again (it is passed for its
+shape only); ``src_mask_BS`` is not cached: pass it on every step. The result equals
+``model.apply(v, src_BSD, tgt_BLD, src_mask_BS)`` position by position.
 """
 
 from __future__ import annotations
@@ -29,6 +49,7 @@ from attnlab.models.attention import positions as pos_lib
 def _attention(cfg: TransformerConfig, causal: bool, position: str, name: str):
   return multi_head.MultiHeadAttention(
       num_heads=cfg.num_heads, num_kv_heads=cfg.num_kv_heads, causal=causal,
+      window=cfg.window if causal and cfg.window else None,
       dropout_rate=cfg.attention_dropout_rate, position=position, rope_base=cfg.rope_base,
       implementation=cfg.attention_impl, capture_weights=cfg.capture_attention,
       use_bias=cfg.use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype, name=name)
@@ -65,7 +86,7 @@ class Block(nn.Module):
     if memory_BSD is not None:
       h_BLD = _attention(cfg, False, "none", "cross_attention")(
           norm("ln_cross")(x_BLD), memory_BSD, mask=_key_mask(memory_mask_BS),
-          deterministic=deterministic)
+          deterministic=deterministic, decode=decode)
       x_BLD = x_BLD + drop(h_BLD)
     h_BLD = _feed_forward(cfg)(norm("ln_ffn")(x_BLD), mask_BL, deterministic=deterministic)
     return x_BLD + drop(h_BLD)
@@ -122,6 +143,9 @@ class Encoder(nn.Module):
 
   @nn.compact
   def __call__(self, x_BLD, mask_BL=None, *, deterministic=True):
+    if self.config.window:
+      raise ValueError(f"window={self.config.window}; the Encoder's self-attention is "
+                       "bidirectional and has no sliding window: use window=0")
     return _Stack(self.config, causal=False, name="stack")(
         x_BLD, mask_BL, deterministic=deterministic)
 
@@ -137,13 +161,27 @@ class Decoder(nn.Module):
 
 
 class EncoderDecoder(nn.Module):
-  """Encoder over the source, causal decoder over the target with cross-attention: -> y_BLD."""
+  """Encoder over the source, causal decoder over the target with cross-attention: -> y_BLD.
+
+  ``encode`` and ``decode`` are the two halves, for cached decoding (module docstring).
+  """
   config: TransformerConfig  # shared hyperparameters
 
-  @nn.compact
+  def setup(self):
+    self.encoder = _Stack(self.config, causal=False)
+    self.decoder = _Stack(self.config, causal=True)
+
   def __call__(self, src_BSD, tgt_BLD, src_mask_BS=None, tgt_mask_BL=None, *,
                deterministic=True):
-    memory_BSD = _Stack(self.config, causal=False, name="encoder")(
-        src_BSD, src_mask_BS, deterministic=deterministic)
-    return _Stack(self.config, causal=True, name="decoder")(
-        tgt_BLD, tgt_mask_BL, memory_BSD, src_mask_BS, deterministic=deterministic)
+    memory_BSD = self.encode(src_BSD, src_mask_BS, deterministic=deterministic)
+    return self.decode(tgt_BLD, memory_BSD, src_mask_BS, tgt_mask_BL, deterministic=deterministic)
+
+  def encode(self, src_BSD, src_mask_BS=None, *, deterministic=True):
+    """The encoder's memory_BSD."""
+    return self.encoder(src_BSD, src_mask_BS, deterministic=deterministic)
+
+  def decode(self, tgt_BLD, memory_BSD, src_mask_BS=None, tgt_mask_BL=None, *,
+             deterministic=True, decode=False):
+    """The decoder over the target, attending to memory_BSD; decode=True uses the "cache"."""
+    return self.decoder(tgt_BLD, tgt_mask_BL, memory_BSD, src_mask_BS,
+                        deterministic=deterministic, decode=decode)

@@ -33,6 +33,9 @@ class TransformerConfig:
   param_dtype: Any = jnp.float32  # parameter dtype
   rope_base: float = 10000.0  # RoPE wavelength base
   use_bias: bool = True  # biases in the attention projections
+  # Sliding window of the causal self-attention (decoders): each position sees the last `window`
+  # positions, its own included; 0: full attention. Encoders and cross-attention always see all.
+  window: int = 0
 
   def __post_init__(self):
     # Placeholders (what a config file's 0 or "" means), resolved here once.
@@ -42,6 +45,8 @@ class TransformerConfig:
       object.__setattr__(self, "num_kv_heads", self.num_heads)
     if not self.attention_impl:
       object.__setattr__(self, "attention_impl", None)
+    if self.window < 0:
+      raise ValueError(f"window={self.window}; must be >= 0 (0 = full attention)")
     for name in ("num_layers", "d_model", "num_heads", "d_ff"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name}={getattr(self, name)}; must be >= 1")
@@ -63,3 +68,9 @@ class TransformerConfig:
                        f"{self.moe_experts}]")
     if self.moe_experts and self.moe_capacity_factor <= 0:
       raise ValueError(f"moe_capacity_factor={self.moe_capacity_factor}; must be > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class SlidingWindowConfig(TransformerConfig):
+  """The ``swa`` model's config: a TransformerConfig whose default is a 64-position window."""
+  window: int = 64  # each position sees the last 64 (so sequences up to 64 see everything)

@@ -127,6 +127,40 @@ def test_cached_decoding_equals_full_causal_pass(position):
   assert int(cache["cache_index"]) == 6
 
 
+def test_windowed_cached_decoding_equals_full_pass():
+  # Window 3 of 8 positions: the steps' cache mask must drop the keys that fell out of it.
+  x = _x(15, (B, 8, D))
+  mod = mha.MultiHeadAttention(num_heads=4, num_kv_heads=2, causal=True, position="rope", window=3)
+  variables = _init(mod, 16, x, decode=True)
+  params = {"params": variables["params"]}
+  full = _apply(mod, params, x)
+  wide = _apply(mha.MultiHeadAttention(num_heads=4, num_kv_heads=2, causal=True, position="rope"),
+                params, x)
+  assert not np.allclose(full[:, 3:], wide[:, 3:], atol=1e-3)  # the window matters from 3 on
+  np.testing.assert_allclose(full[:, :3], wide[:, :3], atol=1e-6)
+  step = jit(functools.partial(mod.apply, decode=True, mutable=["cache"]))
+  cache, outs = variables["cache"], []
+  for start, stop in [(0, 2)] + [(t, t + 1) for t in range(2, 8)]:
+    y, state = step({**params, "cache": cache}, x[:, start:stop])
+    cache = state["cache"]
+    outs.append(y)
+  np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, atol=1e-5)
+
+
+def test_cross_attention_decoding_caches_the_context_keys():
+  x, ctx = _x(17), _x(18, (B, S, D))
+  mask = (jnp.arange(S)[None, :] < jnp.array([S, 4])[:, None])[:, None, None, :]
+  mod = mha.MultiHeadAttention(num_heads=4, num_kv_heads=2)
+  params = {"params": _init(mod, 19, x, ctx, mask)["params"]}
+  full = _apply(mod, params, x, ctx, mask)
+  # The first decode call projects the context into the cache; later calls never read it again.
+  _, state = _apply(mod, params, x[:, :1], ctx, mask, decode=True, mutable=["cache"])
+  assert state["cache"]["cached_key"].shape == (B, S, 2, D // 4)
+  step = jit(functools.partial(mod.apply, decode=True, mutable=["cache"]))
+  outs = [step({**params, **state}, x[:, t:t + 1], jnp.zeros_like(ctx), mask)[0] for t in range(L)]
+  np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, atol=1e-5)
+
+
 def test_linear_memory_alibi_form_gives_the_same_output(monkeypatch):
   x = _x(13)
   mod = mha.MultiHeadAttention(num_heads=4, causal=True, position="alibi")
@@ -154,6 +188,10 @@ def test_dropout_is_random_only_when_not_deterministic():
     (dict(num_heads=4), dict(mask=jnp.ones((B, 1, L, L + 1), bool)), "does not broadcast"),
     (dict(num_heads=4), dict(mask=jnp.ones((B, L), bool)), "does not broadcast"),
     (dict(num_heads=4, position="rotary"), {}, "unknown position"),
+    (dict(num_heads=4, window=0, causal=True), {}, r"window=0; must be an int >= 1"),
+    (dict(num_heads=4, window=3), {}, r"window=3 needs causal=True"),
+    (dict(num_heads=4, window=3, causal=True), dict(context_BSD=_x(1, (B, S, D))),
+     r"window=3 is for causal self-attention"),
 ])
 def test_bad_input_raises_before_compiling(kwargs, call, match):
   with pytest.raises(ValueError, match=match):

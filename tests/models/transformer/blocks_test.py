@@ -50,6 +50,49 @@ def test_cached_decoding_equals_full_pass(kw):
   np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, atol=2e-5)
 
 
+def test_windowed_decoder_decodes_like_its_full_pass():
+  x = _x(12)
+  dec = tf.Decoder(_cfg(position="rope", num_kv_heads=2, window=2))
+  variables = _init(dec, x, decode=True)
+  params = {"params": variables["params"]}
+  full = jit(dec.apply)(params, x)
+  # Positions before the window's length see everything; from there on every layer sees less.
+  wide = jit(tf.Decoder(_cfg(position="rope", num_kv_heads=2)).apply)(params, x)
+  np.testing.assert_allclose(full[:, :2], wide[:, :2], atol=1e-5)
+  assert not np.allclose(full[:, 2:], wide[:, 2:], atol=1e-3)
+  step = jit(functools.partial(dec.apply, decode=True, mutable=["cache"]))
+  cache, outs = variables["cache"], []
+  for t in range(L):
+    y, state = step({**params, "cache": cache}, x[:, t:t + 1])
+    cache = state["cache"]
+    outs.append(y)
+  np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, atol=1e-5)
+
+
+# Positions the decoder adds itself (learned, sinusoidal: offset by the decoded position) or in
+# its self-attention (rope); a padded source (the mask passed on every step) and none.
+@pytest.mark.parametrize("position, padded, num_layers", [
+    ("learned", True, 2), ("sinusoidal", False, 1), ("rope", True, 1)])
+def test_encoder_decoder_cached_decoding_equals_full_pass(position, padded, num_layers):
+  cfg = _cfg(position=position, num_kv_heads=2, num_layers=num_layers)
+  model = tf.EncoderDecoder(cfg)
+  src, tgt = _x(13, (B, 5, D)), _x(14)
+  src_mask = jnp.array([[True] * 5, [True] * 3 + [False] * 2]) if padded else None
+  params = {"params": _init(model, src, tgt, src_mask)["params"]}
+  full = jit(model.apply)(params, src, tgt, src_mask)
+  memory = jit(functools.partial(model.apply, method="encode"))(params, src, src_mask)
+  decode = functools.partial(model.apply, decode=True, method="decode", mutable=["cache"])
+  # The first call sizes the self-attention caches (L) and caches the cross-attention keys/values.
+  _, cache = jit(decode)(params, jnp.zeros_like(tgt), memory, src_mask)
+  step = jit(decode)
+  outs = []
+  for t in range(L):
+    y, cache = step({**params, **cache}, tgt[:, t:t + 1], memory, src_mask)
+    outs.append(y)
+  np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, atol=1e-5)
+  assert int(cache["cache"]["decoder"]["block_0"]["self_attention"]["cache_index"]) == L
+
+
 def _dependence(jac_BLDBSD):
   """[L, S] table: does output position l depend on input position s (any batch row, feature)?"""
   j = np.abs(np.asarray(jac_BLDBSD))
@@ -162,6 +205,7 @@ def test_attention_implementations_agree_inside_the_decoder():
     (dict(attention_impl="flash9"), "unknown attention implementation 'flash9'"),
     (dict(moe_experts=2, moe_top_k=3), "moe_top_k"),
     (dict(dropout_rate=1.0), "dropout_rate"),
+    (dict(window=-1), r"window=-1; must be >= 0"),
 ])
 def test_bad_config_raises(kw, match):
   with pytest.raises(ValueError, match=match):
@@ -178,3 +222,5 @@ def test_bad_inputs_raise_before_compiling():
     tf.Decoder(_cfg()).init(key, _x(0), jnp.ones((B, L + 1), bool))
   with pytest.raises(ValueError, match="decode=True"):
     tf.Decoder(_cfg()).init(key, _x(0), jnp.ones((B, L), bool), decode=True)
+  with pytest.raises(ValueError, match=r"window=4; the Encoder's self-attention is bidirectional"):
+    tf.Encoder(_cfg(window=4)).init(key, _x(0))
