@@ -125,8 +125,9 @@ def sweep_figures(rows: Sequence[Mapping[str, Any]], grid_keys: Sequence[str], m
   done = _finished(rows)
   varying = [k for k in grid_keys if len({str(r.get(k)) for r in done}) > 1]
   numeric = [k for k in varying if _numbers([r.get(k) for r in done])]
-  if "model.name" in grid_keys and "model.name" not in varying:
-    varying.insert(0, "model.name")  # always name the model in the legend
+  for model_key in ("arg.model", "model.name"):  # always name the model in the legend
+    if model_key in grid_keys and model_key not in varying:
+      varying.insert(0, model_key)
   paths = []
   for x_key in numeric:
     labels = [k for k in varying if k != x_key]

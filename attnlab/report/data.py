@@ -1,0 +1,159 @@
+"""A committed experiment (``docs/results/<name>/``) and the tables built from its rows.
+
+Files: ``results.csv`` (the sweep's, one row per trial), ``protocol.json`` (the sweep command and
+the training fields every trial shares or varies, written by ``collect``), and any JSON an
+analysis wrote (``gradient_lag.json``, ``attention.json``, ``bench.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import statistics
+from typing import Any, Callable, Mapping, Sequence
+
+from attnlab.sweeps import results
+
+LR = "optimizer.learning_rate"  # the grid key of a learning-rate sweep
+MODEL_KEYS = ("arg.model", "model.name")
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """One experiment's committed results."""
+  name: str  # the folder under docs/results
+  directory: str
+  rows: list[dict[str, Any]]  # results.csv
+  protocol: dict[str, Any]  # protocol.json
+  extra: dict[str, Any]  # the other JSON files, by file name without ".json"
+
+
+def load(results_dir: str, name: str) -> Experiment | None:
+  """The experiment committed under ``results_dir/name`` (None when it has not been run)."""
+  directory = os.path.join(results_dir, name)
+  if not os.path.isdir(directory):
+    return None
+  csv_path = os.path.join(directory, "results.csv")
+  rows = results.read_csv(csv_path) if os.path.isfile(csv_path) else []
+  extra, protocol = {}, {}
+  for file in sorted(os.listdir(directory)):
+    if file.endswith(".json"):
+      with open(os.path.join(directory, file)) as f:
+        content = json.load(f)
+      if file == "protocol.json":
+        protocol = content
+      else:
+        extra[file[:-len(".json")]] = content
+  return Experiment(name, directory, rows, protocol, extra)
+
+
+def model_of(row: Mapping[str, Any]) -> str:
+  """The row's model name, with a non-default LSTM forget bias spelled out."""
+  name = next((str(row[k]) for k in MODEL_KEYS if row.get(k) not in (None, "")), "?")
+  bias = row.get("model.forget_bias")
+  return f"{name} (forget bias {bias:g})" if isinstance(bias, (int, float)) and bias else name
+
+
+def finished(rows: Sequence[Mapping[str, Any]], metric: str) -> list[Mapping[str, Any]]:
+  return [r for r in rows if r.get("status") in ("done", "nan")
+          and isinstance(r.get(metric), (int, float)) and not math.isnan(r[metric])]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """A grid cell's score: mean ± std over seeds at its best learning rate, and the best seed."""
+  mean: float
+  std: float
+  best: float
+  best_seed: Any
+  seeds: int
+  learning_rate: float | None  # the learning rate chosen (None: no learning-rate sweep)
+
+  def text(self, digits: int = 3) -> str:
+    lr = f" (lr {self.learning_rate:g})" if self.learning_rate is not None else ""
+    return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}{lr}"
+
+
+def cell(rows: Sequence[Mapping[str, Any]], metric: str, higher: bool = True) -> Cell | None:
+  """The score of one grid cell's rows (all seeds and learning rates of one configuration): the
+  learning rate with the best mean over seeds, as the papers report it."""
+  rows = finished(rows, metric)
+  if not rows:
+    return None
+  by_lr: dict[Any, list] = {}
+  for r in rows:
+    by_lr.setdefault(r.get(LR), []).append(r)
+  choose = max if higher else min
+  lr = choose(by_lr, key=lambda k: statistics.fmean(float(r[metric]) for r in by_lr[k]))
+  chosen = by_lr[lr]
+  values = [float(r[metric]) for r in chosen]
+  best = choose(chosen, key=lambda r: float(r[metric]))
+  return Cell(mean=statistics.fmean(values),
+              std=statistics.stdev(values) if len(values) > 1 else 0.0,
+              best=float(best[metric]), best_seed=best.get("seed"), seeds=len(values),
+              learning_rate=lr if len(by_lr) > 1 or lr is not None else None)
+
+
+def grid(rows: Sequence[Mapping[str, Any]], key: str | Callable) -> dict[Any, list]:
+  """Rows grouped by a column (or a function of the row), in first-seen order."""
+  out: dict[Any, list] = {}
+  for r in rows:
+    out.setdefault(key(r) if callable(key) else r.get(key), []).append(r)
+  return out
+
+
+def pivot(rows: Sequence[Mapping[str, Any]], column: str, metric: str, *, higher: bool = True,
+          row_key: Callable = model_of) -> dict[str, dict[Any, Cell | None]]:
+  """{model: {column value: Cell}}: one score per model and grid value."""
+  return {model: {value: cell(members, metric, higher)
+                  for value, members in sorted(grid(model_rows, column).items(),
+                                               key=lambda kv: _sortable(kv[0]))}
+          for model, model_rows in grid(rows, row_key).items()}
+
+
+def _sortable(value):
+  return (0, value) if isinstance(value, (int, float)) else (1, str(value))
+
+
+def markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+  return "\n".join(lines)
+
+
+def pivot_table(table: Mapping[str, Mapping[Any, Cell | None]], column_label: str,
+                digits: int = 3) -> str:
+  """A pivot as Markdown: one row per model, one column per grid value."""
+  columns = sorted({c for cells in table.values() for c in cells}, key=_sortable)
+  body = [[model] + [cells[c].text(digits) if cells.get(c) else "-" for c in columns]
+          for model, cells in table.items()]
+  return markdown([f"model \\ {column_label}"] + [f"{c:g}" if isinstance(c, float) else str(c)
+                                                  for c in columns], body)
+
+
+def params_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+  """Parameter count per model (the first finished trial's)."""
+  out = {}
+  for r in rows:
+    if isinstance(r.get("param_count"), (int, float)):
+      out.setdefault(model_of(r), int(r["param_count"]))
+  return out
+
+
+def protocol_text(exp: Experiment, score: str) -> str:
+  """The protocol paragraph every table states."""
+  p = exp.protocol
+  fields = p.get("fields", {})
+  parts = [f"`{p['command']}`" if p.get("command") else "(command not recorded)"]
+  for label, key in (("steps", "num_steps"), ("batch", "batch_size"),
+                     ("learning rates", "optimizer.learning_rate"), ("seeds", "seed"),
+                     ("train lengths", "train_lengths"), ("test lengths", "eval_lengths")):
+    if key in fields:
+      parts.append(f"{label} {fields[key]}")
+  counts = params_of(exp.rows)
+  if counts:
+    parts.append("parameters " + ", ".join(f"{m} {n:,}" for m, n in counts.items()))
+  parts.append(f"score: {score}")
+  return "Protocol: " + "; ".join(parts) + "."

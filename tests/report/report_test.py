@@ -1,0 +1,104 @@
+"""scripts/report.py on a tiny fake results tree: tables, figures (valid PNGs) and verdicts, and
+--check failing once a committed number is edited by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from attnlab.report import build, claims
+from attnlab.sweeps import results
+from tests.analysis.attention_maps_test import assert_png
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _rows(grid_key, values, models, metric, score, **extra):
+  rows = []
+  for model in models:
+    for v in values:
+      for seed in (0, 1):
+        for lr in (1e-3, 3e-3):
+          value = score(model, v) + 0.01 * seed + (0.02 if lr == 3e-3 else 0.0)
+          rows.append({"trial": f"{model}-{v}-{lr}-{seed}", "status": "done", "arg.model": model,
+                       grid_key: v, "optimizer.learning_rate": lr, "seed": seed,
+                       metric: value, "param_count": 1000, **extra})
+  return rows
+
+
+def _write(root, name, rows, **jsons):
+  d = os.path.join(root, name)
+  os.makedirs(d)
+  results.write_csv(rows, os.path.join(d, "results.csv"))
+  protocol = {"command": f"scripts/sweep.py --config experiments/{name}.py:report",
+              "fields": {"num_steps": "100", "seed": "0, 1"}}
+  for file, content in {"protocol": protocol, **jsons}.items():
+    with open(os.path.join(d, f"{file}.json"), "w") as f:
+      json.dump(content, f)
+
+
+@pytest.fixture()
+def tree(tmp_path):
+  root = str(tmp_path / "results")
+  os.makedirs(root)
+  acc = lambda m, d: 0.95 if m != "rnn" or d <= 4 else 0.12  # noqa: E731
+  lag = {f"{m}-64": {"model": m, "distance": 64, "distances": [0, 32, 64],
+                     "mean_grad_norm": [1.0, 1e-3 if m == "rnn" else 0.5,
+                                        1e-9 if m == "rnn" else 0.1]}
+         for m in ("rnn", "lstm", "gru")}
+  attention = {"trial": "transformer-64", "length": 65, "distance": 64, "examples": 8,
+               "uniform": 1 / 65, "mass_on_key": {"block_0": [0.8, 0.1]}, "maps": []}
+  _write(root, "distance", _rows("task.distance", [4, 64], ["rnn", "lstm", "gru", "transformer"],
+                                 "accuracy", acc), gradient_lag=lag, attention=attention)
+  _write(root, "adding", _rows("arg.length", [100, 400], ["rnn", "lstm", "gru"], "mse",
+                               lambda m, t: 0.17 if m == "rnn" else 0.01))
+  cost = [{"trial": f"{m}-{n}", "status": "done", "arg.model": m, "arg.length": n, "seed": 0,
+           "tokens_per_s": (1e5 if m != "transformer" else 1e5 * 256 / n), "peak_mb": 500 + n / 10,
+           "param_count": 1000, "accuracy": 0.1} for m in ("lstm", "mingru", "transformer")
+          for n in (256, 1024, 4096)]
+  for r in cost:
+    if r["arg.model"] == "mingru":
+      r["tokens_per_s"] *= 3
+  _write(root, "cost", cost)
+  return root
+
+
+def test_report_tables_figures_and_verdicts(tree, tmp_path):
+  out = str(tmp_path / "results.md")
+  text = build.build(tree, out)
+  assert text.startswith("# Results")
+  for claim in claims.CLAIMS:
+    assert f"## {claim.title}" in text
+  assert "*Verdict: yes.*" in text.split("## Simple RNNs forget")[1].split("## ")[0]
+  assert "*Verdict: yes.*" in text.split("## Gates help")[1].split("## ")[0]
+  assert "*Verdict: yes.*" in text.split("## Attention maps explain")[1].split("## ")[0]
+  assert "not committed yet: docs/results/mqar" in text
+  assert "| rnn | 0.975 ± 0.007 (lr 0.003) | 0.145 ± 0.007 (lr 0.003) |" in text
+  assert "scripts/sweep.py --config experiments/distance.py:report" in text
+  for figure in ("distance/accuracy_vs_distance.png", "distance/gradient_lag.png",
+                 "adding/mse_vs_length.png", "cost/cost.png"):
+    assert f"(results/{figure})" in text
+    assert_png(os.path.join(tree, figure))
+
+
+def _report(*args):
+  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "report.py"), *args],
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_check_fails_once_a_number_is_edited(tree, tmp_path):
+  out = str(tmp_path / "results.md")
+  assert _report(f"--results={tree}", f"--out={out}").returncode == 0
+  ok = _report(f"--results={tree}", f"--out={out}", "--check")
+  assert ok.returncode == 0, ok.stderr
+  with open(out) as f:
+    text = f.read()
+  with open(out, "w") as f:
+    f.write(text.replace("0.975 ± 0.007", "0.999 ± 0.007", 1))
+  bad = _report(f"--results={tree}", f"--out={out}", "--check")
+  assert bad.returncode == 1 and "differs from a fresh build" in bad.stderr
+  assert "-| rnn | 0.999" in bad.stderr and "+| rnn | 0.975" in bad.stderr
