@@ -156,6 +156,7 @@ class Attempt:
     self.start = time.time()
     self.resumed_from = (checkpoint_steps(trial_dir) or [None])[-1]
     self.record: dict | None = None
+    self._terminated = False
     with open(os.path.join(trial_dir, STDOUT), "ab") as out, \
         open(os.path.join(trial_dir, STDERR), "ab") as err:
       self.proc = subprocess.Popen(self.command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
@@ -180,7 +181,10 @@ class Attempt:
     """The attempt's record once the process has exited (reaped here, to read its peak memory)."""
     if self.record is not None:
       return self.record
-    pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+    try:
+      pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+    except ChildProcessError:  # reaped by the poll a signal handler's stop() interrupted
+      return None
     if pid == 0:
       if time.time() - self._beat > HEARTBEAT_S:  # tells other nodes the attempt is alive
         self._beat = time.time()
@@ -225,16 +229,36 @@ class Attempt:
       time.sleep(poll_s)
     return record
 
-  def stop(self, grace_s: float = STOP_GRACE_S) -> dict:
-    """SIGTERM (the loop checkpoints and exits "preempted"), SIGKILL after ``grace_s``."""
-    if self.poll() is None:
-      self.proc.send_signal(signal.SIGTERM)
-      deadline = time.time() + grace_s
-      while self.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-      if self.record is None:
-        self.proc.kill()
-    return self.wait(0.05)
+  def _signal(self, sig: int) -> None:
+    # os.kill, not Popen.send_signal: that reaps an exited process first, and the peak memory
+    # of the trial is known only to the wait4 in poll().
+    try:
+      os.kill(self.proc.pid, sig)
+    except ProcessLookupError:
+      pass
+
+  def terminate(self) -> None:
+    """SIGTERM, once: the loop saves a checkpoint and exits "preempted"."""
+    if self.record is None and not self._terminated:
+      self._terminated = True
+      self._signal(signal.SIGTERM)
+
+  def stop(self, grace_s: float = STOP_GRACE_S) -> dict | None:
+    """SIGTERM, SIGKILL after ``grace_s``; the record (None only when a poll this call interrupted
+    is writing it)."""
+    self.terminate()
+    if not self._ended_within(grace_s):
+      self._signal(signal.SIGKILL)
+      self._ended_within(10.0)
+    return self.record
+
+  def _ended_within(self, seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while self.poll() is None:
+      if time.time() > deadline:
+        return False
+      time.sleep(0.05)
+    return True
 
 
 def start_attempt(trial: spec.Trial, *, config: str, workdir: str,
@@ -312,8 +336,7 @@ def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str, worke
         log(outcome_line(job.trial.name, record))
   finally:
     for job in running:  # only when interrupted: let each trial checkpoint and exit
-      if job.poll() is None:
-        job.proc.send_signal(signal.SIGTERM)
+      job.terminate()
     for job in running:
       job.stop()
     if restore is not None:

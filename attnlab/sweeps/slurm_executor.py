@@ -133,7 +133,7 @@ class SlurmTrial:
   def checkpoint(self):
     """Called by submitit in the job on SIGUSR2 (time limit or preemption)."""
     if self._attempt is not None:
-      self._attempt.stop(self.grace_s)
+      self._attempt.stop(self.grace_s)  # at a checkpoint; its record says "preempted"
     return require().helpers.DelayedSubmission(self._fresh())
 
   def __getstate__(self):

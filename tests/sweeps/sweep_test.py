@@ -22,17 +22,19 @@ EXPERIMENT = textwrap.dedent(f"""
     DISTANCE = configs.load_module({os.path.join(ROOT, "experiments", "distance.py")!r})
 
     def get_config(arg=None):
-      c = DISTANCE.get_config("smoke")
+      # The model comes from the arg, as in distance.py: its config section has that model's fields.
+      model = configs.parse_arg(arg).get("model", "lstm")
+      c = DISTANCE.get_config(f"smoke,model={{model}}")
       c.model.target_params = 0  # fixed width: no sizing search
       # Many cheap checkpoints leave a wide window to kill a trial between two of them.
       c.num_steps, c.checkpoint_every, c.eval_every, c.log_every = 200, 10, 100, 20
       return c
 
     def get_sweep(arg=None):
-      trials = [{{"model.name": "lstm", "task.distance": 2, "seed": 0}},
-                {{"model.name": "transformer", "task.distance": 4, "seed": 0}}]
+      trials = [{{"arg.model": "lstm", "task.distance": 2, "seed": 0}},
+                {{"arg.model": "transformer", "task.distance": 4, "seed": 0}}]
       if arg == "with_bad":
-        trials.append({{"model.name": "nope", "task.distance": 2, "seed": 0}})
+        trials.append({{"arg.model": "nope", "task.distance": 2, "seed": 0}})
       return trials
 """)
 COMPARED = ("status", "step", "param_count", "accuracy", "loss", "accuracy@5", "loss@5")
