@@ -36,6 +36,8 @@ CASES = [
     ("decoder", "parity", {"model.position": "rope"}),
     ("decoder", "reverse_string", {"model.moe_experts": 4, "model.moe_capacity_factor": 0.5}),
     ("encoder_decoder", "reverse_string", {}),
+    ("linear_attention", "parity", {}), ("retnet", "reverse_string", {}), ("gla", "parity", {}),
+    ("mamba", "reverse_string", {}), ("hawk", "parity", {}), ("swa", "reverse_string", {}),
 ]
 
 

@@ -5,7 +5,8 @@ window 64 by default) and ``encoder_decoder``.
 The encoder-decoder reads the inputs with its encoder; its decoder reads the same embedded inputs
 shifted right by one (a zero vector first) with causal self-attention and cross-attention to the
 encoder, so that its position i predicts target i. Sequence lengths become key padding masks for
-the encoder and for cross-attention; the causal decoders need none for right padding.
+the encoder and for cross-attention; the causal decoders need none for right padding, except for
+mixture-of-experts routing.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ class TransformerBackbone(nn.Module):
     if self.kind == "encoder":
       return blocks.Encoder(self.config, name="encoder")(x_BLD, mask_BL,
                                                           deterministic=deterministic)
+    # Causal self-attention needs no mask for right padding; mixture-of-experts routing does (a
+    # padded token must take no expert capacity), so MoE decoders get the token mask.
+    tgt_mask_BL = mask_BL if self.config.moe_experts else None
     if self.kind == "decoder":
-      return blocks.Decoder(self.config, name="decoder")(x_BLD, deterministic=deterministic)
+      return blocks.Decoder(self.config, name="decoder")(x_BLD, tgt_mask_BL,
+                                                          deterministic=deterministic)
     tgt_BLD = jnp.pad(x_BLD, ((0, 0), (1, 0), (0, 0)))[:, :-1]
     return blocks.EncoderDecoder(self.config, name="encdec")(
-        x_BLD, tgt_BLD, mask_BL, deterministic=deterministic)
+        x_BLD, tgt_BLD, mask_BL, tgt_mask_BL, deterministic=deterministic)
