@@ -9,7 +9,7 @@ training length and the evaluation lengths together.
   scripts/plot.py --workdir runs/adding --metric mse   # -> runs/adding/mse_vs_length.png
 
 One run: ``scripts/train.py --config experiments/adding.py:length=200,model=gru --workdir runs/one``.
-``:smoke`` shrinks it to seconds.
+``:report`` is the size of docs/results.md; ``:smoke`` shrinks it to seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from attnlab.sweeps import spec
 SIZES = {
     "full": dict(lengths=(50, 100, 200, 400), seeds=(0, 1, 2), num_steps=5000, batch_size=64,
                  target_params=58_000, models=("rnn", "lstm", "gru", "mingru", "transformer")),
+    "report": dict(lengths=(100, 200, 400), seeds=(0, 1), num_steps=1000, batch_size=32,
+                   target_params=20_000, models=("rnn", "lstm", "gru", "mingru"),
+                   forget_biases=(1.0,)),
     "smoke": dict(lengths=(8, 16), seeds=(0,), num_steps=20, batch_size=8, target_params=3_400,
                   models=("lstm", "transformer")),
 }
@@ -40,4 +43,5 @@ def get_config(arg: str | None = None):
 
 def get_sweep(arg: str | None = None) -> list[dict]:
   _, size = spec.sized(arg, SIZES, keys=("length", "model"))
-  return spec.grid(arg__model=size["models"], arg__length=size["lengths"], seed=size["seeds"])
+  return spec.grid_with_variants(size, arg__model=size["models"], arg__length=size["lengths"],
+                                 seed=size["seeds"])

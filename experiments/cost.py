@@ -11,7 +11,8 @@ JAX runtime's fixed few hundred MB). Run it with ``--workers 1`` so trials do no
   scripts/sweep.py --config experiments/cost.py --workdir runs/cost --workers 1
   scripts/plot.py --workdir runs/cost            # -> runs/cost/cost_vs_length.png
 
-The length goes through the config argument (``:length=L``). ``:smoke`` shrinks it to seconds.
+The length goes through the config argument (``:length=L``). ``:report`` is the size of
+docs/results.md (every registered family); ``:smoke`` shrinks it to seconds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ METRIC = "tokens_per_s"  # the table's default metric
 SIZES = {
     "full": dict(lengths=(256, 1024, 4096, 16384), num_steps=30, batch_size=8,
                  target_params=100_000, models=("rnn", "lstm", "gru", "mingru", "transformer")),
+    "report": dict(lengths=(256, 1024, 4096), num_steps=30, batch_size=8, target_params=100_000,
+                   models=("rnn", "lstm", "gru", "mingru", "minlstm", "lru", "transformer",
+                           "decoder", "swa", "linear_attention", "retnet", "gla", "mamba",
+                           "hawk")),
     "smoke": dict(lengths=(16, 32), num_steps=6, batch_size=8, target_params=3_900,
                   models=("lstm", "transformer")),
 }

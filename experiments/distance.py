@@ -8,7 +8,7 @@ count (``model.target_params``), trained at each distance, and evaluated on fres
   scripts/sweep.py --config experiments/distance.py --workdir runs/distance --workers 2
   scripts/plot.py --workdir runs/distance        # -> runs/distance/accuracy_vs_distance.png
 
-Variants: ``:demo`` (what scripts/demo.sh runs: fewer distances and steps, one seed, minutes on a
+Variants: ``:report`` (the size of docs/results.md), ``:demo`` (what scripts/demo.sh runs: fewer distances and steps, one seed, minutes on a
 2-core CPU), ``:smoke`` (seconds; tests). One trial alone:
 
   scripts/train.py --config experiments/distance.py:model=gru --config.task.distance=64 \
@@ -25,6 +25,11 @@ SIZES = {
                  batch_size=64, target_params=58_000, num_layers=2, models=MODELS),
     "demo": dict(distances=(2, 8, 32), seeds=(0,), num_steps=600, batch_size=32,
                  target_params=14_000, num_layers=1, models=MODELS),
+    # docs/results.md: three distances, two seeds, two learning rates, the LSTM also with forget
+    # bias 1, and Mamba as the selective state-space model.
+    "report": dict(distances=(4, 16, 64), seeds=(0, 1), num_steps=1500, batch_size=32,
+                   target_params=20_000, num_layers=1, models=MODELS + ("mamba",),
+                   lrs=(1e-3, 3e-3), forget_biases=(1.0,)),
     "smoke": dict(distances=(2, 4), seeds=(0,), num_steps=20, batch_size=8, target_params=3_900,
                   num_layers=1, models=("lstm", "transformer")),
 }
@@ -48,5 +53,5 @@ def get_config(arg: str | None = None):
 
 def get_sweep(arg: str | None = None) -> list[dict]:
   _, size = spec.sized(arg, SIZES, keys=("model",))
-  return spec.grid(arg__model=size["models"], task__distance=size["distances"],
-                   seed=size["seeds"])
+  return spec.grid_with_variants(size, arg__model=size["models"],
+                                 task__distance=size["distances"], seed=size["seeds"])

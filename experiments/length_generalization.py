@@ -10,7 +10,8 @@ One cell of the grid (task x model), all its seeds:
       --workdir runs/lengthgen_parity_lstm
 One run: scripts/train.py --config experiments/length_generalization.py:task=parity,model=lstm \
       --workdir runs/one
-``smoke`` (``:task=parity,model=lstm,smoke``) shrinks lengths, steps and sizes to seconds.
+``smoke`` (``:task=parity,model=lstm,smoke``) shrinks lengths, steps and sizes to seconds;
+``report`` is the size of docs/results.md.
 Differences from the paper: fewer steps and seeds (the paper trains 1M steps, 10 seeds), 128 test
 examples per length, and the Transformer uses sinusoidal positions unless
 ``--config.model.position`` says otherwise. Batches are padded to power-of-two length buckets
@@ -28,6 +29,9 @@ MODELS = ("rnn", "lstm", "gru", "mingru", "transformer")
 SIZES = {
     "full": dict(train_max=40, test_lengths=tuple(range(41, 501)), seeds=(0, 1, 2),
                  num_steps=20_000, batch_size=128, tasks=TASKS, models=MODELS),
+    # docs/results.md: the paper's RNN, LSTM and Transformer, two seeds, every 5th test length.
+    "report": dict(train_max=40, test_lengths=tuple(range(41, 501, 5)), seeds=(0, 1),
+                   num_steps=2500, batch_size=64, tasks=TASKS, models=("rnn", "lstm", "transformer")),
     "smoke": dict(train_max=8, test_lengths=(12, 16), seeds=(0,), num_steps=20, batch_size=8,
                   tasks=("parity", "reverse_string"), models=("lstm", "transformer")),
 }

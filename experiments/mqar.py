@@ -6,7 +6,7 @@ the number of key-value pairs, so their accuracy climbs with ``model.d_model``.
   scripts/plot.py --workdir runs/mqar            # -> runs/mqar/accuracy_vs_d_model.png
 
 Models are causal, as in Zoology: the decoder-only Transformer and the recurrent models. No
-parameter matching here: width is the knob. ``:smoke`` shrinks it to seconds.
+parameter matching here: width is the knob. ``:report`` is the size of docs/results.md; ``:smoke`` shrinks it to seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ SIZES = {
     "full": dict(widths=(32, 64, 128, 256), length=128, kv_pairs=16, seeds=(0, 1, 2),
                  num_steps=5000, batch_size=64,
                  models=("decoder", "lstm", "gru", "mingru", "lru")),
+    # docs/results.md: attention, the classic and parallel-scan recurrences, and the sub-quadratic
+    # families, two seeds and two learning rates each.
+    "report": dict(widths=(32, 64, 128), length=64, kv_pairs=8, seeds=(0, 1), num_steps=2000,
+                   batch_size=32, lrs=(1e-3, 3e-3),
+                   models=("decoder", "gru", "mingru", "lru", "linear_attention", "gla", "mamba",
+                           "hawk")),
     "smoke": dict(widths=(8, 16), length=16, kv_pairs=2, seeds=(0,), num_steps=20, batch_size=8,
                   models=("decoder", "lstm")),
 }
@@ -38,4 +44,5 @@ def get_config(arg: str | None = None):
 
 def get_sweep(arg: str | None = None) -> list[dict]:
   _, size = spec.sized(arg, SIZES, keys=("model",))
-  return spec.grid(arg__model=size["models"], model__d_model=size["widths"], seed=size["seeds"])
+  return spec.grid_with_variants(size, arg__model=size["models"], model__d_model=size["widths"],
+                                 seed=size["seeds"])

@@ -7,7 +7,7 @@ unambiguous). Models are parameter-matched as in distance.py.
   scripts/sweep.py --config experiments/noise.py --workdir runs/noise --workers 2
   scripts/plot.py --workdir runs/noise           # -> runs/noise/accuracy_vs_noise_rate.png
 
-``:smoke`` shrinks it to seconds.
+``:report`` is the size of docs/results.md; ``:smoke`` shrinks it to seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ SIZES = {
     "full": dict(rates=(0.0, 0.1, 0.25, 0.5, 0.75, 0.9), distance=32, seeds=(0, 1, 2),
                  num_steps=3000, batch_size=64, target_params=58_000,
                  models=("rnn", "lstm", "gru", "mingru", "transformer")),
+    "report": dict(rates=(0.0, 0.25, 0.5, 0.75), distance=16, seeds=(0, 1), num_steps=1500,
+                   batch_size=32, target_params=20_000,
+                   models=("lstm", "gru", "mingru", "transformer", "mamba"), lrs=(1e-3, 3e-3)),
     "smoke": dict(rates=(0.0, 0.5), distance=4, seeds=(0,), num_steps=20, batch_size=8,
                   target_params=3_900, models=("lstm", "transformer")),
 }
@@ -39,4 +42,5 @@ def get_config(arg: str | None = None):
 
 def get_sweep(arg: str | None = None) -> list[dict]:
   _, size = spec.sized(arg, SIZES, keys=("model",))
-  return spec.grid(arg__model=size["models"], task__noise_rate=size["rates"], seed=size["seeds"])
+  return spec.grid_with_variants(size, arg__model=size["models"], task__noise_rate=size["rates"],
+                                 seed=size["seeds"])

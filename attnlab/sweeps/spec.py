@@ -157,3 +157,24 @@ def set_schedule(c, *, num_steps: int, batch_size: int, learning_rate: float = 1
   c.optimizer.warmup_steps = min(100, c.num_steps // 10)
   c.log_every = max(1, min(50, c.num_steps // 10))
   c.eval_every = c.checkpoint_every = max(1, c.num_steps // evals)
+
+
+def grid_with_variants(size: Mapping[str, Any], **axes: Sequence[Any]) -> list[dict[str, Any]]:
+  """``grid(**axes)`` with a size's optional variants: ``size["lrs"]``, a learning-rate sweep
+  (an ``optimizer.learning_rate`` axis just before ``seed``), and ``size["forget_biases"]``, every
+  LSTM trial again with each LSTM forget-gate bias (``model.forget_bias`` after the model)."""
+  axes = dict(axes)
+  if size.get("lrs"):
+    seed = axes.pop("seed", None)
+    axes["optimizer__learning_rate"] = size["lrs"]
+    if seed is not None:
+      axes["seed"] = seed
+  trials = grid(**axes)
+  extra = []
+  for bias in size.get("forget_biases", ()):
+    for trial in trials:
+      if trial.get("arg.model") == "lstm":
+        items = list(trial.items())
+        items.insert(1, ("model.forget_bias", float(bias)))
+        extra.append(dict(items))
+  return trials + extra

@@ -55,3 +55,18 @@ def test_arg_keys_extend_the_config_argument():
   assert spec.trial_config("e.py:smoke", overrides) == "e.py:smoke,task=parity,length=64"
   assert spec.trial_config("e.py", overrides) == "e.py:task=parity,length=64"
   assert spec.trial_config("e.py", {"seed": 1}) == "e.py"
+
+
+def test_grid_with_variants_adds_learning_rates_and_lstm_forget_biases():
+  size = {"lrs": (1e-3, 3e-3), "forget_biases": (1.0,)}
+  trials = spec.grid_with_variants(size, arg__model=["rnn", "lstm"], seed=[0])
+  assert trials == [
+      {"arg.model": "rnn", "optimizer.learning_rate": 1e-3, "seed": 0},
+      {"arg.model": "rnn", "optimizer.learning_rate": 3e-3, "seed": 0},
+      {"arg.model": "lstm", "optimizer.learning_rate": 1e-3, "seed": 0},
+      {"arg.model": "lstm", "optimizer.learning_rate": 3e-3, "seed": 0},
+      {"arg.model": "lstm", "model.forget_bias": 1.0, "optimizer.learning_rate": 1e-3, "seed": 0},
+      {"arg.model": "lstm", "model.forget_bias": 1.0, "optimizer.learning_rate": 3e-3, "seed": 0}]
+  assert spec.trial_name(trials[-1]) == "lstm-forget_bias1-learning_rate0.003-seed0"
+  assert spec.grid_with_variants({}, arg__model=["rnn"], seed=[0, 1]) == spec.grid(
+      arg__model=["rnn"], seed=[0, 1])
