@@ -6,9 +6,8 @@ copy used to rank the best step) and ``<step>/attnlab_checksums.json`` (size and
 16 MB chunk of every file of the step, written inside orbax's temporary folder just before its
 atomic rename, so a committed step always has one).
 
-Arrays are stored without zstd by default (``compress=False``): float32 parameters barely compress
-(random normals: -8% size) while compression made saving 5x and restoring 2x slower here
-(orbax-checkpoint 0.12.8, 100M parameters).
+Arrays are stored without zstd by default (``compress=False``): float32 parameters barely compress,
+and compression slows saving and restoring several times (``scripts/bench.py checkpoint``).
 
 Why the checksum sidecar and what it holds: ``checksums.py``.
 

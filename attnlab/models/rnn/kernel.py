@@ -154,7 +154,7 @@ def _lstm_recurrence_bwd(unroll, res, cotangents):
     # memory in page faults). XLA updates in place only if no other fusion reads p_t: so the matmul
     # reads dg_t back from the buffer, dg_t has no select and no [B, 4, H] reshape (each of these
     # made XLA recompute dg_t elsewhere and copy the buffer every step). [dct, dct, dct, dht] as one
-    # concatenation, not a select between two tiles: the step ran ~6-11% faster (A/B, one process).
+    # concatenation, not a select between two tiles (which XLA:CPU ran slower).
     dh_BH, dc_BH, buf_LBW = state
     t = steps - 1 - i
     p_BW, fq_B2H = buf_LBW[t], fq_LB2H[t]

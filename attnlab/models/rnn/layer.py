@@ -5,18 +5,11 @@
 parameters carry PyTorch's ``state_dict`` names (``weight_ih_l0``, ``weight_hh_l1_reverse``, ...) and
 shapes, carries PyTorch's ``[num_layers * num_directions, B, H]`` layout.
 
-Speed (see ``scripts/benchmarks/recurrent.py``): the time loop is a ``lax.scan`` with a hand-written
-backward pass per cell kind (``attnlab.models.rnn.kernel``: ``elman_recurrence``, ``lstm_recurrence``,
-``gru_recurrence``). Forward, one matmul per step [x_t, h] [W_ih | W_hh]^T (two for the GRU, whose
-reset gate needs W_hn h apart); it saves the gate-gradient factors (the simple RNN: its outputs), so
-the backward loop recomputes no matmul and no transcendental: per step only the gate gradients and
-the one unavoidable matmul dh_prev = dg W_hh, with the weight and input gradients as big matmuls over
-all steps after it (in the dot form XLA:CPU runs fastest, ``_weight_grads``). Sigmoid gates use one
-tanh, sigmoid(z) = (1 + tanh(z / 2)) / 2. LSTM and GRU write their gate gradients over the saved
-factors in place, the LSTM its output batch-major (fewer fresh buffers and transposes). Hoisting the
-input projection out of the loop, unrolling, and a [B, 4, H] form of the LSTM gate gradients all
-measured slower on XLA:CPU. ``implementation="autodiff"`` keeps JAX's own derivative of the plain scan as a
-reference.
+The time loop is a ``lax.scan`` with a hand-written backward pass per cell kind (the kernel,
+``attnlab.models.rnn.kernel``): forward one matmul per step, saving the gate-gradient factors so the
+backward loop needs one matmul per step and the weight gradients become big matmuls after it.
+``implementation="autodiff"`` runs the plain scan of ``cells.py`` differentiated by JAX instead:
+the reference the kernel is tested against. Speed: ``scripts/benchmarks/recurrent.py``.
 """
 
 from __future__ import annotations

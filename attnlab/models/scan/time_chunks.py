@@ -31,13 +31,9 @@ import jax
 import jax.numpy as jnp
 
 # Default chunk on CPU: at B = 32, H = 256 a [B, 128, H] float32 array is 4 MB, so a chunk's
-# intermediates stay in cache. Measured (minGRU, minLSTM, LRU training steps, B = 32, H = 256, one
-# process, interleaved): at length 4096 chunks of 128 ran 4-13% faster than chunks of 64, and
-# 20-25% faster than no chunks; 256 was within noise of 128 (earlier, time-major chunks: 512 ~15%
-# slower).
+# intermediates stay in cache (the fastest of the sizes tried; docs/benchmarks.md).
 CPU_SIZE = 128
-# By default sequences shorter than this many chunks run whole: chunks of 128 were 5% slower to 7%
-# faster at length 256 (two chunks), 4-10% faster at 512, 11-16% faster at 1024.
+# By default sequences shorter than this many chunks run whole: chunking pays from about 4 chunks.
 DEFAULT_MIN_CHUNKS = 4
 
 
