@@ -54,14 +54,6 @@ def bucket(length: int, buckets: Sequence[int]) -> int:
   return int(fitting[0])
 
 
-def generalisation_split(eval_lengths: Sequence[int],
-                         max_train_length: int) -> dict[str, tuple[int, ...]]:
-  """Splits evaluation lengths into those seen in training and those beyond it."""
-  lengths = check_eval_lengths(eval_lengths)
-  return {"in_range": tuple(n for n in lengths if n <= max_train_length),
-          "beyond": tuple(n for n in lengths if n > max_train_length)}
-
-
 BUCKET_RULES = ("auto", "off", "pow2")
 MIN_BUCKET = 8  # the smallest power-of-two bucket: shorter batches are padded to it
 AUTO_MAX_LENGTHS = 8  # "auto" pads only runs with more distinct lengths than this

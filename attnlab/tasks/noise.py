@@ -28,7 +28,3 @@ def add_noise(rng: jax.Array, inputs_BL: jax.Array, noise_rate: float) -> jax.Ar
       common.FIRST_DISTRACTOR + common.NUM_DISTRACTORS, dtype=inputs_BL.dtype)
   return jnp.where(hit_BL, distractor_BL, inputs_BL)
 
-
-def is_distractor(inputs_BL: jax.Array) -> jax.Array:
-  return (inputs_BL >= common.FIRST_DISTRACTOR) & (
-      inputs_BL < common.FIRST_DISTRACTOR + common.NUM_DISTRACTORS)

@@ -20,12 +20,10 @@ def test_inverted_or_bad_range_raises():
     lengths.check_eval_lengths([])
 
 
-def test_bucket_and_split():
+def test_bucket():
   assert lengths.bucket(33, [32, 64, 128]) == 64
   with pytest.raises(ValueError, match="largest bucket"):
     lengths.bucket(200, [32, 64])
-  assert lengths.generalisation_split([256, 64, 128, 64], 128) == {"in_range": (64, 128),
-                                                                  "beyond": (256,)}
 
 
 def test_bucket_rules():
