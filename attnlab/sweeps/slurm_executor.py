@@ -195,7 +195,7 @@ def _outcome(job, trial: spec.Trial, trial_dir: str, submitted: float) -> dict:
 def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str,
                options: SlurmOptions, train_command: Sequence[str] | None = None,
                env: Mapping[str, str] | None = None, log: Callable[[str], None] = print,
-               poll_s: float = 5.0) -> dict[str, dict]:
+               poll_s: float = 2.0) -> dict[str, dict]:
   """Submits ``trials`` as one job array and waits for the jobs; returns the trials' records.
 
   ``env`` is added to the job's environment (sbatch passes it the submitting shell's). A trial

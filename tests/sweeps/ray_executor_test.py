@@ -126,8 +126,12 @@ def test_status_and_other_executors_skip_what_ray_finished(swept, experiment):
     assert f"{name}: finished (done), skipped" in local.stdout
 
   # Ray again, on a local cluster this time: only the failed trial runs again.
-  again = h.run_sweep_cli("--config", f"{experiment}:with_bad", "--workdir", workdir,
-                          "--executor", "ray", "--ray_num_cpus", "1")
+  temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # the local cluster's session files
+  try:
+    again = h.run_sweep_cli("--config", f"{experiment}:with_bad", "--workdir", workdir,
+                            "--executor", "ray", "--ray_num_cpus", "1", env={"RAY_TMPDIR": temp})
+  finally:
+    shutil.rmtree(temp, ignore_errors=True)
   assert again.returncode == 1, again.stderr[-2000:]
   assert f"{h.BAD}: submitted to ray (1/1)" in again.stdout
   assert h.record(workdir, h.BAD)["attempts"] == 2

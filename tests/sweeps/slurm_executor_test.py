@@ -51,7 +51,7 @@ def local_sweep(experiment, tmp_path_factory):
   goes to the second run's job process after its first checkpoint."""
   workdir = str(tmp_path_factory.mktemp("slurm_local") / "sweep")
   result, interrupted = _sweep_interrupting_second(
-      ("--config", f"{experiment}:with_bad", "--executor", "slurm", "--slurm_cluster", "local",
+      ("--config", experiment, "--executor", "slurm", "--slurm_cluster", "local",
        "--slurm_time", "10", "--slurm_cpus_per_trial", "1"), workdir,
       lambda record: os.kill(record["runner_pid"], signal.SIGUSR2))
   return workdir, result, interrupted
@@ -59,7 +59,7 @@ def local_sweep(experiment, tmp_path_factory):
 
 def test_local_submitit_requeues_on_the_checkpoint_signal(local_sweep):
   workdir, result, interrupted = local_sweep
-  assert result.returncode == 1, result.stderr[-3000:]  # the bad trial
+  assert result.returncode == 0, result.stderr[-3000:]
   rows = h.rows(workdir)
   assert rows[h.FIRST]["status"] == "done" and rows[h.FIRST]["step"] == 80
   assert h.compared(rows[h.SECOND]) == h.compared(rows[h.FIRST])
@@ -78,9 +78,6 @@ def test_local_submitit_requeues_on_the_checkpoint_signal(local_sweep):
   with open(job["stdout"]) as f:  # and its info lines
     log = f.read()
   assert "Calling checkpoint method" in log and f"Requeued job {job['job_id']}" in log
-  bad = h.record(workdir, h.BAD)
-  assert bad["returncode"] == 2 and rows[h.BAD]["status"] == "failed"
-  assert "nope" in rows[h.BAD]["error"]
 
 
 @pytest.fixture(scope="module")
