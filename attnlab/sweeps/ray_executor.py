@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from typing import Any, Callable, Mapping, Sequence
 
 from attnlab.sweeps import runner, spec
@@ -105,11 +106,12 @@ class TrialInterrupted(RuntimeError):
 
 
 def run_trial(trial: spec.Trial, config: str, workdir: str,
-              train_command: Sequence[str] | None, env: Mapping[str, str] | None) -> dict:
+              train_command: Sequence[str] | None, env: Mapping[str, str] | None,
+              submission: str) -> dict:
   """The Ray task: one attempt of ``trial``; raises TrialInterrupted so that Ray retries it."""
   attempt = runner.start_attempt(trial, config=config, workdir=workdir,
                                  train_command=train_command, env=env, executor="ray",
-                                 die_with_parent=True)
+                                 submission=submission, die_with_parent=True)
   with attempt:
     record = attempt.wait()
   if not runner.is_finished(attempt.trial_dir) and record["returncode"] != runner.INPUT_ERROR_EXIT:
@@ -117,12 +119,12 @@ def run_trial(trial: spec.Trial, config: str, workdir: str,
   return record
 
 
-def _outcome(ray, ref, trial: spec.Trial, trial_dir: str, submitted: float) -> dict:
+def _outcome(ray, ref, trial: spec.Trial, trial_dir: str, submission: str) -> dict:
   try:
     return ray.get(ref)
   except ray.exceptions.RayError as e:
     record = runner.read_json(os.path.join(trial_dir, runner.TRIAL_RECORD))
-    if record and record.get("ended", 0) >= submitted and not isinstance(
+    if record and record.get("submission") == submission and not isinstance(
         e, ray.exceptions.WorkerCrashedError):
       return record  # the last retry's own record says why
     first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
@@ -146,21 +148,21 @@ def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str, optio
     task = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial,
                       max_retries=options.max_retries,
                       retry_exceptions=[TrialInterrupted])(run_trial)
-    submitted = time.time()
+    submission = f"ray-{uuid.uuid4().hex[:12]}"  # marks the records of this run's attempts
     for trial in trials:
       trial_dir = os.path.join(workdir, trial.name)
       os.makedirs(trial_dir, exist_ok=True)
       runner.write_json(os.path.join(trial_dir, runner.JOB_RECORD), {
-          "executor": "ray", "address": options.address or "local", "submitted": submitted,
-          "max_retries": options.max_retries})
-      refs[task.remote(trial, config, workdir, train_command, env)] = trial
+          "executor": "ray", "address": options.address or "local", "submitted": time.time(),
+          "submission": submission, "max_retries": options.max_retries})
+      refs[task.remote(trial, config, workdir, train_command, env, submission)] = trial
       log(f"[sweep] {trial.name}: submitted to ray ({len(refs)}/{len(trials)})")
     while refs:
       done, _ = ray.wait(list(refs), num_returns=1, timeout=poll_s)
       for ref in done:
         trial = refs.pop(ref)
         records[trial.name] = _outcome(ray, ref, trial, os.path.join(workdir, trial.name),
-                                       submitted)
+                                       submission)
         log(runner.outcome_line(trial.name, records[trial.name]))
   except KeyboardInterrupt:
     for ref in refs:  # the task's attempt stops its trial at a checkpoint

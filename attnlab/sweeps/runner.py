@@ -112,13 +112,13 @@ def _tail(path: str, lines: int = _TAIL_LINES) -> str:
 
 
 def _job_id() -> str | None:
-  """The cluster job this process runs in, if any."""
-  for name in ("SLURM_ARRAY_JOB_ID", "SLURM_JOB_ID", "SUBMITIT_LOCAL_JOB_ID"):
-    if os.environ.get(name):
-      if name == "SLURM_ARRAY_JOB_ID":
-        return f"{os.environ[name]}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
-      return os.environ[name]
-  return None
+  """The cluster job this process runs in, if any, as submitit names it (``ARRAY_TASK`` for a
+  job array's task); submitit's local executor first, whose jobs may run inside a SLURM one."""
+  if os.environ.get("SUBMITIT_LOCAL_JOB_ID"):
+    return os.environ["SUBMITIT_LOCAL_JOB_ID"]
+  if os.environ.get("SLURM_ARRAY_JOB_ID"):
+    return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+  return os.environ.get("SLURM_JOB_ID") or None
 
 
 _PR_SET_PDEATHSIG = 1
@@ -150,9 +150,10 @@ class Attempt:
 
   def __init__(self, trial: spec.Trial, trial_dir: str, command: Sequence[str],
                env: Mapping[str, str] | None, *, executor: str = "local",
-               die_with_parent: bool = False):
+               submission: str | None = None, die_with_parent: bool = False):
     self.trial, self.trial_dir, self.command = trial, trial_dir, list(command)
-    self.executor = executor
+    # Which submission this attempt belongs to: the cluster job, or the executor's own id.
+    self.executor, self.job_id, self.submission = executor, _job_id(), submission
     self.start = time.time()
     self.resumed_from = (checkpoint_steps(trial_dir) or [None])[-1]
     self.record: dict | None = None
@@ -168,7 +169,8 @@ class Attempt:
         "trial": trial.name, "executor": executor, "host": socket.gethostname(),
         "pid": self.proc.pid,  # the training process
         "runner_pid": os.getpid(),  # the process that started it and waits for it
-        "job_id": _job_id(), "started": self.start, "resumed_from_step": self.resumed_from})
+        "job_id": self.job_id, "submission": submission, "started": self.start,
+        "resumed_from_step": self.resumed_from})
 
   def __enter__(self):
     return self
@@ -204,6 +206,8 @@ class Attempt:
         "command": self.command,
         "executor": self.executor,
         "host": socket.gethostname(),
+        "job_id": self.job_id,
+        "submission": self.submission,
         "returncode": rc,
         "status": summary_status if rc == 0 and summary_status else "failed",
         "resumed_from_step": self.resumed_from,
@@ -264,7 +268,7 @@ class Attempt:
 def start_attempt(trial: spec.Trial, *, config: str, workdir: str,
                   train_command: Sequence[str] | None = None,
                   env: Mapping[str, str] | None = None, executor: str = "local",
-                  die_with_parent: bool = False) -> Attempt:
+                  submission: str | None = None, die_with_parent: bool = False) -> Attempt:
   """Starts ``trial`` of the sweep in ``workdir``: what every executor runs for a trial.
 
   ``env`` is added to this process's environment (on a cluster node: the node's); the default
@@ -274,7 +278,7 @@ def start_attempt(trial: spec.Trial, *, config: str, workdir: str,
   os.makedirs(trial_dir, exist_ok=True)
   command = trial_command(list(train_command or default_train_command()), config, trial, trial_dir)
   return Attempt(trial, trial_dir, command, trial_env(workdir, env), executor=executor,
-                 die_with_parent=die_with_parent)
+                 submission=submission, die_with_parent=die_with_parent)
 
 
 def record_failure(trial_dir: str, trial: spec.Trial, executor: str, message: str) -> dict:
@@ -282,7 +286,8 @@ def record_failure(trial_dir: str, trial: spec.Trial, executor: str, message: st
   previous = read_json(os.path.join(trial_dir, TRIAL_RECORD)) or {}
   tail = _tail(os.path.join(trial_dir, STDERR))
   record = {**previous, "trial": trial.name, "overrides": dict(trial.overrides),
-            "executor": executor, "status": "failed", "returncode": None, "ended": time.time(),
+            "executor": executor, "status": "failed", "returncode": None,
+            "attempt_wall_s": None, "ended": time.time(),
             "stderr_tail": "\n".join(part for part in (tail, message) if part)}
   write_json(os.path.join(trial_dir, TRIAL_RECORD), record)
   return record

@@ -179,10 +179,10 @@ def _error_line(error: BaseException) -> str:
   return lines[-1] if lines else type(error).__name__
 
 
-def _outcome(job, trial: spec.Trial, trial_dir: str, submitted: float) -> dict:
+def _outcome(job, trial: spec.Trial, trial_dir: str) -> dict:
   """The trial record of the attempt the job ran; written here if the job died without one."""
   record = runner.read_json(os.path.join(trial_dir, runner.TRIAL_RECORD))
-  if record and record.get("ended", 0) >= submitted:
+  if record and record.get("job_id") == str(job.job_id):
     return record
   try:
     job.result()
@@ -235,7 +235,7 @@ def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str,
       time.sleep(poll_s)
       for name, (trial, job, trial_dir) in list(waiting.items()):
         if job.done():
-          records[name] = _outcome(job, trial, trial_dir, submitted)
+          records[name] = _outcome(job, trial, trial_dir)
           del waiting[name]
           log(runner.outcome_line(name, records[name]))
   except KeyboardInterrupt:

@@ -98,6 +98,8 @@ def test_killed_worker_is_retried_and_a_bad_trial_fails_alone(swept):
   assert "resumed from checkpoint step" in h.read(workdir, h.SECOND, "train.err")
   second = h.record(workdir, h.SECOND)
   assert second["executor"] == "ray" and second["resumed_from_step"] is not None
+  job = runner.read_json(os.path.join(workdir, h.SECOND, runner.JOB_RECORD))
+  assert second["submission"] == killed["submission"] == job["submission"]
   assert second["command"][-2:] == ["--workdir", os.path.join(workdir, h.SECOND)]
   bad = h.record(workdir, h.BAD)
   assert bad["returncode"] == 2 and bad["attempts"] == 1  # a bad config is not retried

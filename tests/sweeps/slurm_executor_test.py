@@ -69,7 +69,7 @@ def test_local_submitit_requeues_on_the_checkpoint_signal(local_sweep):
   assert second["attempts"] == 2 and second["executor"] == "slurm"
   assert second["resumed_from_step"] >= 5
   job = runner.read_json(os.path.join(workdir, h.SECOND, runner.JOB_RECORD))
-  assert job["cluster"] == "local" and job["job_id"] == interrupted["job_id"]
+  assert job["cluster"] == "local" and job["job_id"] == interrupted["job_id"] == second["job_id"]
   # submitit's own files for the job: the pickled function, its log, the result.
   assert os.path.exists(os.path.join(job["folder"], f"{job['job_id']}_submitted.pkl"))
   assert os.path.exists(os.path.join(job["folder"], f"{job['job_id']}_0_result.pkl"))
@@ -119,8 +119,7 @@ def test_sbatch_trial_requeued_by_slurm_after_a_local_run(slurm, experiment, loc
   second = h.record(workdir, h.SECOND)
   assert second["attempts"] == 2 and second["resumed_from_step"] >= 5
   job = runner.read_json(os.path.join(workdir, h.SECOND, runner.JOB_RECORD))
-  assert job["cluster"] == "slurm" and job["job_id"].split("_")[0] == \
-      str(interrupted["job_id"]).split("_")[0]
+  assert job["cluster"] == "slurm" and job["job_id"] == interrupted["job_id"] == second["job_id"]
   script = glob.glob(os.path.join(job["folder"], "*_submission.sh"))
   with open(script[0]) as f:
     sbatch = f.read()
