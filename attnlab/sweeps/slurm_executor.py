@@ -6,7 +6,8 @@ sends SIGUSR2 ``signal_delay_s`` before the time limit (and submitit's preemptio
 same); submitit then calls ``SlurmTrial.checkpoint``, which stops the training process with SIGTERM
 (the loop saves a checkpoint and exits "preempted"), and requeues the job, whose next run resumes
 the trial from that checkpoint. Job scripts, pickles and submitit's own logs go to
-``WORKDIR/slurm/JOB_ID/``; the trial's output stays in ``TRIAL/train.out`` and ``train.err``.
+``WORKDIR/slurm/`` (``JOB_ID_submission.sh``, ``JOB_ID_0_log.err``...); the trial's output stays
+in ``TRIAL/train.out`` and ``train.err``.
 ``cluster="local"`` submits through submitit's LocalExecutor instead: the same submission code,
 job pickles, log files and requeue on SIGUSR2, on this machine without SLURM.
 """
@@ -155,7 +156,7 @@ def _queued(record: Mapping) -> str | None:
 
 def _executor(options: SlurmOptions, workdir: str):
   submitit = require()
-  folder = os.path.join(os.path.abspath(workdir), "slurm", "%j")
+  folder = os.path.join(os.path.abspath(workdir), "slurm")
   executor = submitit.AutoExecutor(folder=folder, cluster=options.cluster,
                                    slurm_max_num_timeout=options.max_timeouts,
                                    local_max_num_timeout=options.max_timeouts)
