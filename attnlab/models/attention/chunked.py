@@ -124,10 +124,10 @@ def _plan(b, l, s, n, g, causal, has_mask, dropout_rate, block_q, block_k, block
   nq, bq = ab.blocks(l, block_q)
   nk, bk = ab.blocks(s, block_k)
   gb, gg = _group_shape(b, g, n // g, bq, bk, block_elements)
-  # Row parts on the diagonal need the diagonal blocks to be the only ones the causal edge masks:
+  # Row parts need the masked blocks to be those of the causal diagonal and the window's edge:
   # causal alone (no mask, no dropout, whose per-block streams are drawn per whole block), square
-  # blocks, and the causal offset s - l a whole number of blocks. A window's lower edge masks
-  # other blocks, computed whole, and within the diagonal trims the keys of each part.
+  # blocks, and the causal offset s - l a whole number of blocks (the edge blocks are then a
+  # static number of blocks before the diagonal).
   parts = diagonal_parts if (causal and not has_mask and dropout_rate == 0.0 and bq == bk
                              and s >= l and (s - l) % bk == 0 and bq % diagonal_parts == 0) else 1
   return ab.Plan(l=l, s=s, bq=bq, nq=nq, bk=bk, nk=nk, causal=bool(causal), has_mask=has_mask,

@@ -12,11 +12,11 @@ query i sees keys i + (s - l) - window < j <= i + (s - l)) also starts the run a
 block inside the window, so that a query block visits about (bq + window) / bk + 1 key blocks
 whatever the length: ``window_range`` gives where the run starts and which blocks the window's
 lower edge cuts (masked), ``key_range`` which need no mask and where the masked diagonal begins.
-With ``Plan.parts`` > 1 the diagonal block (then the only one masked by the causal edge) is
-computed in row parts, part a holding queries [a w, (a + 1) w) and only the keys they may see
-(with a window, also not those before it): on a 2-core CPU (batch 4, 8 heads, head dim 64,
-1024 x 1024 blocks, forward+backward) 4 parts took 1.79 s against 2.12 s for the whole masked block
-at length 4096, and 0.17 s against 0.21 s at 1024.
+With ``Plan.parts`` > 1 the masked blocks (the diagonal, and with a window the blocks its lower
+edge cuts) are computed in row parts, part a holding queries [a w, (a + 1) w) and only the keys
+they may see: on a 2-core CPU (batch 4, 8 heads, head dim 64, 1024 x 1024 blocks,
+forward+backward) 4 parts took 1.79 s against 2.12 s for the whole masked block at length 4096,
+and 0.17 s against 0.21 s at 1024.
 
 Arrays: q [B, G, R, Lp, K] (R query heads per key/value head), k, v [B, G, Sp, K]; a block's rows
 are (head in group, query) pairs, R * bq of them; mask/bias rank 5 [B|1, G|1, R|1, Lp|1, Sp|1].
@@ -93,9 +93,10 @@ def window_range(p: Plan, i):
   block any of its queries sees; [n_lo, n_in) are cut by the window's lower edge (masked) and
   n_in <= key_range's n_full. Blocks before n_lo are never visited."""
   n_full, _ = key_range(p, i)
-  q_last = jnp.minimum((i + 1) * p.bq, p.l) - 1
   n_lo = jnp.clip(_window_lo(p, i), 0, n_full)
-  # The first block that lies inside the window of every (real) query of the block.
+  # The first block inside the window of every row of the block (padded ones too, so that with
+  # row parts the edge blocks are a static number of blocks before the diagonal).
+  q_last = (i + 1) * p.bq - 1
   n_in = -((p.window - 1 - q_last - (p.s - p.l)) // p.bk)
   return n_lo, jnp.clip(n_in, n_lo, n_full)
 
@@ -117,8 +118,8 @@ def _block_inputs(p: Plan, q0, k0, rows: int, cols: int, mask, bias):
   allowed = k_pos < p.s
   if p.causal:
     allowed = jnp.logical_and(allowed, k_pos <= q_pos + (p.s - p.l))
-  if p.window is not None:
-    allowed = jnp.logical_and(allowed, k_pos > q_pos + (p.s - p.l) - p.window)
+  if p.window is not None:  # k_pos >= 0: row parts slice edge blocks before key 0 at key 0
+    allowed = jnp.logical_and(allowed, (k_pos > q_pos + (p.s - p.l) - p.window) & (k_pos >= 0))
   allowed = allowed.reshape(1, 1, 1, rows, cols)
   if mask is not None:
     allowed = jnp.logical_and(allowed, slice_axis(slice_axis(mask, q0, rows, 3), k0, cols, 4))
@@ -172,19 +173,33 @@ def _scores(p: Plan, q0, k0, rows: int, q_r, kT_b, mask, bias, masked):
   return s, allowed
 
 
-def _diagonal_parts(p: Plan, i, n_full):
-  """(q0, rows, k0, cols) of the row parts of query block i's diagonal block (causal, parts > 1):
-  part a holds queries [a w, (a + 1) w) of the block and only the keys they may see.
+def _row_parts(p: Plan, i, n_full):
+  """[(q0, rows, [(k0, cols), ..])] of query block i's row parts (causal, parts > 1): part a holds
+  queries [a w, (a + 1) w) of the block and, per masked block, only the keys it may see: its
+  segment of each block cut by the window's lower edge (farthest first), then of the diagonal.
 
   The diagonal block starts at the key of the block's first query (``_plan`` allows parts only
-  then), so the keys before part a's window, [0, a w - window], are static offsets.
+  then), so every segment is a static offset from it. An edge block before key 0 (the first query
+  blocks) is sliced at key 0 instead and masked whole by its true positions (``_block_inputs``).
   """
-  w = p.bq // p.parts
-  out = []
+  w, bk = p.bq // p.parts, p.bk
+  d0 = n_full * bk  # the diagonal block's first key
+  near, far = 0, 0  # edge blocks: distances (near, far] from the diagonal; closer ones are whole
+  if p.window is not None:
+    near, far = max(0, (p.window - p.bq) // bk), -((1 - p.window) // bk)
+  parts = []
   for a in range(p.parts):
-    skip = 0 if p.window is None else max(0, a * w - p.window + 1) // 8 * 8  # 8: aligned slices
-    out.append((i * p.bq + a * w, w, n_full * p.bk + skip, (a + 1) * w - skip))
-  return out
+    first = a * w - (p.bq if p.window is None else p.window - 1)  # part a's first key - d0
+    segments = []
+    for d in range(far, near, -1):  # block d0 - d bk
+      lo, hi = max(first, -d * bk), min((a + 1) * w, (1 - d) * bk)
+      if lo < hi:
+        lo = -d * bk + (lo + d * bk) // 8 * 8  # 8-aligned within the block
+        segments.append((d0 + lo, hi - lo))
+    lo = max(first, 0) // 8 * 8
+    segments.append((d0 + lo, (a + 1) * w - lo))
+    parts.append((i * p.bq + a * w, w, segments))
+  return parts
 
 
 def _softmax_step(p: Plan, carry, q_r, kT_b, v_b, q0, k0, rows, mask, bias, masked, keep):
@@ -221,18 +236,20 @@ def _forward_qblock(p: Plan, i, q_i, kT, v, mask, bias, rng):
   carry = (jnp.full((b, g, rq), _NEG, jnp.float32), jnp.zeros((b, g, rq), jnp.float32),
            jnp.zeros((b, g, rq, kd), jnp.float32))
   n_in = 0
-  if p.window is not None:  # the blocks cut by the window's lower edge
+  if p.window is not None:  # the blocks cut by the window's lower edge (in row parts below)
     n_lo, n_in = window_range(p, i)
-    carry = lax.fori_loop(n_lo, n_in, functools.partial(step, masked=True), carry)
+    if p.parts == 1:
+      carry = lax.fori_loop(n_lo, n_in, functools.partial(step, masked=True), carry)
   carry = lax.fori_loop(n_in, n_full, functools.partial(step, masked=False), carry)
-  if p.parts > 1:  # the diagonal block, each row part with the keys it may see
+  if p.parts > 1:  # the masked blocks, each row part with the keys it may see
     parts = []
-    for a, (q0, rows, k0, cols) in enumerate(_diagonal_parts(p, i, n_full)):
-      part = tuple(_row_part(x, a, rows, r) for x in carry)
-      kT_b = lax.dynamic_slice_in_dim(kT, k0, cols, axis=3)
-      v_b = lax.dynamic_slice_in_dim(v, k0, cols, axis=2)
-      parts.append(_softmax_step(p, part, _row_part(q_i, a, rows, r), kT_b, v_b, q0, k0, rows,
-                                 mask, bias, True, None))
+    for a, (q0, rows, segments) in enumerate(_row_parts(p, i, n_full)):
+      part, q_a = tuple(_row_part(x, a, rows, r) for x in carry), _row_part(q_i, a, rows, r)
+      for k0, cols in segments:
+        kT_b = lax.dynamic_slice_in_dim(kT, k0, cols, axis=3)
+        v_b = lax.dynamic_slice_in_dim(v, k0, cols, axis=2)
+        part = _softmax_step(p, part, q_a, kT_b, v_b, q0, k0, rows, mask, bias, True, None)
+      parts.append(part)
     m, l, acc = (_join_rows([x[c] for x in parts], r) for c in range(3))
   else:
     m, l, acc = lax.fori_loop(n_full, n_hi, functools.partial(step, masked=True), carry)
@@ -335,24 +352,29 @@ def backward(p: Plan, q, k, v, mask, bias, rng, out, lse, do):
 
     inner = (jnp.zeros(rows_in[0].shape, jnp.float32), dkT, dvT, dbias)
     n_in = 0
-    if p.window is not None:  # the blocks cut by the window's lower edge
+    if p.window is not None:  # the blocks cut by the window's lower edge (in row parts below)
       n_lo, n_in = window_range(p, i)
-      inner = lax.fori_loop(n_lo, n_in, functools.partial(step, masked=True), inner)
+      if p.parts == 1:
+        inner = lax.fori_loop(n_lo, n_in, functools.partial(step, masked=True), inner)
     inner = lax.fori_loop(n_in, n_full, functools.partial(step, masked=False), inner)
-    if p.parts > 1:  # the diagonal block, each row part with the keys it may see
+    if p.parts > 1:  # the masked blocks, each row part with the keys it may see
       dq_i, dkT, dvT, dbias = inner
       dq_parts = []
-      for a, (q0, rows, k0, cols) in enumerate(_diagonal_parts(p, i, n_full)):
+      for a, (q0, rows, segments) in enumerate(_row_parts(p, i, n_full)):
         part = tuple(_row_part(x, a, rows, r, axis=3 if n >= 4 else 2)
                      for n, x in enumerate(rows_in))
-        dq_b, dkT_b, dvT_b, ds = _grad_step(
-            p, part, lax.dynamic_slice_in_dim(k, k0, cols, axis=2),
-            lax.dynamic_slice_in_dim(kT, k0, cols, axis=3),
-            lax.dynamic_slice_in_dim(vT, k0, cols, axis=3), q0, k0, rows, mask, bias, True, None)
-        dq_parts.append(_row_part(dq_i, a, rows, r) + dq_b)
-        dkT, dvT = _add_at(dkT, k0, dkT_b, 3), _add_at(dvT, k0, dvT_b, 3)
-        if dbias is not None:
-          dbias = _add_dbias(dbias, ds, q0, k0, rows)
+        dq_a = _row_part(dq_i, a, rows, r)
+        for k0, cols in segments:
+          dq_b, dkT_b, dvT_b, ds = _grad_step(
+              p, part, lax.dynamic_slice_in_dim(k, k0, cols, axis=2),
+              lax.dynamic_slice_in_dim(kT, k0, cols, axis=3),
+              lax.dynamic_slice_in_dim(vT, k0, cols, axis=3), q0, k0, rows, mask, bias, True,
+              None)
+          dq_a = dq_a + dq_b
+          dkT, dvT = _add_at(dkT, k0, dkT_b, 3), _add_at(dvT, k0, dvT_b, 3)
+          if dbias is not None:
+            dbias = _add_dbias(dbias, ds, q0, k0, rows)
+        dq_parts.append(dq_a)
       dq_i = _join_rows(dq_parts, r)
     else:
       dq_i, dkT, dvT, dbias = lax.fori_loop(n_full, n_hi, functools.partial(step, masked=True),
