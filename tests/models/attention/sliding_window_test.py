@@ -103,6 +103,29 @@ def test_chunked_blocks_match_band_mask(l, s, g, window, bq, bk, parts, bias_kin
       l, s, g, window, bias_kind=bias_kind, padded=padded, seed=1)
 
 
+def test_chunked_dropout_with_a_window_agrees_with_its_backward():
+  """The band reference with the kernel's own keep mask: outputs and gradients agree."""
+  l, s, g, window, rate = 29, 29, 2, 6, 0.3
+  q, k, v, _ = _inputs(l, s, g, seed=3)
+  rng = jax.random.key(4)
+  keep = jit(ca.dropout_keep_mask, static_argnums=range(1, 7), static_argnames=(
+      "block_q", "block_k"))(rng, B, N, g, l, s, rate, block_q=8, block_k=8)
+  band = _band(l, s, window)
+
+  def reference(q, k, v, _):
+    w = attention.naive_attention(q, k, v, mask=band, return_weights=True)[1]
+    w = jnp.where(keep, w / (1.0 - rate), 0.0).reshape(B, g, N // g, l, s)
+    return jnp.einsum("bgrls,bsgk->blgrk", w, v).reshape(B, l, N, K)
+
+  g_new, out_new = _grads(lambda q, k, v, _: ca.chunked_attention(
+      q, k, v, causal=True, window=window, dropout_rate=rate, dropout_rng=rng, block_q=8,
+      block_k=8), q, k, v, None)
+  g_ref, out_ref = _grads(reference, q, k, v, None)
+  np.testing.assert_allclose(out_new, out_ref, atol=1e-5)
+  for a, b in zip(g_new, g_ref):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def test_diagonal_parts_stay_on_with_a_window():
   plan = lambda window: ca._plan(1, 64, 64, 2, 2, True, False, 0.0, 16, 16, 1, 4,  # noqa: E731
                                  window).parts
