@@ -63,30 +63,67 @@ def _intra_per_head(q_BNJTK, k_BNJSK, v_BNJSU, b_BNJT, dtype):
   return _dot("bnjts,bnjsu->bnjtu", a_BNJTS, v_BNJSU, dtype)
 
 
+def _own_block_reduce(x, y, b_MTK, axis):
+  """The sum over ``axis`` of x * y * D_MTSK, D_ts = exp(b_t - b_s) for s <= t (else 0); x and y
+  broadcast to [M, T, S, K] (e.g. q_MT1K, k_M1SK).
+
+  XLA:CPU fuses the decays and the products into the reduction (the [T, S, K] tensor, T x larger
+  than q, is never stored) when x * y comes first, the mask is added (-inf) before exp rather than
+  selected, and no broadcast inside is shared with another reduction: XLA merges identical ones,
+  so each call's operands, mask included, pass their own optimisation barrier. (Size-1 axes in the
+  shapes made the fused loop ~30x slower: M is all sub-blocks, flattened.)
+  """
+  mask_TS = jnp.where(_causal(b_MTK.shape[1]), 0.0, -jnp.inf)
+  x, y, b_MTK, mask_TS = jax.lax.optimization_barrier((x, y, b_MTK, mask_TS))
+  decay_MTSK = jnp.exp(b_MTK[:, :, None] - b_MTK[:, None] + mask_TS[None, :, :, None])
+  return jnp.sum(x * y * decay_MTSK, axis=axis)
+
+
+@jax.custom_vjp
+def _own_block_scores(q_MTK, k_MTK, b_MTK):
+  """A_MTS = sum_k q_tk k_sk exp(b_tk - b_sk) for s <= t (float32), as one fused reduction.
+
+  The backward pass recomputes the decays D instead of saving them:
+  dq_t = sum_s dA_ts k_s D_ts, dk_s = sum_t dA_ts q_t D_ts, db = q dq - k dk.
+  """
+  return _own_block_reduce(q_MTK[:, :, None], k_MTK[:, None], b_MTK, axis=3)
+
+
+def _own_block_scores_fwd(q_MTK, k_MTK, b_MTK):
+  return _own_block_scores(q_MTK, k_MTK, b_MTK), (q_MTK, k_MTK, b_MTK)
+
+
+def _own_block_scores_bwd(residuals, da_MTS):
+  q_MTK, k_MTK, b_MTK = residuals
+  dq_MTK = _own_block_reduce(da_MTS[..., None], k_MTK[:, None], b_MTK, axis=2)
+  dk_MSK = _own_block_reduce(da_MTS[..., None], q_MTK[:, :, None], b_MTK, axis=1)
+  return dq_MTK, dk_MSK, q_MTK * dq_MTK - k_MTK * dk_MSK
+
+
+_own_block_scores.defvjp(_own_block_scores_fwd, _own_block_scores_bwd)
+
+
 def _intra_per_feature(q_MSK, k_MSK, v_MSU, b_MSK, dtype):
   """sum_{s <= t} (q_t * exp(b_t - b_s)) . k_s v_s for M chunks of S steps, in sub-blocks.
 
-  Inside: J sub-blocks of T steps each (J T = S); r_MJK is the cumulative decay at the end of the
-  sub-block before each (0 for the first).
+  Inside: sub-blocks of T steps (a divisor of S). Keys of the query's own sub-block enter through
+  the elementwise decays (``_own_block_scores``); keys of the earlier ones through
+  exp(b_t - r) exp(r - b_s), r = b at the end of the sub-block before the query's: one product
+  per sub-block, over the keys before it only.
   """
   m, s, _ = q_MSK.shape
   t = math.gcd(s, SUB_CHUNK)
-  j = s // t
-  blocks = lambda x: x.reshape(m, j, t, x.shape[-1])  # noqa: E731
-  q_MJTK, k_MJTK, v_MJTU, b_MJTK = (blocks(x) for x in (q_MSK, k_MSK, v_MSU, b_MSK))
-  r_MJK = jnp.concatenate([jnp.zeros_like(b_MJTK[:, :1, 0]), b_MJTK[:, :-1, -1]], axis=1)
-  # Keys of earlier sub-blocks: exp(b_t - r_j) exp(r_j - b_s), s before sub-block j.
-  q_MJTK_off = q_MJTK * jnp.exp(b_MJTK - r_MJK[:, :, None])
-  earlier_JS1 = (jnp.arange(s)[None, :] < (t * jnp.arange(j))[:, None])[..., None]
-  k_MJSK_off = k_MSK[:, None] * _masked_exp(earlier_JS1, r_MJK[:, :, None] - b_MSK[:, None])
-  a_MJTS = _dot("mjtk,mjsk->mjts", q_MJTK_off, k_MJSK_off, dtype)
-  o_MJTU = _dot("mjts,msu->mjtu", a_MJTS, v_MSU, dtype)
-  # Keys of the query's own sub-block: the elementwise decay, masked to s <= t before exp.
-  decay_MJTSK = _masked_exp(_causal(t)[..., None], b_MJTK[:, :, :, None] - b_MJTK[:, :, None])
-  a_MJTS = jnp.sum(q_MJTK.astype(jnp.float32)[:, :, :, None]
-                   * k_MJTK.astype(jnp.float32)[:, :, None] * decay_MJTSK, axis=-1)
-  o_MJTU = o_MJTU + _dot("mjts,mjsu->mjtu", a_MJTS, v_MJTU, dtype)
-  return o_MJTU.reshape(m, s, -1)
+  blocks = lambda x: x.reshape(m * (s // t), t, x.shape[-1]).astype(jnp.float32)  # noqa: E731
+  a_MTS = _own_block_scores(blocks(q_MSK), blocks(k_MSK), blocks(b_MSK))
+  o_MSU = _dot("mts,msu->mtu", a_MTS, blocks(v_MSU), dtype).reshape(m, s, -1)
+  earlier = [jnp.zeros_like(o_MSU[:, :t])]
+  for start in range(t, s, t):
+    r_M1K = b_MSK[:, start - 1:start]
+    q_MTK = q_MSK[:, start:start + t] * jnp.exp(b_MSK[:, start:start + t] - r_M1K)
+    k_MSK_before = k_MSK[:, :start] * jnp.exp(r_M1K - b_MSK[:, :start])
+    a_MTS = _dot("mtk,msk->mts", q_MTK, k_MSK_before, dtype)
+    earlier.append(_dot("mts,msu->mtu", a_MTS, v_MSU[:, :start], dtype))
+  return o_MSU + jnp.concatenate(earlier, axis=1)
 
 
 def _carry_states(u_BNJKU, log_decay, state_BNKU):
