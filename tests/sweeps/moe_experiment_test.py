@@ -19,7 +19,7 @@ def test_moe_smoke_sweep(tmp_path):
                          "--workers=2"], capture_output=True, text=True, timeout=600,
                         env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert proc.returncode == 0, proc.stderr[-3000:]
-  rows = {r["moe_experts"]: r for r in results.read_csv(str(workdir / "results.csv"))}
+  rows = {r["model.moe_experts"]: r for r in results.read_csv(str(workdir / "results.csv"))}
   assert set(rows) == {0, 2} and all(r["status"] == "done" for r in rows.values())
   dense, moe = rows[0], rows[2]
   # One more expert feed-forward (wi, bi, wo, bo of width d_ff) and a router per layer.
