@@ -142,31 +142,35 @@ class MambaBlock(nn.Module):
     return out_BLD, MambaState(last, conv_last)
 
   def _scan(self, params, u_BLH, h0_BPH, lengths_B):
-    """The "linear" mode's SSM: (y_BLH, final state), in time chunks or whole."""
+    """The "linear" mode's SSM: (y_BLH, final state), whole, as one chunk or in time chunks."""
     b, length, h = u_BLH.shape
     h0_BPH = None if h0_BPH is None else h0_BPH.astype(jnp.float32)
     size = chunk_size(self.time_chunk, b, length, h * self.d_state)
-    if size:
-      h0_BPH = jnp.zeros((b, self.d_state, h), jnp.float32) if h0_BPH is None else h0_BPH
-      run = functools.partial(ssm.one_chunk, self.dtype)
-      return time_chunks.over_time_chunks(run, size, params, u_BLH, h0_BPH, lengths_B)
-    y_LBH, last = ssm.whole_sequence(self.dtype, self.segment, params, jnp.swapaxes(u_BLH, 0, 1),
-                                     h0_BPH, lengths_B)
-    return jnp.swapaxes(y_LBH, 0, 1), last
+    if not size:
+      y_LBH, last = ssm.whole_sequence(self.dtype, self.segment, params,
+                                       jnp.swapaxes(u_BLH, 0, 1), h0_BPH, lengths_B)
+      return jnp.swapaxes(y_LBH, 0, 1), last
+    h0_BPH = jnp.zeros((b, self.d_state, h), jnp.float32) if h0_BPH is None else h0_BPH
+    if size >= length:
+      return ssm.one_chunk(self.dtype, params, u_BLH, h0_BPH, lengths_B, None)
+    run = functools.partial(ssm.one_chunk, self.dtype)
+    return time_chunks.over_time_chunks(run, size, params, u_BLH, h0_BPH, lengths_B)
 
 
 def chunk_size(time_chunk: int | None, batch: int, length: int, state: int) -> int:
-  """Time steps per chunk (0: the whole sequence) for ``state`` float32 values per sequence step.
+  """Time steps per chunk (0: the whole sequence's parallel scan) for ``state`` float32 values per
+  sequence and step.
 
-  ``time_chunk`` when set (time_chunks.resolve). None: on CPU, chunks whose [B, T, H, P] arrays hold
-  about CHUNK_VALUES values (a power of two, 8 to time_chunks.CPU_SIZE steps), for lengths of at
-  least time_chunks.DEFAULT_MIN_CHUNKS chunks; elsewhere the whole sequence's parallel scan.
+  ``time_chunk`` when set (time_chunks.resolve). None: off CPU 0; on CPU the selective_scan.py loop,
+  in chunks whose [B, T, P, H] arrays hold about CHUNK_VALUES values (a power of two, 8 to
+  time_chunks.CPU_SIZE steps) from time_chunks.DEFAULT_MIN_CHUNKS chunks' length, as one chunk
+  below that.
   """
   if time_chunk is not None or jax.default_backend() != "cpu":
     return time_chunks.resolve(time_chunk, length)
   size = 1 << max(3, (CHUNK_VALUES // max(1, batch * state)).bit_length() - 1)
   size = min(size, time_chunks.CPU_SIZE)
-  return size if length >= time_chunks.DEFAULT_MIN_CHUNKS * size else 0
+  return size if length >= time_chunks.DEFAULT_MIN_CHUNKS * size else length
 
 
-CHUNK_VALUES = 1 << 20  # values of one [B, T, H, P] float32 chunk array on CPU (4 MB)
+CHUNK_VALUES = 1 << 20  # values of one [B, T, P, H] float32 chunk array on CPU (4 MB)

@@ -19,8 +19,10 @@ from tests.models.mamba import block_cases
 from tests.models.mamba.block_cases import fewer_xla_passes  # noqa: F401 (autouse fixture)
 
 B, L, D, H, N = 3, 12, 6, 8, 2  # lru_width H in N = 2 gate blocks
-FAST = {"whole": dict(time_chunk=0, segment=4), "chunks_of_4": dict(time_chunk=4),
-        "chunks_of_5": dict(time_chunk=5)}
+# "whole" (the default at this length): the whole sequence's segmented parallel scan (segments of
+# 4 steps); time chunks of 5 steps do not divide L = 12 (5 + 5 + 2; the length-4096 test's chunks
+# of 128 do divide it).
+FAST = {"whole": dict(time_chunk=0, segment=4), "chunks_of_5": dict(time_chunk=5)}
 
 
 def _block(**fields):

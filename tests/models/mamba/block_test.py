@@ -16,10 +16,10 @@ from tests.models.mamba.block_cases import fewer_xla_passes  # noqa: F401 (autou
 
 B, L, D, P = 3, 12, 8, 4
 H = 2 * D
-# time_chunk 4 divides L = 12 (three chunks), 5 does not (5 + 5 + 2); 0: the whole sequence's
-# segmented parallel scan (segments of 4 steps).
-FAST = {"whole": dict(time_chunk=0, segment=4), "chunks_of_4": dict(time_chunk=4),
-        "chunks_of_5": dict(time_chunk=5)}
+# "whole": the whole sequence's segmented parallel scan (segments of 4 steps); "default": on CPU
+# selective_scan.py's loop over the whole sequence (one chunk); time chunks of 5 steps do not
+# divide L = 12 (5 + 5 + 2; the length-4096 test's chunks of 128 do divide it).
+FAST = {"whole": dict(time_chunk=0, segment=4), "default": {}, "chunks_of_5": dict(time_chunk=5)}
 
 
 def _block(**fields):
