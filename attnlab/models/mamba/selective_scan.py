@@ -77,16 +77,16 @@ def _bwd(res, cotangents):
     t = steps - 1 - i
     h_prev_BPH = jnp.where(t > 0, h_TBPH[jnp.maximum(t - 1, 0)], h0_BPH)
     delta_BH, u_BH, b_BP = delta_TBH[t], u_TBH[t], b_TBP[t]
-    decay_BPH = _decay(a_PH, delta_BH)
     g_BPH = back_BPH + _per_channel(dy_TBH[t]) * _per_state(c_TBP[t])
-    d_exponent_BPH = g_BPH * h_prev_BPH * decay_BPH  # d L / d (delta_t A)
+    back_BPH = g_BPH * _decay(a_PH, delta_BH)
+    d_exponent_BPH = back_BPH * h_prev_BPH  # d L / d (delta_t A)
     gb_BH = jnp.sum(g_BPH * _per_state(b_BP), axis=1)
     ddelta_TBH = ddelta_TBH.at[t].set(jnp.sum(d_exponent_BPH * a_PH[None], axis=1) + gb_BH * u_BH)
     du_TBH = du_TBH.at[t].set(gb_BH * delta_BH)
     db_TBP = db_TBP.at[t].set(jnp.sum(g_BPH * _per_channel(delta_BH * u_BH), axis=2))
     dc_TBP = dc_TBP.at[t].set(jnp.sum(h_TBPH[t] * _per_channel(dy_TBH[t]), axis=2))
     da_PH = da_PH + jnp.sum(d_exponent_BPH * _per_channel(delta_BH), axis=0)
-    return g_BPH * decay_BPH, da_PH, du_TBH, ddelta_TBH, db_TBP, dc_TBP
+    return back_BPH, da_PH, du_TBH, ddelta_TBH, db_TBP, dc_TBP
 
   start = (dh_BPH, jnp.zeros_like(a_PH), jnp.zeros_like(u_TBH), jnp.zeros_like(delta_TBH),
            jnp.zeros_like(b_TBP), jnp.zeros_like(c_TBP))
