@@ -52,7 +52,7 @@ class Plan:
   gb: int = 1  # batch entries per group
   gg: int = 1  # key/value heads per group
   ng: int = 1  # groups along the key/value heads (G // gg)
-  parts: int = 1  # row parts of each causal diagonal block (1: the block computed whole, masked)
+  parts: int = 1  # row parts of the masked blocks (diagonal, window edge); 1: each whole, masked
   window: int | None = None  # causal sliding window: query i sees keys j > i + (s - l) - window
 
 
@@ -71,8 +71,9 @@ def _window_lo(p: Plan, i):
 
 
 def key_range(p: Plan, i):
-  """Key blocks for query block i: [n_full, n_hi) need a mask, those before need none back to
-  ``window_range``'s n_in (0 without a window)."""
+  """Key blocks for query block i: [n_full, n_hi) need a mask (the causal diagonal, or every
+  visited block when there is a mask); those before n_full need none, down to ``window_range``'s
+  n_in (0 without a window)."""
   if p.causal:
     off = p.s - p.l
     q_last = jnp.minimum((i + 1) * p.bq, p.l) - 1  # padded queries need no extra key blocks
