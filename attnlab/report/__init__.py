@@ -3,8 +3,8 @@
   data.py    what a committed experiment holds (``docs/results/<name>/``: the sweep's results.csv,
              its protocol, and the analyses' JSON) and the tables built from it
   collect.py copies a finished sweep (and its analyses) into ``docs/results/<name>/``
-  claims.py  one function per claim: its stated check (thresholds written before the runs), its
-             table and figure, and its verdict
+  claims.py  the claims: what the article says and the check, thresholds written before the runs
+  sections.py  per claim, its table and figure from the committed results and the checks' outcome
   build.py   ``docs/results.md`` from ``docs/results/`` and nothing else; ``check`` rebuilds it and
              says whether the committed report differs
 
