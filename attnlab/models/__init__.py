@@ -4,7 +4,7 @@
   scan/         parallel-scan recurrences: minGRU, minLSTM, LRU
   attention/    scaled dot-product attention, its memory-efficient kernel, multi-head, positions
   transformer/  encoder, decoder, encoder-decoder, mixture-of-experts feed-forward
-  linear_attention/  linear attention (elu1, Based's taylor map), gated: RetNet, GLA
+  linear_attention/  linear attention (elu1, Based's taylor map), RetNet, GLA, DeltaNet
   mamba/        Mamba: the selective SSM in the Mamba block; the causal convolution
   hawk/         Hawk: the RG-LRU in Hawk's recurrent block
   stack.py      the residual stack (pre-norm, MLP) the non-Transformer mixers train in

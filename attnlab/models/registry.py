@@ -17,7 +17,8 @@ from typing import Any, Callable, Mapping
 
 from attnlab.models import stack
 from attnlab.models.hawk.backbone import HawkStackConfig
-from attnlab.models.linear_attention.backbone import GatedLinearConfig, LinearAttentionConfig
+from attnlab.models.linear_attention.backbone import (DeltaNetConfig, GatedLinearConfig,
+                                                    LinearAttentionConfig)
 from attnlab.models.mamba.backbone import MambaStackConfig
 from attnlab.models.rnn.backbone import RecurrentBackbone, RecurrentConfig
 from attnlab.models.scan.backbone import GatedStackConfig, LRUStackConfig
@@ -47,6 +48,7 @@ MODELS = {
     "linear_attention": Entry(LinearAttentionConfig, stack.from_config),
     "retnet": Entry(GatedLinearConfig, stack.from_config, {"decay": "fixed"}),
     "gla": Entry(GatedLinearConfig, stack.from_config, {"decay": "data"}),
+    "deltanet": Entry(DeltaNetConfig, stack.from_config),
     "mamba": Entry(MambaStackConfig, stack.from_config),
     "hawk": Entry(HawkStackConfig, stack.from_config),
     "transformer": Entry(TransformerConfig, _transformer("encoder")),

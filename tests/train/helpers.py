@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -54,3 +57,31 @@ def train_steps(config, parallelism: str, devices=None, steps: int = 3):
   params = parallel.to_saveable(state, parallelism).params
   params = jax.tree_util.tree_map(lambda x: np.asarray(x.addressable_data(0)), params)
   return losses, params
+
+
+_TRAIN = """
+import json, sys
+from attnlab.train import loop
+from tests.train.helpers import tiny_config
+model, task, workdir, overrides = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+summary = loop.train_and_evaluate(tiny_config(model, task, **overrides), workdir)
+print(json.dumps(summary["final_eval"]))
+"""
+
+
+def train_on_one_device(model: str, task: str, workdir: str, **overrides) -> dict:
+  """``tiny_config(model, task, **overrides)`` through ``loop.train_and_evaluate`` in a fresh
+  process on one CPU device (with fewer XLA passes); returns the final evaluation.
+
+  Not in this process: with the 4 devices tests/conftest.py forces onto 2 cores, a few hundred
+  steps of the loop's sharded step can stall XLA:CPU's all-reduce rendezvous (one device thread
+  never arrives, for any model), which aborts the process after 40 s.
+  """
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+         "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
+         "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
+  done = subprocess.run([sys.executable, "-c", _TRAIN, model, task, workdir, json.dumps(overrides)],
+                        env=env, cwd=REPO, capture_output=True, text=True, timeout=600,
+                        check=False)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,6 +1,6 @@
 """The registered linear-attention models, each layer in the residual stack
 (``attnlab.models.stack``): linear_attention (LinearAttention), retnet and gla
-(GatedLinearAttention with decay "fixed" / "data")."""
+(GatedLinearAttention with decay "fixed" / "data"), deltanet (DeltaNet)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from attnlab.models import stack
 from attnlab.models.linear_attention import fields
+from attnlab.models.linear_attention.deltanet import DeltaNet
 from attnlab.models.linear_attention.gated import GatedLinearAttention
 from attnlab.models.linear_attention.linear import LinearAttention
 
@@ -69,3 +70,26 @@ class GatedLinearConfig:
     return GatedLinearAttention(num_heads=self.num_heads, decay=self.decay, chunk=self.chunk,
                                 gate_rank=self.gate_rank, dtype=self.dtype,
                                 name=f"gated_linear_attention_{i}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeltaNetConfig:
+  """DeltaNet layers in the residual stack; checked on creation."""
+  d_model: int = 64  # residual width D
+  num_layers: int = 2  # blocks
+  num_heads: int = 4  # heads N (must divide d_model)
+  chunk: int = 64  # time steps per chunk of the chunked form
+  d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
+  dropout_rate: float = 0.0  # on each block's residual branches
+  dtype: Any = jnp.float32  # compute dtype
+
+  def __post_init__(self):
+    if not self.d_ff:
+      object.__setattr__(self, "d_ff", 4 * self.d_model)
+    stack.check_sizes(d_model=self.d_model, num_layers=self.num_layers, d_ff=self.d_ff)
+    fields.check_delta(self.d_model, self.num_heads, self.chunk)
+    stack.check_rate("dropout_rate", self.dropout_rate)
+
+  def mixer(self, i: int) -> nn.Module:
+    return DeltaNet(num_heads=self.num_heads, chunk=self.chunk, dtype=self.dtype,
+                    name=f"deltanet_{i}")

@@ -48,6 +48,12 @@ def check_gated(d_model, num_heads, decay, chunk, gate_rank, gate_temperature,
   check_choice("mode", mode, MODES)
 
 
+def check_delta(d_model, num_heads, chunk, mode=MODES[0]) -> None:
+  check_heads(d_model, num_heads)
+  check_positive("chunk", chunk)
+  check_choice("mode", mode, MODES)
+
+
 def default_key_dim(feature_map: str, key_dim: int, d_model: int, num_heads: int) -> int:
   """key_dim 0 -> taylor: Based's 16; the others: the head size d_model / num_heads."""
   if key_dim:

@@ -5,11 +5,12 @@
            cell (``ssm.step``); block.py: the Mamba block around it (in_proj -> causal conv -> SiLU
            -> SSM, gated by SiLU(z), out_proj) with its decoding state; causal_conv.py: the short
            causal convolution and the step-by-step driver shared with hawk/
-  kernels  the recurrence runs on scan/linear_scan.py's segmented parallel scan over the whole
-           sequence (``ssm.whole_sequence``, [L, B, H, P] arrays: the default off CPU) or, on CPU
-           from a few chunks' length, in time chunks (scan/time_chunks.py + scan/step_scan.py,
-           ``ssm.one_chunk``), whose [B, T, H, P] arrays are chunk-sized (about 4 MB) and whose
-           backward pass recomputes each chunk
+  kernels  selective_scan.py: the recurrence as one loop over time on [B, P, H] slabs with a
+           hand-written backward (a = exp(delta A) and b = delta u B never formed for more than a
+           step), on CPU, in time chunks (scan/time_chunks.py, ``ssm.one_chunk``) of about 4 MB of
+           state ([B, T, P, H]) from 4 chunks' length, the backward pass recomputing each chunk;
+           off CPU (and with time_chunk=0) scan/linear_scan.py's segmented parallel scan over the
+           whole sequence (``ssm.whole_sequence``), whose [L, B, P, H] arrays grow with L
   model    backbone.py: the registered ``mamba`` model (the block as the residual stack's mixer)
 
 ``MambaBlock(mode="sequential")`` is the reference: a plain ``lax.scan`` of the convolution and the

@@ -2,8 +2,8 @@
 (``attnlab.models.stack``).
 
 Mamba's own network is a stack of Mamba blocks alone (RMSNorm, no MLP). Here each block is the
-stack's pre-norm residual pair, the Mamba block as mixer then the stack's MLP (d_ff, 0: 4 * d_model),
-as for every other stack model: the families then differ in their mixer only.
+stack's pre-norm residual pair, the Mamba block as mixer then the stack's MLP (d_ff, 0: 4 *
+d_model), as for every other stack model: the families then differ in their mixer only.
 """
 
 from __future__ import annotations

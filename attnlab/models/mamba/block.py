@@ -31,7 +31,7 @@ from attnlab.models import checks
 from attnlab.models.mamba import causal_conv, ssm
 from attnlab.models.scan import linear_scan, time_chunks
 
-MODES = ("linear", "sequential")  # the parallel / time-chunked scan, or the step-by-step reference
+MODES = ("linear", "sequential")  # the fast paths (see chunk_size), or the step-by-step reference
 
 
 class MambaState(NamedTuple):
@@ -88,14 +88,20 @@ class MambaBlock(nn.Module):
   dt_init_floor: float = 1e-4  # smallest initial step size
   mode: str = "linear"  # one of MODES
   segment: int = linear_scan.SEGMENT  # steps per sequential run of the parallel scan (0: none)
-  # "linear" mode: time steps per chunk of scan/time_chunks.py (None: chunk_size's default; 0: the
-  # whole sequence at once, which holds [L, B, H, P] arrays).
+  # "linear" mode: time steps per chunk of scan/time_chunks.py, each run by selective_scan.py's
+  # loop (None: chunk_size's default; 0: linear_scan.py's parallel scan over the whole sequence,
+  # which holds [L, B, P, H] arrays; ``segment`` applies only then).
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the projections and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
 
   def _check(self, x_BLD, lengths_B, initial_state):
     check_fields(self.expand, self.d_state, self.d_conv, self.dt_rank, self.dt_min, self.dt_max)
+    if not isinstance(self.segment, int) or self.segment < 0:
+      raise ValueError(f"segment={self.segment!r}; must be an int >= 0")
+    chunk = self.time_chunk
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 0):
+      raise ValueError(f"time_chunk={self.time_chunk!r}; must be None or an int >= 0")
     fitted = self.get_variable("params", "in_proj").shape[0] if self.has_variable(
         "params", "in_proj") else None
     checks.check_inputs("MambaBlock", x_BLD, lengths_B, None, {}, (), fitted, self.mode, MODES)

@@ -1,12 +1,12 @@
-"""A causal depthwise convolution over time, with the state that decoding carries (Mamba's and Hawk's
-short convolution).
+"""A causal depthwise convolution over time, with the state that decoding carries (Mamba's and
+Hawk's short convolution).
 
   y_t = bias + sum_{k=0..Z} kernel_k * x_{t - Z + k}        (each channel separately)
 
 kernel is [Z + 1, H] (Z = d_conv - 1 past inputs and the current one; tap Z multiplies x_t),
 bias [H]. Inputs before position 0 are the carried state ``state_BZH`` (the last Z inputs of the
-previous call), zeros at a sequence's start, as PyTorch's ``Conv1d(padding=d_conv - 1)`` truncated to
-the first L outputs computes them. An output never reads a later input, so right padding changes
+previous call), zeros at a sequence's start, as PyTorch's ``Conv1d(padding=d_conv - 1)`` truncated
+to the first L outputs computes them. An output never reads a later input, so right padding changes
 nothing before a sequence's end; the state after a call is the Z inputs ending at each length - 1.
 """
 
@@ -88,7 +88,8 @@ def sequential(cell, kernel, bias_H, x_BLH, conv_BZH, state, lengths_B):
     if lengths_B is None:
       return (new_state, new_conv_BZH), y_BH
     live_B = t < lengths_B
-    keep = lambda new, old: jnp.where(live_B.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)  # noqa: E731
+    keep = lambda new, old: jnp.where(  # noqa: E731
+        live_B.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
     carry = jax.tree_util.tree_map(keep, (new_state, new_conv_BZH), (state, conv_BZH))
     return carry, keep(y_BH, jnp.zeros_like(y_BH))
 

@@ -38,11 +38,11 @@ def _reference(params, x, lengths, state):
   p = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), params["params"])
   dense = lambda v, name: v @ p[name]["kernel"] + p[name]["bias"]  # noqa: E731
   x = np.asarray(x, np.float64)
-  gelu = lambda v: 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))  # noqa: E731
-  gate = gelu(dense(x, "linear_y"))
+  v = dense(x, "linear_y")
+  gate = 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))  # tanh GeLU
   xr = dense(x, "linear_x")
-  dense_gate = lambda w: np.block([[w[i] if i == j else np.zeros_like(w[i]) for j in range(N)]  # noqa: E731
-                                   for i in range(N)])
+  dense_gate = lambda w: np.block(  # noqa: E731  the block-diagonal [H, H] matrix
+      [[w[i] if i == j else np.zeros_like(w[i]) for j in range(N)] for i in range(N)])
   w_a, w_x = dense_gate(p["a_gate"]), dense_gate(p["x_gate"])
   log_a_base = -np.log1p(np.exp(-p["Lambda"]))  # log sigmoid(Lambda)
   h, conv = np.array(state[0], np.float64), np.array(state[1], np.float64)
@@ -184,6 +184,7 @@ def test_lambda_initialisation(setup):
     (dict(a_min=0.99, a_max=0.9), {}, "a_min=0.99"),
     (dict(a_max=1.0), {}, "a_max=1.0"),
     (dict(c=0.0), {}, "c=0.0"),
+    (dict(segment=-1), {}, "segment=-1"),
 ])
 def test_bad_inputs_raise(setup, fields, change, match):
   x, lengths, state, params = setup

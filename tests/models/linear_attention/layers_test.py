@@ -1,5 +1,6 @@
-"""The layers: chunked mode == sequential mode, causality through gradients, padding, step-by-step
-decoding with the carried state, the identity map == the masked product, Based's Taylor map, bf16."""
+"""The layers (LinearAttention, GatedLinearAttention, DeltaNet): chunked mode == sequential mode,
+causality through gradients, padding, step-by-step decoding with the carried state, the identity
+map == the masked product, Based's Taylor map, bf16."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from attnlab.models.linear_attention import feature_maps
+from attnlab.models.linear_attention.deltanet import DeltaNet
 from attnlab.models.linear_attention.gated import GatedLinearAttention
 from attnlab.models.linear_attention.linear import LinearAttention
 
@@ -20,6 +22,7 @@ LAYERS = {
     "none": GatedLinearAttention(num_heads=2, decay="none", chunk=6),
     "fixed": GatedLinearAttention(num_heads=2, decay="fixed", chunk=6),
     "data": GatedLinearAttention(num_heads=2, decay="data", gate_rank=2, chunk=6),
+    "delta": DeltaNet(num_heads=2, chunk=6),
 }
 
 
@@ -37,7 +40,7 @@ def _x(seed=0, shape=(B, L, D)):
 
 # Every layer in the equivalence test; the others take the three whose code paths differ (the
 # taylor map and decay "none" share elu1's and fixed's).
-@pytest.fixture(scope="module", params=["elu1", "fixed", "data"])
+@pytest.fixture(scope="module", params=["elu1", "fixed", "data", "delta"])
 def run(request):
   """A layer's params, jitted apply(params, x, lengths, state), the full pass on x and the same x
   decoded one step at a time (outputs and the state after each step). Every call has the same

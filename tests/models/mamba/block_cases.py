@@ -1,12 +1,9 @@
 """Checks both conv + recurrence blocks (Mamba, Hawk) share: a test module calls them with its
-block. Every block maps (x_BLD, lengths_B, initial_state) -> (y_BLD, (recurrent state, conv state))."""
+block. Every block maps (x_BLD, lengths_B, initial_state) -> (y_BLD, (recurrent state, conv
+state)); and the tiny recall run both models train in."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -77,39 +74,14 @@ def fewer_xla_passes():
     jax.config.update("jax_disable_most_optimizations", False)
 
 
-def recall_config(model: str):
+def train_recall(model: str, workdir: str) -> dict:
   """A tiny associative-recall run (two pairs, four keys and four values, length 8) of ``model``
-  that learns within a few seconds of CPU: 400 steps of batch 32 at width 16."""
+  that learns within a few seconds of CPU (400 steps of batch 32 at width 16), on one device in a
+  fresh process (``helpers.train_on_one_device``); returns the final evaluation."""
   steps = 400
-  return helpers.tiny_config(model, "associative_recall", **{
+  return helpers.train_on_one_device(model, "associative_recall", workdir, **{
       "task.num_kv_pairs": 2, "task.num_keys": 4, "task.num_values": 4,
       "train_min_length": 8, "train_max_length": 8, "eval_lengths": [8], "batch_size": 32,
       "num_steps": steps, "eval_every": steps, "log_every": steps, "checkpoint_every": steps,
       "eval_batches": 4, "model.d_model": 16, "model.d_ff": 32,
       "optimizer.learning_rate": 1e-2, "optimizer.warmup_steps": 10})
-
-
-_TRAIN = """
-import json, sys
-from attnlab.train import loop
-from tests.models.mamba.block_cases import recall_config
-summary = loop.train_and_evaluate(recall_config(sys.argv[1]), sys.argv[2])
-print(json.dumps(summary["final_eval"]))
-"""
-
-
-def train_recall(model: str, workdir: str) -> dict:
-  """``recall_config(model)`` through ``loop.train_and_evaluate`` in a fresh process on one CPU
-  device; returns the final evaluation.
-
-  Not in this process: with the 4 devices tests/conftest.py forces onto 2 cores, a few hundred
-  steps of the loop's sharded step stalled XLA:CPU's all-reduce rendezvous (one device thread never
-  arrived; any model, minGRU too), which aborts the process after 40 s.
-  """
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
-         "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
-         "PYTHONPATH": os.pathsep.join(filter(None, [helpers.REPO, os.environ.get("PYTHONPATH")]))}
-  done = subprocess.run([sys.executable, "-c", _TRAIN, model, workdir], env=env, cwd=helpers.REPO,
-                        capture_output=True, text=True, timeout=600, check=False)
-  assert done.returncode == 0, done.stderr[-3000:]
-  return json.loads(done.stdout.strip().splitlines()[-1])

@@ -79,7 +79,7 @@ def test_decoding_in_pieces_equals_one_call(setup, compiled):
   full = jnp.full((B,), L, jnp.int32)
   want, _ = compiled["whole"](params, x, full, state)
   # A 5-token prompt, then one token at a time, from the same initial state.
-  got = block_cases.decode_in_pieces(_block(time_chunk=0), params, x, [5] + [1] * (L - 5), state)
+  got = block_cases.decode_in_pieces(_block(), params, x, [5] + [1] * (L - 5), state)
   block_cases.tree_close(got, want)
   shapes = jax.tree_util.tree_map(jnp.shape, zero_state(B, D, d_state=P))
   assert shapes == jax.tree_util.tree_map(jnp.shape, got[1])
@@ -134,6 +134,7 @@ def test_initialisation(setup):
     (dict(d_conv=0), {}, "d_conv=0"),
     (dict(dt_rank=-1), {}, "dt_rank=-1"),
     (dict(dt_min=0.2), {}, "dt_min=0.2"),
+    (dict(time_chunk=-1), {}, "time_chunk=-1"),
 ])
 def test_bad_inputs_raise(setup, fields, change, match):
   x, lengths, state, params = setup

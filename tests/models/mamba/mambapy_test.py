@@ -1,5 +1,5 @@
-"""The Mamba block equals mambapy's (a pure-PyTorch port of the reference mamba_simple.py), weight for
-weight: outputs and every gradient, float32 here against float64 there."""
+"""The Mamba block equals mambapy's (a pure-PyTorch port of the reference mamba_simple.py), weight
+for weight: outputs and every gradient, float32 here against float64 there."""
 
 from __future__ import annotations
 

@@ -1,0 +1,65 @@
+"""DeltaNet (Schlag et al. 2021; Yang et al. 2024): multi-head attention by the delta rule
+(delta_rule.py), S_t = S_{t-1} + beta_t k_t (v_t - S_{t-1}^T k_t)^T, o_t = S_t^T q_t.
+
+As in fla's DeltaNet without its short convolutions: q, k = l2norm(silu(x W)), v = silu(x W_v),
+beta_t = sigmoid(x_t W_beta) per head; then a per-head RMSNorm of o (one learned scale [K]) and the
+output projection.
+
+Decoding: (x_BLD, lengths_B, initial_state_BNKK) -> (y_BLD, final_state_BNKK) on one step at a time
+(L = 1), passing each call's final state to the next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from attnlab.models.linear_attention import delta_rule, fields
+from attnlab.models.linear_attention.gated import rms_norm
+
+L2_EPS = 1e-6  # inside the square root of the keys' and queries' L2 norm
+
+
+def l2_normalize(x_BLNK):
+  x_BLNK = x_BLNK.astype(jnp.float32)
+  return x_BLNK * jax.lax.rsqrt(jnp.sum(x_BLNK ** 2, axis=-1, keepdims=True) + L2_EPS)
+
+
+class DeltaNet(nn.Module):
+  """(x_BLD, lengths_B=None, initial_state_BNKK=None) -> (y_BLD, final_state_BNKK); K = D / N.
+
+  y is in ``dtype`` (zero past each sequence's end), the state float32.
+  """
+  num_heads: int  # N; head size K = D / N (queries, keys and values)
+  chunk: int = 64  # time steps per chunk of the chunked form
+  mode: str = "chunked"  # one of fields.MODES ("sequential": the step-by-step reference)
+  dtype: Any = jnp.float32  # compute dtype of the projections and the chunked matmuls
+  param_dtype: Any = jnp.float32  # dtype of the stored parameters
+
+  @nn.compact
+  def __call__(self, x_BLD, lengths_B=None, initial_state_BNKK=None):
+    d = x_BLD.shape[-1]
+    n = self.num_heads
+    fields.check_delta(d, n, self.chunk, self.mode)
+    kd = d // n
+    fields.check_inputs("DeltaNet", x_BLD, lengths_B, initial_state_BNKK, (n, kd, kd))
+    dense = lambda features, name: nn.DenseGeneral(  # noqa: E731
+        features, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    q_BLNK = l2_normalize(nn.silu(dense((n, kd), "query")(x_BLD)))
+    k_BLNK = l2_normalize(nn.silu(dense((n, kd), "key")(x_BLD)))
+    v_BLNK = nn.silu(dense((n, kd), "value")(x_BLD))
+    beta_BLN = jax.nn.sigmoid(dense(n, "beta")(x_BLD).astype(jnp.float32))
+    kwargs = dict(lengths_B=lengths_B, state_BNKU=initial_state_BNKK)
+    if self.mode == "chunked":
+      o_BLNK, state_BNKK = delta_rule.chunked_form(q_BLNK, k_BLNK, v_BLNK, beta_BLN,
+                                                   chunk=self.chunk, dtype=self.dtype, **kwargs)
+    else:
+      o_BLNK, state_BNKK = delta_rule.recurrent_form(q_BLNK, k_BLNK, v_BLNK, beta_BLN, **kwargs)
+    scale_K = self.param("norm_scale", nn.initializers.ones_init(), (kd,), self.param_dtype)
+    o_BLD = rms_norm(o_BLNK, scale_K.astype(jnp.float32)).reshape(x_BLD.shape)
+    y_BLD = nn.Dense(d, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
+                     name="out")(o_BLD.astype(self.dtype))
+    return y_BLD, state_BNKK
