@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import jax
 import pytest
 
 from attnlab.models import registry
 from attnlab.models.transformer.config import SlidingWindowConfig
-from attnlab.train import loop
 from tests.train import helpers
 
 
@@ -23,16 +21,10 @@ def test_section_shows_the_window_and_the_config_checks_it():
 def test_learns_copy_within_its_window(tmp_path):
   """Copy of length 17 recalls each symbol 9 positions back: inside a window of 12, which is
   shorter than the sequence (with window 4 the same run stays at chance, 1/8)."""
-  config = helpers.tiny_config(
-      "swa", "copy", **{"model.window": 12, "model.d_model": 32, "model.d_ff": 64,
-                        "train_min_length": 17, "train_max_length": 17, "eval_lengths": [17],
-                        "num_steps": 100, "batch_size": 32, "eval_every": 100,
-                        "checkpoint_every": 100, "log_every": 100, "eval_batches": 2,
-                        "optimizer.warmup_steps": 10})
-  jax.config.update("jax_disable_most_optimizations", True)  # fewer XLA passes, same semantics
-  try:
-    summary = loop.train_and_evaluate(config, str(tmp_path))
-  finally:
-    jax.config.update("jax_disable_most_optimizations", False)
-  assert summary["status"] == "done"
-  assert summary["final_eval"]["lengths"]["17"]["accuracy"] > 0.35  # chance: 1/8
+  final = helpers.train_on_one_device(
+      "swa", "copy", str(tmp_path), **{
+          "model.window": 12, "model.d_model": 32, "model.d_ff": 64, "train_min_length": 17,
+          "train_max_length": 17, "eval_lengths": [17], "num_steps": 100, "batch_size": 32,
+          "eval_every": 100, "checkpoint_every": 100, "log_every": 100, "eval_batches": 2,
+          "optimizer.warmup_steps": 10})
+  assert final["lengths"]["17"]["accuracy"] > 0.35  # chance: 1/8
