@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Benchmarks: ``python scripts/bench.py SUITE [--json FILE] [--malloc reuse] [suite options]``.
 
-Suites: recurrent, products, attention, data, loop, checkpoint, compile, experiment. Each prints a
-table of medians and ratios against its named reference, and with ``--json FILE`` writes a list of
-records. ``--malloc reuse``
-runs the whole benchmark (attnlab and its references alike) with glibc malloc keeping freed memory
-(attnlab/cli/malloc.py); the first line printed says which malloc the run had.
+Suites: recurrent, products, attention, data, loop, checkpoint, compile, experiment, long_context.
+Each prints a table of medians and ratios against its named reference, and with ``--json FILE``
+writes a list of records. ``--malloc reuse`` runs the whole benchmark (attnlab and its references
+alike) with glibc malloc keeping freed memory (attnlab/cli/malloc.py); the first line printed says
+which malloc the run had.
 """
 
 import argparse
@@ -27,6 +27,7 @@ SUITES = {
     "checkpoint": "benchmarks.checkpoint",
     "compile": "benchmarks.compile",
     "experiment": "benchmarks.experiment",
+    "long_context": "benchmarks.long_context",
 }
 
 

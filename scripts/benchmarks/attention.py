@@ -78,11 +78,12 @@ def _child(cfg: dict) -> dict:
           "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _spawn(cfg: dict, timeout: float) -> dict:
+def spawn(cfg: dict, timeout: float, module: str = "benchmarks.attention") -> dict:
+  """Runs ``module``'s child for ``cfg`` in a fresh process; its record, or a failed status."""
   try:
     scripts = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.pathsep.join(filter(None, [scripts, os.environ.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.attention", "--child", json.dumps(cfg)],
+    proc = subprocess.run([sys.executable, "-m", module, "--child", json.dumps(cfg)],
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": path})
   except subprocess.TimeoutExpired:
@@ -94,7 +95,7 @@ def _spawn(cfg: dict, timeout: float) -> dict:
   return dict(json.loads(proc.stdout.strip().splitlines()[-1]), status="ok")
 
 
-def _merge(rounds: list[dict], length, causal, impl, opts, idle) -> dict:
+def merge(rounds: list[dict], length, causal, impl, opts, idle) -> dict:
   """One record from a configuration's rounds: medians of time, max of peak memory."""
   rec = {"impl": impl, "length": length, "causal": causal, "batch": opts.batch,
          "heads": opts.heads, "head_dim": opts.head_dim, "rounds": len(rounds)}
@@ -136,7 +137,7 @@ def main(args: list[str], json_path: str | None) -> list[dict]:
       opts.impls = [i for i in opts.impls if i != "torch"]
   base = {"batch": opts.batch, "heads": opts.heads, "head_dim": opts.head_dim, "length": 1,
           "causal": False, "repeats": 1}
-  idle = {family: _spawn(dict(base, impl=f"idle_{family}"), 300).get("rss_mb", 0.0)
+  idle = {family: spawn(dict(base, impl=f"idle_{family}"), 300).get("rss_mb", 0.0)
           for family in ("jax", "torch")}
 
   causals = {"both": (False, True), "yes": (True,), "no": (False,)}[opts.causal]
@@ -153,11 +154,11 @@ def main(args: list[str], json_path: str | None) -> list[dict]:
         rec = {"status": f"skipped: predicted {gb:.0f} GB > --max_gb {opts.max_gb:g}"}
       else:
         cfg = dict(base, impl=impl, length=length, causal=causal, repeats=opts.repeats)
-        rec = _spawn(cfg, opts.timeout)
+        rec = spawn(cfg, opts.timeout)
       done.append(rec)
       print(f"  {impl:8s} L={length:6d} causal={causal!s:5s} {rec.get('median_s', '-')} "
             f"{rec.get('rss_mb', '-')} {rec['status']}", file=sys.stderr, flush=True)
-  records = [_merge(runs[key], *key, opts, idle) for key in configs]
+  records = [merge(runs[key], *key, opts, idle) for key in configs]
 
   ref = {(r["length"], r["causal"]): r for r in records if r["impl"] == "torch" and "median_s" in r}
   for r in records:

@@ -23,8 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("eval") / "run")
-  config = configs.load_module(os.path.join(ROOT, "experiments", "distance.py")).get_config("smoke")
-  config.model.name = "transformer"
+  config = configs.load_module(os.path.join(ROOT, "experiments", "distance.py")).get_config("smoke,model=transformer")
   config.model.target_params = 0  # a fixed width: no sizing search on every restore
   assert (config.num_steps, config.eval_every, config.checkpoint_every) == (20, 10, 10)
   loop.train_and_evaluate(config, workdir)
