@@ -27,6 +27,16 @@ def check_rate(name: str, value: float) -> None:
     raise ValueError(f"{name}={value}; must be in [0, 1)")
 
 
+def check_stack_fields(cfg) -> None:
+  """A family config's stack fields, on creation: d_ff 0 becomes 4 * d_model; ValueError naming
+  the first bad one of d_model, num_layers, d_ff and dropout_rate."""
+  check_sizes(d_model=cfg.d_model, num_layers=cfg.num_layers)
+  if not cfg.d_ff:
+    object.__setattr__(cfg, "d_ff", 4 * cfg.d_model)
+  check_sizes(d_ff=cfg.d_ff)
+  check_rate("dropout_rate", cfg.dropout_rate)
+
+
 class ResidualStack(nn.Module):
   """Pre-norm residual blocks around a mixer and an MLP; x_BLD -> y_BLD."""
   make_mixer: Callable[[int], nn.Module]  # block index -> the mixer module (named by the caller)

@@ -10,10 +10,26 @@ import logging
 import os
 import sys
 
-import tensorboardX
 import tqdm
 
 log = logging.getLogger(__name__)
+
+
+def _import_tensorboardx():
+  """tensorboardX, without the PyTorch import it makes when torch is installed (only to accept
+  torch tensors, which attnlab never passes): seconds of every run's start-up otherwise."""
+  if "torch" in sys.modules:
+    import tensorboardX
+    return tensorboardX
+  sys.modules["torch"] = None  # makes "import torch" raise ImportError, which tensorboardX allows
+  try:
+    import tensorboardX
+  finally:
+    del sys.modules["torch"]
+  return tensorboardX
+
+
+tensorboardX = _import_tensorboardx()
 
 
 def _step_of(line: str) -> int | None:

@@ -43,19 +43,51 @@ def _start(args, workdir):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
 
+# Runs scripts/train.py's entry point once per argument list, each in a child forked after the one
+# import of attnlab (the children fail before JAX starts a backend): a Python start-up per mistake
+# would be most of this test's time. Prints each child's exit status as JSON.
+_FORKED = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from attnlab.cli import train
+codes = []
+for i, args in enumerate(json.loads(sys.argv[3])):
+  sys.stdout.flush(); sys.stderr.flush()
+  pid = os.fork()
+  if pid == 0:
+    for fd, name in ((1, "out"), (2, "err")):
+      os.dup2(os.open(os.path.join(sys.argv[2], f"{i}.{name}"), os.O_WRONLY | os.O_CREAT), fd)
+    sys.argv = [os.path.join(sys.argv[1], "scripts", "train.py"), *args]
+    try:
+      train.run()
+      code = 0
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else 1
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(code)
+  codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+print(json.dumps(codes))
+"""
+
+
 def test_configuration_mistakes_are_one_error_line(tmp_path):
-  # All at once: each is a short Python start-up, so they overlap well.
-  procs = [(args, want, _start(args, tmp_path / f"run{i}"))
-           for i, (args, want) in enumerate(MISTAKES)]
-  for args, want, proc in procs:
-    out, err = proc.communicate(timeout=300)
+  logs, runs = tmp_path / "logs", tmp_path / "runs"
+  logs.mkdir()
+  runs.mkdir()
+  cases = [[*args, f"--workdir={runs / f'run{i}'}"] for i, (args, _) in enumerate(MISTAKES)]
+  proc = subprocess.run([sys.executable, "-c", _FORKED, ROOT, str(logs), json.dumps(cases)],
+                        capture_output=True, text=True, env=ENV, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  codes = json.loads(proc.stdout.splitlines()[-1])
+  for i, ((args, want), code) in enumerate(zip(MISTAKES, codes)):
+    out, err = (open(logs / f"{i}.{name}").read() for name in ("out", "err"))
     lines = [line for line in (out + err).splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line.lower()]
-    assert proc.returncode == 2, (args, out, err)
+    assert code == 2, (args, out, err)
     assert len(errors) == 1 and errors[0].startswith("train: error: "), (args, lines)
     assert re.search(want, errors[0]), (args, errors[0])
     assert "Traceback" not in err and "config:" not in err, (args, err)
-  assert not any(p.exists() for p in tmp_path.iterdir())  # no workdir was created
+  assert not any(runs.iterdir())  # no workdir was created
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -1,12 +1,11 @@
 """Memory-efficient attention (Rabe & Staats 2021) with a FlashAttention-2 style backward pass.
 
-This file lays the inputs out and runs ``attention_blocks`` (the block-by-block forward and
+This file lays the inputs out and runs ``chunked_blocks`` (the block-by-block forward and
 backward, causal block skipping, diagonal row parts) under one custom VJP, for one group of heads
 at a time: (batch, key/value head) pairs are processed in groups, one group after another, each
-group as large as fits ``block_elements`` logits per block. On a 2-core CPU (batch 4, 8 heads, head
-dim 64, length 4096, forward+backward, interleaved in one process) one head at a time with
-1024 x 1024 blocks took 2.9 s against 4.1 s for all 32 heads at once with 512 x 256 blocks (16 MB of
-logits per block, streamed through memory by every step); at length 1024, 0.22 s against 0.30 s.
+group as large as fits ``block_elements`` logits per block. One head at a time with large blocks
+keeps each block's logits in cache, which beat all heads at once with smaller blocks on CPU
+(docs/benchmarks.md, "chunked attention's layout").
 
 Dropout draws its keep mask per (group, query block, key block) from
 ``fold_in(fold_in(fold_in(rng, group), i), j)`` so the backward pass regenerates the forward's mask;

@@ -28,13 +28,10 @@ class HawkStackConfig:
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
-    stack.check_sizes(d_model=self.d_model, num_layers=self.num_layers)
-    for name, derived in (("d_ff", 4 * self.d_model), ("lru_width", self.d_model)):
-      if not getattr(self, name):
-        object.__setattr__(self, name, derived)
+    stack.check_stack_fields(self)
+    if not self.lru_width:
+      object.__setattr__(self, "lru_width", self.d_model)
     block.check_fields(self.lru_width, self.num_heads, self.d_conv)
-    stack.check_sizes(d_ff=self.d_ff)
-    stack.check_rate("dropout_rate", self.dropout_rate)
 
   def mixer(self, i: int) -> nn.Module:
     return block.HawkBlock(lru_width=self.lru_width, num_heads=self.num_heads, d_conv=self.d_conv,

@@ -32,13 +32,10 @@ class LinearAttentionConfig:
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
-    if not self.d_ff:
-      object.__setattr__(self, "d_ff", 4 * self.d_model)
-    stack.check_sizes(d_model=self.d_model, num_layers=self.num_layers, d_ff=self.d_ff)
+    stack.check_stack_fields(self)
     fields.check_linear(self.d_model, self.num_heads, self.feature_map, self.key_dim, self.chunk)
     object.__setattr__(self, "key_dim", fields.default_key_dim(
         self.feature_map, self.key_dim, self.d_model, self.num_heads))
-    stack.check_rate("dropout_rate", self.dropout_rate)
 
   def mixer(self, i: int) -> nn.Module:
     return LinearAttention(num_heads=self.num_heads, feature_map=self.feature_map,
@@ -60,11 +57,8 @@ class GatedLinearConfig:
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
-    if not self.d_ff:
-      object.__setattr__(self, "d_ff", 4 * self.d_model)
-    stack.check_sizes(d_model=self.d_model, num_layers=self.num_layers, d_ff=self.d_ff)
+    stack.check_stack_fields(self)
     fields.check_gated(self.d_model, self.num_heads, self.decay, self.chunk, self.gate_rank, 16.0)
-    stack.check_rate("dropout_rate", self.dropout_rate)
 
   def mixer(self, i: int) -> nn.Module:
     return GatedLinearAttention(num_heads=self.num_heads, decay=self.decay, chunk=self.chunk,
@@ -84,11 +78,8 @@ class DeltaNetConfig:
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
-    if not self.d_ff:
-      object.__setattr__(self, "d_ff", 4 * self.d_model)
-    stack.check_sizes(d_model=self.d_model, num_layers=self.num_layers, d_ff=self.d_ff)
+    stack.check_stack_fields(self)
     fields.check_delta(self.d_model, self.num_heads, self.chunk)
-    stack.check_rate("dropout_rate", self.dropout_rate)
 
   def mixer(self, i: int) -> nn.Module:
     return DeltaNet(num_heads=self.num_heads, chunk=self.chunk, dtype=self.dtype,

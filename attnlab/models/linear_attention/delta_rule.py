@@ -10,8 +10,9 @@ the unit lower-triangular system
 
   (I + tril(diag(beta) K K^T, -1)) U = diag(beta) (V - K S_0),   i.e.  U = U~ - W S_0
 
-with W = T K, U~ = T V, T = (I + tril(..))^-1 diag(beta) (one batched triangular solve for all
-chunks); then O = Q S_0 + tril(Q K^T) U and S_T = S_0 + K^T U, chunk after chunk in a ``lax.scan``.
+with W = T K, U~ = T V, T = (I + tril(..))^-1 diag(beta) (every chunk's unit lower-triangular
+matrix inverted at once by block doubling, ``unit_lower_inverse``); then O = Q S_0 + tril(Q K^T) U
+and S_T = S_0 + K^T U, chunk after chunk in a ``lax.scan``.
 Per-sequence lengths: beta = 0 past each end (the state stops changing), outputs there are 0.
 """
 
@@ -19,6 +20,35 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+
+def unit_lower_inverse(m_XTT):
+  """The inverses of unit lower-triangular matrices [..., T, T], by block doubling: from the
+  inverses A^-1, D^-1 of the diagonal blocks of size s, those of size 2 s are
+  [[A^-1, 0], [-D^-1 C A^-1, D^-1]], one batched matmul pair per level, log2(T) levels.
+
+  Matmuls only: XLA:CPU's batched triangular solve, differentiated in both its operands, can hang
+  (jax 0.10.2; scripts/benchmarks/long_context.py showed it).
+  """
+  t = m_XTT.shape[-1]
+  p = 1 << (t - 1).bit_length()  # padded to a power of two with identity rows and columns
+  lead = m_XTT.shape[:-2]
+  m = jnp.pad(m_XTT, [(0, 0)] * len(lead) + [(0, p - t), (0, p - t)])
+  pad_eye = jnp.diag((jnp.arange(p) >= t).astype(m.dtype))
+  m = m + pad_eye.reshape((1,) * len(lead) + (p, p))
+  inv = jnp.ones(lead + (p, 1, 1), m.dtype)  # p inverses of size 1 (the unit diagonal)
+  s = 1
+  while s < p:
+    nb = p // (2 * s)
+    m6 = m.reshape(lead + (nb, 2, s, nb, 2, s))
+    c = jnp.moveaxis(jnp.diagonal(m6[..., :, 1, :, :, 0, :], axis1=-4, axis2=-2), -1, -3)
+    a_inv, d_inv = inv[..., 0::2, :, :], inv[..., 1::2, :, :]  # [..., nb, s, s] each
+    lower_left = -jnp.matmul(d_inv, jnp.matmul(c, a_inv, precision="highest"),
+                             precision="highest")
+    top = jnp.concatenate([a_inv, jnp.zeros_like(a_inv)], axis=-1)
+    inv = jnp.concatenate([top, jnp.concatenate([lower_left, d_inv], axis=-1)], axis=-2)
+    s *= 2
+  return inv[..., 0, :t, :t]
 
 
 def _masked(beta_BLN, lengths_B):
@@ -57,7 +87,7 @@ def chunked_form(q_BLNK, k_BLNK, v_BLNU, beta_BLN, *, lengths_B=None, state_BNKU
                  dtype=jnp.float32):
   """(o_BLNU float32, final state_BNKU) of the delta rule, ``chunk`` steps at a time.
 
-  ``dtype``: the matmul operands' dtype; the triangular solve, the states and accumulation are
+  ``dtype``: the matmul operands' dtype; the triangular inverse, the states and accumulation are
   float32.
   """
   b, l, n, kd = q_BLNK.shape
@@ -80,8 +110,7 @@ def chunked_form(q_BLNK, k_BLNK, v_BLNU, beta_BLN, *, lengths_B=None, state_BNKU
                  + jnp.where(strict_111TS, beta_JBNT[..., None] * kk_JBNTS, 0.0))
   # [W | U~] = (I + tril(diag(beta) K K^T, -1))^-1 diag(beta) [K | V], for all chunks at once.
   rhs_JBNTW = beta_JBNT[..., None] * jnp.concatenate([k_JBNTK, v_JBNTU], axis=-1)
-  wu_JBNTW = jax.scipy.linalg.solve_triangular(lower_JBNTS, rhs_JBNTW, lower=True,
-                                               unit_diagonal=True)
+  wu_JBNTW = jnp.matmul(unit_lower_inverse(lower_JBNTS), rhs_JBNTW, precision="highest")
   w_JBNTK, u_JBNTU = wu_JBNTW[..., :kd], wu_JBNTW[..., kd:]
   qk_JBNTS = jnp.where(jnp.tril(jnp.ones((t, t), bool))[None, None, None],
                        dot("jbntk,jbnsk->jbnts", q_JBNTK, k_JBNTK), 0.0)

@@ -32,13 +32,10 @@ class MambaStackConfig:
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
-    stack.check_sizes(d_model=self.d_model, num_layers=self.num_layers)
+    stack.check_stack_fields(self)
     block.check_fields(self.expand, self.d_state, self.d_conv, self.dt_rank)
-    for name, derived in (("d_ff", 4 * self.d_model), ("dt_rank", ssm.dt_rank(self.d_model))):
-      if not getattr(self, name):
-        object.__setattr__(self, name, derived)
-    stack.check_sizes(d_ff=self.d_ff)
-    stack.check_rate("dropout_rate", self.dropout_rate)
+    if not self.dt_rank:
+      object.__setattr__(self, "dt_rank", ssm.dt_rank(self.d_model))
 
   def mixer(self, i: int) -> nn.Module:
     return block.MambaBlock(expand=self.expand, d_state=self.d_state, d_conv=self.d_conv,

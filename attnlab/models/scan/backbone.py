@@ -28,10 +28,7 @@ class GatedStackConfig:
   def __post_init__(self):
     if self.layer not in GATED:
       raise ValueError(f"layer={self.layer!r}; allowed: {sorted(GATED)}")
-    if not self.d_ff:
-      object.__setattr__(self, "d_ff", 4 * self.d_model)
-    stack.check_sizes(d_model=self.d_model, num_layers=self.num_layers, d_ff=self.d_ff)
-    stack.check_rate("dropout_rate", self.dropout_rate)
+    stack.check_stack_fields(self)
 
   def mixer(self, i: int) -> nn.Module:
     return GATED[self.layer](hidden_size=self.d_model, dtype=self.dtype, name=f"{self.layer}_{i}")
@@ -48,12 +45,10 @@ class LRUStackConfig:
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
-    for name, derived in (("d_ff", 4 * self.d_model), ("state_size", self.d_model)):
-      if not getattr(self, name):
-        object.__setattr__(self, name, derived)
-    stack.check_sizes(d_model=self.d_model, num_layers=self.num_layers, d_ff=self.d_ff,
-                      state_size=self.state_size)
-    stack.check_rate("dropout_rate", self.dropout_rate)
+    stack.check_stack_fields(self)
+    if not self.state_size:
+      object.__setattr__(self, "state_size", self.d_model)
+    stack.check_sizes(state_size=self.state_size)
 
   def mixer(self, i: int) -> nn.Module:
     return lru.LRU(hidden_size=self.d_model, state_size=self.state_size, dtype=self.dtype,

@@ -69,3 +69,22 @@ def test_orthonormal_keys_with_beta_one_are_an_exact_memory():
   want = np.stack([np.zeros(U), v[0, 0, 0], v[0, 2, 0], v[0, 3, 0], v[0, 4, 0]])
   np.testing.assert_allclose(o[0, :, 0], want, atol=1e-5)
   np.testing.assert_allclose(np.einsum("k,ku->u", keys[0], state[0, 0]), v[0, 3, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("t", [1, 3, 8, 13, 64])
+def test_unit_lower_inverse_is_numpys_inverse(t):
+  m = np.tril(np.random.default_rng(t).normal(size=(3, 2, t, t)), -1) * 0.5 + np.eye(t)
+  got = delta_rule.unit_lower_inverse(jnp.asarray(m, jnp.float32))
+  want = np.linalg.inv(m)
+  np.testing.assert_allclose(got, want, atol=1e-5 * max(1.0, np.abs(want).max()))
+
+
+def test_gradients_run_repeatedly():
+  # XLA:CPU's triangular solve differentiated in both operands could hang on a second call.
+  q, k, v, beta = (jax.random.normal(jax.random.key(i), s) for i, s in
+                   enumerate([(2, 128, 4, 16)] * 3 + [(2, 128, 4)]))
+  k = k / jnp.linalg.norm(k, axis=-1, keepdims=True)
+  grad = jax.jit(jax.grad(lambda *a: jnp.sum(delta_rule.chunked_form(
+      *a[:3], jax.nn.sigmoid(a[3]), chunk=32)[0]), argnums=(0, 1, 2, 3)))
+  for _ in range(3):
+    jax.block_until_ready(grad(q, k, v, beta))

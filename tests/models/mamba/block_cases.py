@@ -85,3 +85,18 @@ def train_recall(model: str, workdir: str) -> dict:
       "num_steps": steps, "eval_every": steps, "log_every": steps, "checkpoint_every": steps,
       "eval_batches": 4, "model.d_model": 16, "model.d_ff": 32,
       "optimizer.learning_rate": 1e-2, "optimizer.warmup_steps": 10})
+
+
+def bf16_close_to_float32(block16, setup, reference, state_fields):
+  """A block with bf16 compute against its float32 reference: bf16 outputs, float32 carried state
+  (``state_fields`` of the final state) and float32 gradients, each within bf16's tolerance."""
+  x, lengths, state, params = setup
+  (y16, last16), grads16 = outputs_and_grads(block16)(params, x, lengths, state)
+  (y32, _), grads32 = reference
+  assert y16.dtype == jnp.bfloat16
+  for name in state_fields:
+    assert getattr(last16, name).dtype == jnp.float32, name
+  close(y16.astype(jnp.float32), y32, tol=0.03)
+  for g16, g32 in zip(jax.tree_util.tree_leaves(grads16[0]), jax.tree_util.tree_leaves(grads32[0])):
+    assert g16.dtype == jnp.float32
+    close(g16, g32, tol=0.05)

@@ -99,17 +99,7 @@ def test_length_4096_equals_sequential():
 
 
 def test_bf16_compute_close_to_float32(setup, reference):
-  x, lengths, state, params = setup
-  (y16, last16), grads16 = block_cases.outputs_and_grads(_block(dtype=jnp.bfloat16))(
-      params, x, lengths, state)
-  (y32, _), grads32 = reference
-  assert y16.dtype == jnp.bfloat16
-  assert last16.ssm_BPH.dtype == jnp.float32 and last16.conv_BZH.dtype == jnp.float32
-  block_cases.close(y16.astype(jnp.float32), y32, tol=0.03)
-  for g16, g32 in zip(jax.tree_util.tree_leaves(grads16[0]),
-                      jax.tree_util.tree_leaves(grads32[0])):
-    assert g16.dtype == jnp.float32
-    block_cases.close(g16, g32, tol=0.05)
+  block_cases.bf16_close_to_float32(_block(dtype=jnp.bfloat16), setup, reference, ("ssm_BPH", "conv_BZH"))
 
 
 def test_initialisation(setup):
