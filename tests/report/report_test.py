@@ -102,3 +102,9 @@ def test_check_fails_once_a_number_is_edited(tree, tmp_path):
   bad = _report(f"--results={tree}", f"--out={out}", "--check")
   assert bad.returncode == 1 and "differs from a fresh build" in bad.stderr
   assert "-| rnn | 0.999" in bad.stderr and "+| rnn | 0.975" in bad.stderr
+
+
+def test_committed_report_is_a_fresh_build_of_the_committed_results():
+  results_dir = os.path.join(ROOT, "docs", "results")
+  assert os.path.isdir(results_dir), "docs/results/ holds the results the report is built from"
+  assert build.check(results_dir, os.path.join(ROOT, "docs", "results.md")) == []
