@@ -152,7 +152,7 @@ def protocol_text(exp: Experiment, score: str) -> str:
                      ("train lengths", "train_lengths"), ("test lengths", "eval_lengths")):
     if key in fields:
       parts.append(f"{label} {fields[key]}")
-  counts = params_of(exp.rows)
+  counts = {m: n for m, n in params_of(exp.rows).items() if m != "?"}  # "?": no model column
   if counts:
     parts.append("parameters " + ", ".join(f"{m} {n:,}" for m, n in counts.items()))
   parts.append(f"score: {score}")
