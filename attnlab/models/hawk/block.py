@@ -81,11 +81,7 @@ class HawkBlock(nn.Module):
   def _check(self, x_BLD, lengths_B, initial_state):
     width = self.lru_width or (x_BLD.shape[-1] if jnp.ndim(x_BLD) == 3 else 0)
     check_fields(width, self.num_heads, self.d_conv, self.a_min, self.a_max, self.c)
-    if not isinstance(self.segment, int) or self.segment < 0:
-      raise ValueError(f"segment={self.segment!r}; must be an int >= 0")
-    chunk = self.time_chunk
-    if chunk is not None and (not isinstance(chunk, int) or chunk < 0):
-      raise ValueError(f"time_chunk={self.time_chunk!r}; must be None or an int >= 0")
+    time_chunks.check_fields(self.segment, self.time_chunk)
     fitted = self.get_variable("params", "linear_x")["kernel"].shape[0] if self.has_variable(
         "params", "linear_x") else None
     checks.check_inputs("HawkBlock", x_BLD, lengths_B, None, {}, (), fitted, self.mode, MODES)

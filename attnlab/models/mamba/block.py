@@ -97,11 +97,7 @@ class MambaBlock(nn.Module):
 
   def _check(self, x_BLD, lengths_B, initial_state):
     check_fields(self.expand, self.d_state, self.d_conv, self.dt_rank, self.dt_min, self.dt_max)
-    if not isinstance(self.segment, int) or self.segment < 0:
-      raise ValueError(f"segment={self.segment!r}; must be an int >= 0")
-    chunk = self.time_chunk
-    if chunk is not None and (not isinstance(chunk, int) or chunk < 0):
-      raise ValueError(f"time_chunk={self.time_chunk!r}; must be None or an int >= 0")
+    time_chunks.check_fields(self.segment, self.time_chunk)
     fitted = self.get_variable("params", "in_proj").shape[0] if self.has_variable(
         "params", "in_proj") else None
     checks.check_inputs("MambaBlock", x_BLD, lengths_B, None, {}, (), fitted, self.mode, MODES)

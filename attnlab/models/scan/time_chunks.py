@@ -37,6 +37,15 @@ CPU_SIZE = 128
 DEFAULT_MIN_CHUNKS = 4
 
 
+def check_fields(segment, time_chunk) -> None:
+  """ValueError naming a bad ``segment`` (an int >= 0) or ``time_chunk`` (None or an int >= 0) of
+  a layer that runs in time chunks or, whole, by the segmented parallel scan."""
+  if not isinstance(segment, int) or segment < 0:
+    raise ValueError(f"segment={segment!r}; must be an int >= 0")
+  if time_chunk is not None and (not isinstance(time_chunk, int) or time_chunk < 0):
+    raise ValueError(f"time_chunk={time_chunk!r}; must be None or an int >= 0")
+
+
 def resolve(time_chunk: int | None, length: int) -> int:
   """The chunk size a layer runs ``length`` steps with (0: the whole sequence at once).
 
