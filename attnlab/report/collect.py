@@ -53,6 +53,15 @@ def _values_text(values: list) -> str:
           v, (int, float)) else v)))
 
 
+def _repo_relative(config: str) -> str:
+  """The config file as the sweep command names it, relative to the working directory (the sweep
+  manifest stores an absolute path, which would tie a committed protocol to one machine)."""
+  path, sep, arg = config.partition(":")
+  if os.path.isabs(path):
+    path = os.path.relpath(path)
+  return path + sep + arg
+
+
 def protocol(sweep_dir: str, command: str) -> dict[str, Any]:
   """The sweep's command and, per protocol field, the values its trials used."""
   manifest = runner.read_json(os.path.join(sweep_dir, "sweep.json")) or {}
@@ -74,7 +83,7 @@ def protocol(sweep_dir: str, command: str) -> dict[str, Any]:
     values = [v for v in values if v is not None]
     if values:
       fields[label] = _values_text(values)
-  return {"command": command, "config": manifest.get("config", ""),
+  return {"command": command, "config": _repo_relative(manifest.get("config", "")),
           "trials": len(manifest.get("trials", [])), "fields": fields}
 
 
