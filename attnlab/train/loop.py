@@ -17,7 +17,6 @@ import threading
 import time
 
 import jax
-import numpy as np
 
 from attnlab.tasks import lengths as lengths_lib
 from attnlab.train import checkpoint as checkpoint_lib

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-import jax
 import pytest
 
 from attnlab.train import loop
@@ -26,16 +25,12 @@ def _metrics(workdir):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-  jax.config.update("jax_disable_most_optimizations", True)  # fewer XLA passes, same semantics
   out = {}
-  try:
-    for name, data_seed in (("a", 0), ("b", 0), ("c", 1)):
-      workdir = str(tmp_path_factory.mktemp(f"run_{name}"))
-      config = helpers.tiny_config("lstm", "copy", data_seed=data_seed, num_steps=12,
-                                   log_every=3, eval_every=6, checkpoint_every=6)
-      out[name] = (workdir, loop.train_and_evaluate(config, workdir))
-  finally:
-    jax.config.update("jax_disable_most_optimizations", False)
+  for name, data_seed in (("a", 0), ("b", 0), ("c", 1)):
+    workdir = str(tmp_path_factory.mktemp(f"run_{name}"))
+    config = helpers.tiny_config("lstm", "copy", data_seed=data_seed, num_steps=12,
+                                 log_every=3, eval_every=6, checkpoint_every=6)
+    out[name] = (workdir, loop.train_and_evaluate(config, workdir))
   return out
 
 
@@ -89,12 +84,8 @@ def test_nonfinite_loss_stops_without_saving_it(tmp_path):
                                **{"optimizer.learning_rate": 1e30, "optimizer.warmup_steps": 0,
                                   "optimizer.decay": "constant", "optimizer.clip_norm": 0.0})
   workdir = str(tmp_path)
-  jax.config.update("jax_disable_most_optimizations", True)
-  try:
-    with pytest.raises(loop.NonFiniteLossError, match=r"at step (\d+);") as e:
-      loop.train_and_evaluate(config, workdir)
-  finally:
-    jax.config.update("jax_disable_most_optimizations", False)
+  with pytest.raises(loop.NonFiniteLossError, match=r"at step (\d+);") as e:
+    loop.train_and_evaluate(config, workdir)
   bad_step = int(str(e.value).split("at step ")[1].split(";")[0])
   assert 1 <= bad_step <= 6
   with open(os.path.join(workdir, "summary.json")) as f:

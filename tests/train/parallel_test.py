@@ -18,14 +18,6 @@ STEPS = 3
 TOL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-  # Equivalence of the parallel paths, not XLA's optimizer, is under test: fewer passes, faster.
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", False)
-
-
 def _config(**overrides):
   return helpers.tiny_config("lstm", "copy", batch_size=8, **overrides)
 

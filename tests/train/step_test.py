@@ -22,14 +22,6 @@ STEPS = 25
 FAMILIES = ("lstm", "mingru", "lru", "transformer", "decoder", "encoder_decoder")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-  # These runs check learning, not XLA's optimizer: skipping most passes halves compile time.
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", False)
-
-
 def test_families_cover_the_registry():
   assert set(FAMILIES) <= set(registry.MODELS)
 

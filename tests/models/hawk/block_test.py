@@ -16,7 +16,6 @@ from attnlab.models.hawk import rg_lru
 from attnlab.models.hawk.backbone import HawkStackConfig
 from attnlab.models.hawk.block import HawkBlock, HawkState, zero_state
 from tests.models.mamba import block_cases
-from tests.models.mamba.block_cases import fewer_xla_passes  # noqa: F401 (autouse fixture)
 
 B, L, D, H, N = 3, 12, 6, 8, 2  # lru_width H in N = 2 gate blocks
 # "whole" (the default at this length): the whole sequence's segmented parallel scan (segments of

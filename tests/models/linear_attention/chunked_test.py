@@ -50,14 +50,6 @@ def _loss_and_grads(form, q, k, v, log_a, state, lengths, normalize):
   return o, s, grads
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-  # Small arrays: XLA's optimisation passes cost more than they save (same semantics).
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", False)
-
-
 @pytest.mark.parametrize("decay, chunk, normalize", [
     ("none", 12, True),  # chunks that do not divide the length: the last one is padded
     ("head", 8, False),  # chunks that do

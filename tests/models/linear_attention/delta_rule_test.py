@@ -15,13 +15,6 @@ from attnlab.models.linear_attention import delta_rule
 B, L, N, K, U = 2, 40, 2, 4, 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-  jax.config.update("jax_disable_most_optimizations", True)  # small arrays; same semantics
-  yield
-  jax.config.update("jax_disable_most_optimizations", False)
-
-
 def _inputs(seed):
   r = np.random.RandomState(seed)
   q, k = r.randn(2, B, L, N, K).astype(np.float32)

@@ -26,14 +26,6 @@ LAYERS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-  # Small arrays: XLA's optimisation passes cost more than they save (same semantics).
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", False)
-
-
 def _x(seed=0, shape=(B, L, D)):
   return jax.random.normal(jax.random.PRNGKey(seed), shape)
 

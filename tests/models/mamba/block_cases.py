@@ -8,7 +8,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from tests.train import helpers
 
@@ -61,17 +60,6 @@ def decode_in_pieces(block, params, x, pieces, state):
     start += size
   assert start == x.shape[1]
   return jnp.concatenate(ys, axis=1), state
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fewer_xla_passes():
-  """The test module's compilations with fewer XLA passes (same semantics, about half the compile
-  time at these sizes, which is most of these tests' time)."""
-  jax.config.update("jax_disable_most_optimizations", True)
-  try:
-    yield
-  finally:
-    jax.config.update("jax_disable_most_optimizations", False)
 
 
 def train_recall(model: str, workdir: str) -> dict:

@@ -12,7 +12,6 @@ from attnlab.models import registry
 from attnlab.models.mamba.backbone import MambaStackConfig
 from attnlab.models.mamba.block import MambaBlock, MambaState, zero_state
 from tests.models.mamba import block_cases
-from tests.models.mamba.block_cases import fewer_xla_passes  # noqa: F401 (autouse fixture)
 
 B, L, D, P = 3, 12, 8, 4
 H = 2 * D

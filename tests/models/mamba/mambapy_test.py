@@ -10,7 +10,6 @@ import pytest
 
 from attnlab.models.mamba.block import MambaBlock
 from tests.models.mamba import block_cases
-from tests.models.mamba.block_cases import fewer_xla_passes  # noqa: F401 (autouse fixture)
 
 torch = pytest.importorskip("torch")
 mambapy = pytest.importorskip("mambapy.mamba")

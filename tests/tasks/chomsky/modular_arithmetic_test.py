@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from attnlab.tasks.registry import get_task
