@@ -20,6 +20,11 @@ def split(config: str) -> tuple[str, str]:
   return path, arg
 
 
+def join(path: str, arg: str) -> str:
+  """The inverse of ``split``: ``("experiments/x.py", "smoke")`` -> ``"experiments/x.py:smoke"``."""
+  return f"{path}:{arg}" if arg else path
+
+
 def load_module(path: str) -> types.ModuleType:
   """Imports a Python file by path (config files are not part of the package)."""
   if not os.path.isfile(path):

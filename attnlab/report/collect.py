@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from attnlab import configs
 from attnlab.sweeps import runner
 
 # Config fields a protocol states: (label in protocol.json, dotted path in config.json).
@@ -53,37 +54,36 @@ def _values_text(values: list) -> str:
           v, (int, float)) else v)))
 
 
-def _repo_relative(config: str) -> str:
-  """The config file as the sweep command names it, relative to the working directory (the sweep
-  manifest stores an absolute path, which would tie a committed protocol to one machine)."""
-  path, sep, arg = config.partition(":")
-  if os.path.isabs(path):
-    path = os.path.relpath(path)
-  return path + sep + arg
+def _relative_config(config: str) -> str:
+  """The manifest's ``FILE[:ARG]`` with FILE relative to the working directory, as the sweep
+  command names it (the manifest stores it absolute, which would tie a committed protocol to one
+  machine)."""
+  path, arg = configs.split(config)
+  return configs.join(os.path.relpath(path) if os.path.isabs(path) else path, arg)
 
 
 def protocol(sweep_dir: str, command: str) -> dict[str, Any]:
   """The sweep's command and, per protocol field, the values its trials used."""
   manifest = runner.read_json(os.path.join(sweep_dir, "sweep.json")) or {}
-  configs = [runner.read_json(os.path.join(sweep_dir, t["name"], "config.json"))
-             for t in manifest.get("trials", [])]
-  configs = [c for c in configs if c]
+  trial_configs = [runner.read_json(os.path.join(sweep_dir, t["name"], "config.json"))
+                   for t in manifest.get("trials", [])]
+  trial_configs = [c for c in trial_configs if c]
   fields = {}
   for label, path in PROTOCOL_FIELDS:
     if label == "train_lengths":
       values = [f"{c['train_min_length']}..{c['train_max_length']}"
                 if c["train_min_length"] != c["train_max_length"] else c["train_min_length"]
-                for c in configs]
+                for c in trial_configs]
     elif label == "eval_lengths":
-      values = [_lengths_text(c["eval_lengths"]) for c in configs]
+      values = [_lengths_text(c["eval_lengths"]) for c in trial_configs]
     elif label == "task":
-      values = [", ".join(f"{k}={v}" for k, v in sorted(c["task"].items())) for c in configs]
+      values = [", ".join(f"{k}={v}" for k, v in sorted(c["task"].items())) for c in trial_configs]
     else:
-      values = [_get(c, path) for c in configs]
+      values = [_get(c, path) for c in trial_configs]
     values = [v for v in values if v is not None]
     if values:
       fields[label] = _values_text(values)
-  return {"command": command, "config": _repo_relative(manifest.get("config", "")),
+  return {"command": command, "config": _relative_config(manifest.get("config", "")),
           "trials": len(manifest.get("trials", [])), "fields": fields}
 
 

@@ -56,7 +56,7 @@ def run_sweep(config: str, workdir: str, *, executor: str = "local", workers: in
   module, trials = spec.load_experiment(config)
   metric = metric or getattr(module, "METRIC", None)
   os.makedirs(workdir, exist_ok=True)
-  config = f"{os.path.abspath(path)}:{arg}" if arg else os.path.abspath(path)
+  config = configs.join(os.path.abspath(path), arg)
   manifest = {"config": config, "metric": metric, "trials": [{"name": t.name, "overrides": dict(t.overrides)}
                                            for t in trials]}
   with open(os.path.join(workdir, MANIFEST), "w") as f:

@@ -31,9 +31,14 @@ def example_lengths(data_rng, step, batch_size: int, min_length: int, max_length
   return jax.random.randint(rng, (batch_size,), min_length, max_length + 1, dtype=jnp.int32)
 
 
-def _loss(params, state: TrainState, batch, rng, deterministic: bool):
-  out, aux = state.apply_fn({"params": params}, batch["inputs"], batch.get("lengths"),
-                            deterministic=deterministic, rngs={"dropout": rng}, mutable=["losses"])
+def _forward(params, state: TrainState, batch, rng, deterministic: bool):
+  """(the model's outputs, its mutable collections: the sown auxiliary losses)."""
+  return state.apply_fn({"params": params}, batch["inputs"], batch.get("lengths"),
+                        deterministic=deterministic, rngs={"dropout": rng}, mutable=["losses"])
+
+
+def _objective(state: TrainState, out, aux, batch):
+  """(the training loss, its metrics) of the forward pass's outputs."""
   loss, metrics = task_metrics.loss_and_metrics(state.output_kind, out, batch["targets"],
                                                 batch["mask"])
   # MoE load-balancing losses arrive already weighted (sown into "losses").
@@ -43,6 +48,11 @@ def _loss(params, state: TrainState, batch, rng, deterministic: bool):
     metrics = {**metrics, "aux_loss": aux_loss}
     loss = loss + aux_loss
   return loss, metrics
+
+
+def _loss(params, state: TrainState, batch, rng, deterministic: bool):
+  out, aux = _forward(params, state, batch, rng, deterministic)
+  return _objective(state, out, aux, batch)
 
 
 def _micro_batches(batch, k: int):

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(ROOT, "scripts", "train.py")
 BASE = os.path.join(ROOT, "experiments", "base.py")

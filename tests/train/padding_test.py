@@ -4,7 +4,6 @@ matter, and a batch of mixed lengths equals the batches of each length."""
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,19 +44,14 @@ def _loss_fn(setup):
   outputs come from the loss's own forward pass (one forward per compiled program)."""
   model = setup.model
   params = jax.jit(model.init)(jax.random.PRNGKey(0), task_model.dummy_inputs(setup.task))["params"]
-  outputs = []
-
-  def apply_fn(*args, **kwargs):
-    out = model.apply(*args, **kwargs)
-    outputs.append(out[0])
-    return out
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=None,
-                     nonfinite_step=jnp.zeros((), jnp.int32), apply_fn=apply_fn, tx=None,
+                     nonfinite_step=jnp.zeros((), jnp.int32), apply_fn=model.apply, tx=None,
                      schedule=None, output_kind=setup.task.output_kind)
 
   def loss(p, batch):
-    (value, metrics) = step_lib._loss(p, state, batch, jax.random.PRNGKey(1), True)
-    return value, (metrics, outputs.pop())
+    out, aux = step_lib._forward(p, state, batch, jax.random.PRNGKey(1), True)
+    value, metrics = step_lib._objective(state, out, aux, batch)
+    return value, (metrics, out)
   return params, jax.jit(jax.value_and_grad(loss, has_aux=True))
 
 
