@@ -16,13 +16,13 @@ from attnlab.sweeps import spec
 
 SIZES = {
     "full": dict(rates=(0.0, 0.1, 0.25, 0.5, 0.75, 0.9), distance=32, seeds=(0, 1, 2),
-                 num_steps=3000, batch_size=64, target_params=58_000,
+                 num_steps=3000, batch_size=64, target_params=58_000, num_layers=2,
                  models=("rnn", "lstm", "gru", "mingru", "transformer")),
     "report": dict(rates=(0.0, 0.25, 0.5, 0.75), distance=16, seeds=(0, 1), num_steps=1500,
-                   batch_size=32, target_params=20_000,
+                   batch_size=32, target_params=20_000, num_layers=1,
                    models=("lstm", "gru", "mingru", "transformer", "mamba"), lrs=(1e-3, 3e-3)),
     "smoke": dict(rates=(0.0, 0.5), distance=4, seeds=(0,), num_steps=20, batch_size=8,
-                  target_params=3_900, models=("lstm", "transformer")),
+                  target_params=3_900, num_layers=1, models=("lstm", "transformer")),
 }
 
 
@@ -35,6 +35,7 @@ def get_config(arg: str | None = None):
   c.train_min_length = c.train_max_length = length
   c.eval_lengths = [length]
   c.model.target_params = size["target_params"]
+  c.model.num_layers = size["num_layers"]
   spec.set_schedule(c, num_steps=size["num_steps"], batch_size=size["batch_size"],
                     learning_rate=3e-3)
   return c
