@@ -31,6 +31,8 @@ flags.DEFINE_bool("status", False, "print each trial's state and the table so fa
 flags.DEFINE_integer("workers", 1, "local executor: trials run at the same time")
 flags.DEFINE_string("metric", None, "metric for the table (default: accuracy, mse or loss)")
 flags.DEFINE_bool("collect_only", False, "only rebuild results.csv and the table")
+flags.DEFINE_bool("preflight", True, "build each distinct model/task of the grid first and stop on "
+                  "the first that does not build (--nopreflight: such a trial fails on its own)")
 flags.DEFINE_enum("malloc", "default", malloc.CHOICES,
                   "reuse: restart with glibc malloc keeping freed memory; the trials inherit it "
                   "(for long sequences on CPU; attnlab/cli/malloc.py)")
@@ -115,7 +117,8 @@ def main(argv):
   print(f"malloc: {malloc.use(FLAGS.malloc, sys.argv)}", flush=True)
   rows, table = sweep.run_sweep(FLAGS.config, FLAGS.workdir, executor=FLAGS.executor,
                                 workers=FLAGS.workers, metric=FLAGS.metric,
-                                collect_only=FLAGS.collect_only, **options)
+                                collect_only=FLAGS.collect_only, preflight=FLAGS.preflight,
+                                **options)
   print(table)
   print(f"\nresults: {FLAGS.workdir}/results.csv, table: {FLAGS.workdir}/results.md")
   bad = sweep.failed(rows)

@@ -13,6 +13,7 @@ import os
 from typing import Callable, Mapping, Sequence
 
 from attnlab import configs
+from attnlab.sweeps import preflight as preflight_lib
 from attnlab.sweeps import results, runner, spec, trial_state
 
 MANIFEST = "sweep.json"
@@ -40,13 +41,14 @@ def check_executor(executor: str, slurm=None, ray=None) -> None:
 def run_sweep(config: str, workdir: str, *, executor: str = "local", workers: int = 1,
               slurm=None, ray=None, metric: str | None = None,
               train_command: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
-              collect_only: bool = False,
+              collect_only: bool = False, preflight: bool = True,
               log: Callable[[str], None] = print) -> tuple[list[dict], str]:
   """Runs (or resumes) the sweep of ``FILE[:ARG]`` in ``workdir``; returns (rows, Markdown table).
 
   ``executor`` is local (``workers`` at a time), slurm (``slurm``: ``SlurmOptions``) or ray
   (``ray``: ``RayOptions``); ``env`` is added to each trial's environment. Raises ValueError for a
-  file without a grid, an unknown executor or a missing extra, before anything runs. The table's
+  file without a grid, an unknown executor, a missing extra or (``preflight``, with attnlab's own
+  trainer) a trial whose model or task does not build, before anything runs. The table's
   metric defaults to the experiment file's ``METRIC`` if it has one, else accuracy, mse or loss.
   """
   check_executor(executor, slurm=slurm, ray=ray)
@@ -55,6 +57,9 @@ def run_sweep(config: str, workdir: str, *, executor: str = "local", workers: in
   path, arg = configs.split(config)
   module, trials = spec.load_experiment(config)
   metric = metric or getattr(module, "METRIC", None)
+  if preflight and not collect_only and train_command is None:  # another program's are its own
+    cells = preflight_lib.check(config, trials)
+    log(f"[sweep] pre-flight: {len(cells)} distinct model/task cells build")
   os.makedirs(workdir, exist_ok=True)
   config = configs.join(os.path.abspath(path), arg)
   manifest = {"config": config, "metric": metric, "trials": [{"name": t.name, "overrides": dict(t.overrides)}

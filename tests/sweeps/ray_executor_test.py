@@ -75,7 +75,8 @@ def swept(cluster, experiment, tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("ray") / "sweep")
   proc = subprocess.Popen(h.sweep_command(
       "--config", f"{experiment}:with_bad", "--workdir", workdir, "--executor", "ray",
-      "--ray_address", cluster, "--ray_cpus_per_trial", "2", "--ray_max_retries", "2"),
+      "--ray_address", cluster, "--ray_cpus_per_trial", "2", "--ray_max_retries", "2",
+      "--nopreflight"),
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   try:
     killed = h.wait_for_running_checkpoint(os.path.join(workdir, h.SECOND), proc)
@@ -131,7 +132,8 @@ def test_status_and_other_executors_skip_what_ray_finished(swept, experiment):
   temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # the local cluster's session files
   try:
     again = h.run_sweep_cli("--config", f"{experiment}:with_bad", "--workdir", workdir,
-                            "--executor", "ray", "--ray_num_cpus", "1", env={"RAY_TMPDIR": temp})
+                            "--executor", "ray", "--ray_num_cpus", "1", "--nopreflight",
+                            env={"RAY_TMPDIR": temp})
   finally:
     shutil.rmtree(temp, ignore_errors=True)
   assert again.returncode == 1, again.stderr[-2000:]

@@ -54,9 +54,11 @@ def experiment(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def finished(experiment, tmp_path_factory):
-  """An uninterrupted sweep, two trials at a time, with one trial that cannot start."""
+  """An uninterrupted sweep, two trials at a time, with one trial that cannot start (no pre-flight:
+  preflight_test has it stop the sweep)."""
   workdir = str(tmp_path_factory.mktemp("sweep") / "full")
-  result = _sweep("--config", f"{experiment}:with_bad", "--workdir", workdir, "--workers", "2")
+  result = _sweep("--config", f"{experiment}:with_bad", "--workdir", workdir, "--workers", "2",
+                  "--nopreflight")
   return workdir, result
 
 
