@@ -185,7 +185,8 @@ def mqar(exps, results_dir):
              f"attention at every width: min {min(attention, default=math.nan):.3f} "
              "(threshold >= 0.9)")]
   small, large = widths[0], widths[-1]
-  for name in ("lstm", "gru", "mingru", "lru"):
+  for name in ("lstm", "gru", "mingru", "lru", "linear_attention", "retnet", "gla", "mamba",
+               "hawk"):  # every fixed-state model the sweep has
     lo, hi, att = _at(table, name, small), _at(table, name, large), _at(table, "decoder", small)
     if lo and hi and att:
       checks.append((att.mean - lo.mean >= 0.2 and hi.mean > lo.mean,
