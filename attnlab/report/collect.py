@@ -75,7 +75,8 @@ def protocol(sweep_dir: str, command: str) -> dict[str, Any]:
                 if c["train_min_length"] != c["train_max_length"] else c["train_min_length"]
                 for c in trial_configs]
     elif label == "eval_lengths":
-      values = [_lengths_text(c["eval_lengths"]) for c in trial_configs]
+      values = [int(c["eval_lengths"][0]) if len(c["eval_lengths"]) == 1 else  # sorts as a number
+                _lengths_text(c["eval_lengths"]) for c in trial_configs]
     elif label == "task":
       values = [", ".join(f"{k}={v}" for k, v in sorted(c["task"].items())) for c in trial_configs]
     else:
