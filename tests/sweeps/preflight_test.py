@@ -36,12 +36,11 @@ EXPERIMENT = textwrap.dedent("""
 @pytest.mark.parametrize("path,size", SIZES,
                          ids=[f"{os.path.basename(p)[:-3]}:{s}" for p, s in SIZES])
 def test_every_size_builds_each_model(path, size):
+  """Each model section of the grid, on its last trial (which models: the test below)."""
   config = configs.join(path, "" if size == "full" else size)
   trials = spec.load_trials(config)
-  cells = preflight.check(config, trials)
-  names = {preflight.trial_config(config, t).model.name for t in trials}
-  built = {preflight.trial_config(config, t).model.name for t in trials if t.name in cells}
-  assert built == names and all(c["total"] > 0 for c in cells.values())
+  cells = preflight.check(config, trials)  # ValueError naming the trial if one does not build
+  assert cells and all(c["total"] > 0 for c in cells.values())
 
 
 def test_representatives_are_the_last_trial_of_each_model_section():
