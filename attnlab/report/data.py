@@ -50,10 +50,12 @@ def load(results_dir: str, name: str) -> Experiment | None:
 
 
 def model_of(row: Mapping[str, Any]) -> str:
-  """The row's model name, with a non-default LSTM forget bias spelled out."""
+  """The row's model name, with a non-default LSTM forget bias or decoder convolution spelled out."""
   name = next((str(row[k]) for k in MODEL_KEYS if row.get(k) not in (None, "")), "?")
-  bias = row.get("model.forget_bias")
-  return f"{name} (forget bias {bias:g})" if isinstance(bias, (int, float)) and bias else name
+  bias, conv = row.get("model.forget_bias"), row.get("model.conv_width")
+  if isinstance(bias, (int, float)) and bias:
+    return f"{name} (forget bias {bias:g})"
+  return f"{name} (conv {conv:g})" if isinstance(conv, (int, float)) and conv else name
 
 
 def finished(rows: Sequence[Mapping[str, Any]], metric: str) -> list[Mapping[str, Any]]:

@@ -161,8 +161,10 @@ def set_schedule(c, *, num_steps: int, batch_size: int, learning_rate: float = 1
 
 def grid_with_variants(size: Mapping[str, Any], **axes: Sequence[Any]) -> list[dict[str, Any]]:
   """``grid(**axes)`` with a size's optional variants: ``size["lrs"]``, a learning-rate sweep
-  (an ``optimizer.learning_rate`` axis just before ``seed``), and ``size["forget_biases"]``, every
-  LSTM trial again with each LSTM forget-gate bias (``model.forget_bias`` after the model)."""
+  (an ``optimizer.learning_rate`` axis just before ``seed``); ``size["forget_biases"]``, every
+  LSTM trial again with each LSTM forget-gate bias (``model.forget_bias`` after the model); and
+  ``size["conv_widths"]``, every decoder trial again with each short convolution width
+  (``model.conv_width``)."""
   axes = dict(axes)
   if size.get("lrs"):
     seed = axes.pop("seed", None)
@@ -170,11 +172,17 @@ def grid_with_variants(size: Mapping[str, Any], **axes: Sequence[Any]) -> list[d
     if seed is not None:
       axes["seed"] = seed
   trials = grid(**axes)
+  return (trials + _again(trials, "lstm", "model.forget_bias", size.get("forget_biases", ()), float)
+          + _again(trials, "decoder", "model.conv_width", size.get("conv_widths", ()), int))
+
+
+def _again(trials, model: str, field: str, values, kind) -> list[dict[str, Any]]:
+  """Every trial of ``model`` once more per value of ``field`` (inserted after the model)."""
   extra = []
-  for bias in size.get("forget_biases", ()):
+  for value in values:
     for trial in trials:
-      if trial.get("arg.model") == "lstm":
+      if trial.get("arg.model") == model:
         items = list(trial.items())
-        items.insert(1, ("model.forget_bias", float(bias)))
+        items.insert(1, (field, kind(value)))
         extra.append(dict(items))
-  return trials + extra
+  return extra

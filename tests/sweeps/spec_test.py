@@ -57,7 +57,7 @@ def test_arg_keys_extend_the_config_argument():
   assert spec.trial_config("e.py", {"seed": 1}) == "e.py"
 
 
-def test_grid_with_variants_adds_learning_rates_and_lstm_forget_biases():
+def test_grid_with_variants_adds_learning_rates_lstm_forget_biases_and_decoder_convs():
   size = {"lrs": (1e-3, 3e-3), "forget_biases": (1.0,)}
   trials = spec.grid_with_variants(size, arg__model=["rnn", "lstm"], seed=[0])
   assert trials == [
@@ -68,5 +68,8 @@ def test_grid_with_variants_adds_learning_rates_and_lstm_forget_biases():
       {"arg.model": "lstm", "model.forget_bias": 1.0, "optimizer.learning_rate": 1e-3, "seed": 0},
       {"arg.model": "lstm", "model.forget_bias": 1.0, "optimizer.learning_rate": 3e-3, "seed": 0}]
   assert spec.trial_name(trials[-1]) == "lstm-forget_bias1-learning_rate0.003-seed0"
+  convs = spec.grid_with_variants({"conv_widths": (4,)}, arg__model=["decoder", "gru"], seed=[0])
+  assert convs[-1] == {"arg.model": "decoder", "model.conv_width": 4, "seed": 0}
+  assert len(convs) == 3 and spec.trial_name(convs[-1]) == "decoder-conv_width4-seed0"
   assert spec.grid_with_variants({}, arg__model=["rnn"], seed=[0, 1]) == spec.grid(
       arg__model=["rnn"], seed=[0, 1])

@@ -9,7 +9,9 @@ outputs are ignored by the loss) so that no row of the softmax is empty.
 
 ``config.window`` > 0 makes the causal self-attention (the Decoder's, the EncoderDecoder's decoder)
 a sliding window over the last ``window`` positions, cached decoding included; the Encoder rejects
-it (bidirectional), cross-attention always sees the whole memory.
+it (bidirectional), cross-attention always sees the whole memory. ``config.conv_width`` > 0 puts a
+short causal convolution (short_conv.py) on each causal self-attention's input, its last inputs
+carried in the cache when decoding; the Encoder rejects it too.
 
 Decoding: ``variables = Decoder(cfg).init(rng, x_full_BLD, decode=True)`` sizes the cache to that
 length; then ``Decoder(cfg).apply({"params": p, "cache": c}, x_B1D, decode=True,
@@ -41,6 +43,7 @@ import jax.numpy as jnp
 
 from attnlab.models.attention import multi_head
 from attnlab.models.transformer import moe
+from attnlab.models.transformer import short_conv
 from attnlab.models.transformer.config import TransformerConfig
 from attnlab.models.transformer.feed_forward import FeedForward
 from attnlab.models.attention import positions as pos_lib
@@ -79,8 +82,12 @@ class Block(nn.Module):
     cfg = self.config
     norm = lambda name: nn.LayerNorm(dtype=cfg.dtype, param_dtype=cfg.param_dtype, name=name)
     drop = lambda h: nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
+    h_BLD = norm("ln_self")(x_BLD)
+    if self.causal and cfg.conv_width:
+      h_BLD = short_conv.ShortConv(cfg.conv_width, cfg.dtype, cfg.param_dtype, name="conv")(
+          h_BLD, decode=decode)
     h_BLD = _attention(cfg, self.causal, cfg.position, "self_attention")(
-        norm("ln_self")(x_BLD), mask=_key_mask(mask_BL), deterministic=deterministic,
+        h_BLD, mask=_key_mask(mask_BL), deterministic=deterministic,
         decode=decode)
     x_BLD = x_BLD + drop(h_BLD)
     if memory_BSD is not None:
@@ -146,6 +153,9 @@ class Encoder(nn.Module):
     if self.config.window:
       raise ValueError(f"window={self.config.window}; the Encoder's self-attention is "
                        "bidirectional and has no sliding window: use window=0")
+    if self.config.conv_width:
+      raise ValueError(f"conv_width={self.config.conv_width}; the short causal convolution is for "
+                       "decoders: use conv_width=0 with the Encoder")
     return _Stack(self.config, causal=False, name="stack")(
         x_BLD, mask_BL, deterministic=deterministic)
 

@@ -36,6 +36,9 @@ class TransformerConfig:
   # Sliding window of the causal self-attention (decoders): each position sees the last `window`
   # positions, its own included; 0: full attention. Encoders and cross-attention always see all.
   window: int = 0
+  # Decoders: a causal depthwise convolution of this many taps on the self-attention's input
+  # (short_conv.py; H3/Zoology's short convolution); 0: none. Encoders reject it.
+  conv_width: int = 0
 
   def __post_init__(self):
     # Placeholders (what a config file's 0 or "" means), resolved here once.
@@ -45,6 +48,8 @@ class TransformerConfig:
       object.__setattr__(self, "num_kv_heads", self.num_heads)
     if not self.attention_impl:
       object.__setattr__(self, "attention_impl", None)
+    if self.conv_width < 0 or self.conv_width == 1:
+      raise ValueError(f"conv_width={self.conv_width}; allowed: 0 (no convolution) or >= 2 taps")
     if self.window < 0:
       raise ValueError(f"window={self.window}; must be >= 0 (0 = full attention)")
     for name in ("num_layers", "d_model", "num_heads", "d_ff"):

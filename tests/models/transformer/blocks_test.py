@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from attnlab.models.transformer import blocks as tf
+from attnlab.models.transformer import short_conv
 
 B, L, D = 2, 6, 16
 # These programs are tiny: compile time dominates, so skip the slow LLVM optimisation passes.
@@ -34,6 +35,7 @@ def _init(mod, *args, **kwargs):
 @pytest.mark.parametrize("kw", [
     dict(position="learned", num_kv_heads=2),
     dict(position="rope", num_kv_heads=1, moe_experts=4, moe_top_k=2, moe_capacity_factor=4.0),
+    dict(position="sinusoidal", conv_width=3),  # the short convolution's state is carried too
 ])
 def test_cached_decoding_equals_full_pass(kw):
   x = _x(1)
@@ -101,8 +103,9 @@ def _dependence(jac_BLDBSD):
 
 
 def test_decoder_is_causal_through_gradients():
-  # ALiBi plus a top-2 MoE with tight capacity: routing order by position keeps this causal too.
-  cfg = _cfg(position="alibi", moe_experts=4, moe_top_k=2, moe_capacity_factor=0.5)
+  # ALiBi plus a top-2 MoE with tight capacity: routing order by position keeps this causal too;
+  # so does the short convolution.
+  cfg = _cfg(position="alibi", moe_experts=4, moe_top_k=2, moe_capacity_factor=0.5, conv_width=3)
   dec = tf.Decoder(cfg)
   x = _x(2, (1, L, D))
   params = _init(dec, x)
@@ -206,6 +209,7 @@ def test_attention_implementations_agree_inside_the_decoder():
     (dict(moe_experts=2, moe_top_k=3), "moe_top_k"),
     (dict(dropout_rate=1.0), "dropout_rate"),
     (dict(window=-1), r"window=-1; must be >= 0"),
+    (dict(conv_width=1), r"conv_width=1; allowed: 0 \(no convolution\) or >= 2"),
 ])
 def test_bad_config_raises(kw, match):
   with pytest.raises(ValueError, match=match):
@@ -224,3 +228,20 @@ def test_bad_inputs_raise_before_compiling():
     tf.Decoder(_cfg()).init(key, _x(0), jnp.ones((B, L), bool), decode=True)
   with pytest.raises(ValueError, match=r"window=4; the Encoder's self-attention is bidirectional"):
     tf.Encoder(_cfg(window=4)).init(key, _x(0))
+  with pytest.raises(ValueError, match=r"conv_width=4; the short causal convolution is for decod"):
+    tf.Encoder(_cfg(conv_width=4)).init(key, _x(0))
+
+
+def test_short_conv_reads_its_predecessors_and_starts_from_the_identity_path():
+  """y = h + conv(h) by hand (NumPy) for a width-3 kernel, and conv_width=0 adds no parameters."""
+  conv = short_conv.ShortConv(3)
+  h = _x(20, (1, 5, 4))
+  params = conv.init(jax.random.PRNGKey(0), h)
+  w = np.asarray(params["params"]["kernel"])  # [3, 4]: tap 2 multiplies h_t
+  assert np.all(np.abs(w) <= 3 ** -0.5)
+  hp = np.concatenate([np.zeros((1, 2, 4)), np.asarray(h)], axis=1)
+  want = np.asarray(h) + sum(hp[:, k:k + 5] * w[k] for k in range(3))
+  np.testing.assert_allclose(conv.apply(params, h), want, atol=1e-6)
+  plain = _init(tf.Decoder(_cfg()), _x(0))["params"]
+  assert "conv" not in plain["stack"]["block_0"]
+  assert "conv" in _init(tf.Decoder(_cfg(conv_width=2)), _x(0))["params"]["stack"]["block_0"]
