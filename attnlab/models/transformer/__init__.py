@@ -3,8 +3,9 @@
   config.py        TransformerConfig (every size and option, checked on creation)
   blocks.py        Block, Encoder, Decoder (key/value cache), EncoderDecoder (cross-attention)
   feed_forward.py  the dense feed-forward; moe.py: top-k routing with capacity (Switch/GShard)
+  short_conv.py    the short causal convolution before a decoder's attention (conv_width)
   backbone.py      the registered transformer, decoder and encoder_decoder models
 
 tests/models/transformer/ checks decoding against the full pass, causality through gradients,
-padding masks, and the MoE routing and losses against hand computations.
+padding masks, the MoE routing and losses and the short convolution against hand computations.
 """
