@@ -1,7 +1,8 @@
 """The answers to attention's quadratic cost, against softmax attention, at long lengths.
 
   python scripts/bench.py long_context [--json FILE] [--lengths 1024 4096 16384]
-      [--layers softmax window linear gla retnet deltanet mamba hawk] [--window 512]
+      [--layers softmax window linear gla retnet deltanet mamba hawk gla_proj mamba_proj]
+      [--window 512]
       [--repeats 2] [--rounds 1] [--timeout 1200]
 
 The training step (forward and backward: gradients of sum(y) for the layer's parameters and its
@@ -13,6 +14,11 @@ layer's, so >1 is faster); ``window`` the same with a sliding window; ``linear``
 ``gla`` (data-dependent decay), ``retnet`` (fixed decay), ``deltanet``, ``mamba`` (the Mamba block,
 expand 2, state 16) and ``hawk`` (Hawk's recurrent block). ``growth`` is each layer's time ratio
 from one length to the next (x4 per step of the default lengths: linear would be 4).
+
+``gla_proj`` and ``mamba_proj`` are bounds, not models: GLA's and the Mamba block's projections
+alone (the same matrix products, forward and backward), their sequence mixing left out. Their
+``vs_softmax`` is the most the layer could reach if its mixing cost nothing; the layer's time minus
+theirs is what the mixing costs.
 """
 
 from __future__ import annotations
@@ -26,7 +32,36 @@ import time
 from benchmarks import attention as attention_suite
 from benchmarks import timing
 
-LAYERS = ("softmax", "window", "linear", "gla", "retnet", "deltanet", "mamba", "hawk")
+LAYERS = ("softmax", "window", "linear", "gla", "retnet", "deltanet", "mamba", "hawk",
+          "gla_proj", "mamba_proj")
+
+
+def _projections(name: str):
+  """GLA's or the Mamba block's projections alone, y_BLD from x_BLD: every dot of the layer (forward
+  and backward), each output summed into the last dot's input so that every gradient is computed,
+  the sequence mixing left out."""
+  import flax.linen as nn
+
+  class GLAProjections(nn.Module):
+    @nn.compact
+    def __call__(self, x):  # query, key, value, output gate D -> D; the decay D -> 16 -> D; out
+      d = x.shape[-1]
+      hs = [nn.Dense(d, use_bias=False)(x) for _ in range(4)]
+      decay = nn.Dense(d, use_bias=False)(nn.Dense(16, use_bias=False)(x))
+      return nn.Dense(d, use_bias=False)(sum(hs) + decay)
+
+  class MambaProjections(nn.Module):
+    @nn.compact
+    def __call__(self, x):  # H = 2D, state 16, dt rank D / 16: in D -> 2H, x H -> rank + 32,
+      d = x.shape[-1]       # dt rank -> H, out H -> D
+      rank = -(-d // 16)
+      xz = nn.Dense(4 * d, use_bias=False)(x)
+      u, z = xz[..., :2 * d], xz[..., 2 * d:]
+      w = nn.Dense(rank + 32, use_bias=False)(u)
+      dt = nn.Dense(2 * d, use_bias=False)(w[..., :rank])
+      return nn.Dense(d, use_bias=False)(u + dt + z + w[..., rank:rank + 1])
+
+  return {"gla_proj": GLAProjections, "mamba_proj": MambaProjections}[name]()
 
 
 def make_layer(name: str, heads: int, window: int):
@@ -44,7 +79,9 @@ def make_layer(name: str, heads: int, window: int):
           "retnet": lambda: GatedLinearAttention(num_heads=heads, decay="fixed"),
           "deltanet": lambda: DeltaNet(num_heads=heads),
           "mamba": lambda: MambaBlock(),
-          "hawk": lambda: HawkBlock(num_heads=heads)}[name]()
+          "hawk": lambda: HawkBlock(num_heads=heads),
+          "gla_proj": lambda: _projections("gla_proj"),
+          "mamba_proj": lambda: _projections("mamba_proj")}[name]()
 
 
 def _child(cfg: dict) -> dict:
