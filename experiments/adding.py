@@ -31,6 +31,7 @@ def get_config(arg: str | None = None):
   parsed, size = spec.sized(arg, SIZES, keys=("length", "model"))
   c = spec.base_config(__file__, model=parsed.get("model", "lstm"), task="adding",
                        smoke="smoke" in parsed)
+  c.model.init = "torch"  # PyTorch's defaults (attnlab/models/initializers.py)
   length = int(parsed.get("length", size["lengths"][-1]))
   c.train_min_length = c.train_max_length = length
   c.eval_lengths = [length]

@@ -29,6 +29,7 @@ def get_config(arg: str | None = None):
   parsed, size = spec.sized(arg, SIZES, keys=("delay", "model"))
   c = spec.base_config(__file__, model=parsed.get("model", "lstm"), task="delayed_copy",
                        smoke="smoke" in parsed)
+  c.model.init = "torch"  # PyTorch's defaults (attnlab/models/initializers.py)
   delay = int(parsed.get("delay", size["delays"][-1]))
   length = 2 * size["num_tokens"] + 1 + delay
   c.task.num_tokens = size["num_tokens"]

@@ -39,6 +39,7 @@ def get_config(arg: str | None = None):
   parsed, size = spec.sized(arg, SIZES, keys=("model",))
   c = spec.base_config(__file__, model=parsed.get("model", "lstm"), task="distant_dependency",
                        smoke="smoke" in parsed)
+  c.model.init = "torch"  # PyTorch's defaults (attnlab/models/initializers.py)
   length = max(size["distances"]) + 1  # one length for every distance: only d changes
   c.task.distance = size["distances"][-1]
   c.train_min_length = c.train_max_length = length

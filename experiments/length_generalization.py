@@ -45,6 +45,7 @@ def get_config(arg: str | None = None):
     raise ValueError(f"length_generalization: task={task!r}; allowed: {TASKS}")
   smoke = "smoke" in parsed
   c = spec.base_config(__file__, model=model, task=task, smoke=smoke)
+  c.model.init = "torch"  # PyTorch's defaults (attnlab/models/initializers.py)
   shortest = registry.get_task(task, **{k: v for k, v in c.task.items() if k != "name"}).min_length
   # The paper samples 1..40; smoke keeps three lengths to keep the compiles few.
   c.train_min_length = max(shortest, size["train_max"] - 2 if smoke else 1)

@@ -29,6 +29,7 @@ SIZES = {
 def get_config(arg: str | None = None):
   parsed, size = spec.sized(arg, SIZES)
   c = spec.base_config(__file__, model="decoder", task="mqar", smoke="smoke" in parsed)
+  c.model.init = "torch"  # PyTorch's defaults (attnlab/models/initializers.py)
   c.task.num_kv_pairs = size["kv_pairs"]
   c.train_min_length = c.train_max_length = size["length"]
   c.eval_lengths = [size["length"]]

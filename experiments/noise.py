@@ -30,6 +30,7 @@ def get_config(arg: str | None = None):
   parsed, size = spec.sized(arg, SIZES, keys=("model",))
   c = spec.base_config(__file__, model=parsed.get("model", "lstm"), task="distant_dependency",
                        smoke="smoke" in parsed)
+  c.model.init = "torch"  # PyTorch's defaults (attnlab/models/initializers.py)
   length = 2 * size["distance"]  # filler (and so distractors) before and between key and query
   c.task.distance = size["distance"]
   c.train_min_length = c.train_max_length = length

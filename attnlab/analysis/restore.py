@@ -59,7 +59,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.isfile(path):
     raise ValueError(f"{workdir} holds no config.json: not a training workdir")
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return ml_collections.ConfigDict(checkpoint_lib.with_legacy_fields(json.load(f)))
 
 
 def load_run(workdir: str, checkpoint: str | int = "latest", *,

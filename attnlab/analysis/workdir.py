@@ -17,7 +17,8 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = "latest",
                      gradient_lag: bool = False, gradient_lag_length: int | None = None,
                      gradient_lag_batch: int = 32,
                      plots_dir: str | None = None) -> dict:
-  """``{"workdir", "checkpoint", "step", "lengths": {L: metrics}, "mean": metrics, ...}``.
+  """``{"workdir", "checkpoint", "step", "task", "model", "init", "lengths": {L: metrics},
+  "mean": metrics, ...}`` (``init``: the run's initialisation scheme, models/initializers.py).
 
   ``lengths`` defaults to the run's own evaluation lengths. With ``attention_maps_n`` > 0 the
   result lists the PNG paths under "attention_maps"; with ``gradient_lag`` it holds "gradient_lag"
@@ -39,7 +40,8 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = "latest",
   record = restore.evaluate_lengths(run, lengths)
   out = {"workdir": os.path.abspath(workdir), "checkpoint": checkpoint, "step": run.step,
          "task": run.setup.task.name, "model": run.setup.model_fields["name"],
-         "lengths": record["lengths"], "mean": record["mean"]}
+         "init": run.setup.model_fields["init"], "lengths": record["lengths"],
+         "mean": record["mean"]}
 
   if attention_maps_n:
     length = lengths[0]

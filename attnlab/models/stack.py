@@ -14,6 +14,8 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from attnlab.models import initializers
+
 
 def check_sizes(**sizes) -> None:
   """ValueError naming the first size field that is not an int >= 1."""
@@ -29,12 +31,13 @@ def check_rate(name: str, value: float) -> None:
 
 def check_stack_fields(cfg) -> None:
   """A family config's stack fields, on creation: d_ff 0 becomes 4 * d_model; ValueError naming
-  the first bad one of d_model, num_layers, d_ff and dropout_rate."""
+  the first bad one of d_model, num_layers, d_ff, dropout_rate and init."""
   check_sizes(d_model=cfg.d_model, num_layers=cfg.num_layers)
   if not cfg.d_ff:
     object.__setattr__(cfg, "d_ff", 4 * cfg.d_model)
   check_sizes(d_ff=cfg.d_ff)
   check_rate("dropout_rate", cfg.dropout_rate)
+  initializers.check(cfg.init)
 
 
 class ResidualStack(nn.Module):
@@ -45,6 +48,7 @@ class ResidualStack(nn.Module):
   d_ff: int  # MLP hidden size
   dropout_rate: float = 0.0  # on each block's residual branches
   dtype: Any = jnp.float32  # compute dtype
+  init_scheme: str = initializers.DEFAULT  # the MLP's (initializers.SCHEMES)
 
   @nn.compact
   def __call__(self, x_BLD, lengths_B=None, *, deterministic=True):
@@ -56,13 +60,15 @@ class ResidualStack(nn.Module):
         h_BLD = h_BLD[0]
       x_BLD = x_BLD + drop(h_BLD)
       h_BLD = nn.LayerNorm(dtype=self.dtype, name=f"norm_mlp_{i}")(x_BLD)
-      h_BLF = nn.gelu(nn.Dense(self.d_ff, dtype=self.dtype, name=f"mlp_in_{i}")(h_BLD))
-      x_BLD = x_BLD + drop(nn.Dense(self.d_model, dtype=self.dtype, name=f"mlp_out_{i}")(h_BLF))
+      h_BLF = nn.gelu(nn.Dense(self.d_ff, dtype=self.dtype, name=f"mlp_in_{i}",
+                               **initializers.linear(self.init_scheme, self.d_model))(h_BLD))
+      x_BLD = x_BLD + drop(nn.Dense(self.d_model, dtype=self.dtype, name=f"mlp_out_{i}",
+                                    **initializers.linear(self.init_scheme, self.d_ff))(h_BLF))
     return nn.LayerNorm(dtype=self.dtype, name="norm_final")(x_BLD)
 
 
 def from_config(cfg) -> ResidualStack:
   """The residual stack of a family config: anything with ``mixer(i)`` (the i-th block's mixer,
-  named) and the fields d_model, num_layers, d_ff, dropout_rate and dtype."""
+  named) and the fields d_model, num_layers, d_ff, dropout_rate, dtype and init."""
   return ResidualStack(cfg.mixer, cfg.d_model, cfg.num_layers, cfg.d_ff, cfg.dropout_rate,
-                       cfg.dtype)
+                       cfg.dtype, cfg.init)

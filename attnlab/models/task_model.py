@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import registry
+from attnlab.models import initializers, registry
 from attnlab.tasks import base
 
 
@@ -27,17 +27,22 @@ class SequenceModel(nn.Module):
   output_size: int  # classes C (1 for regression)
   output_kind: str  # base.OUTPUT_KINDS
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
+  init_scheme: str = initializers.DEFAULT  # the embedding's and head's (initializers.SCHEMES)
 
   @nn.compact
   def __call__(self, inputs, lengths_B=None, *, deterministic=True):
+    scheme = self.init_scheme
     if self.input_kind == base.TOKENS:
-      x_BLD = nn.Embed(self.vocab_size, self.d_model, dtype=self.dtype, name="embed")(inputs)
+      x_BLD = nn.Embed(self.vocab_size, self.d_model, dtype=self.dtype,
+                       embedding_init=initializers.embedding(scheme), name="embed")(inputs)
     else:
-      x_BLD = nn.Dense(self.d_model, dtype=self.dtype, name="input_proj")(inputs)
+      x_BLD = nn.Dense(self.d_model, dtype=self.dtype, name="input_proj",
+                       **initializers.linear(scheme, inputs.shape[-1]))(inputs)
     y_BLD = self.backbone(x_BLD, lengths_B, deterministic=deterministic)
     if self.output_kind != base.PER_TOKEN:
       y_BLD = last_valid(y_BLD, lengths_B)
-    out = nn.Dense(self.output_size, dtype=self.dtype, name="head")(y_BLD).astype(jnp.float32)
+    out = nn.Dense(self.output_size, dtype=self.dtype, name="head",
+                   **initializers.linear(scheme, y_BLD.shape[-1]))(y_BLD).astype(jnp.float32)
     return out[..., 0] if self.output_kind == base.REGRESSION else out
 
 
@@ -56,7 +61,8 @@ def build(fields, task: base.Task, dtype=jnp.float32, *, max_length: int = 0,
                                capture_attention=capture_attention)
   return SequenceModel(backbone=backbone, d_model=fields["d_model"], vocab_size=task.vocab_size,
                        input_kind=task.input_kind, output_size=task.output_size,
-                       output_kind=task.output_kind, dtype=dtype)
+                       output_kind=task.output_kind, dtype=dtype,
+                       init_scheme=fields.get("init", initializers.DEFAULT))
 
 
 def dummy_inputs(task: base.Task, batch_size: int = 1, length: int = 4):

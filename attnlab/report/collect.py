@@ -18,12 +18,13 @@ import numpy as np
 
 from attnlab import configs
 from attnlab.sweeps import runner
+from attnlab.train import workdir_config
 
 # Config fields a protocol states: (label in protocol.json, dotted path in config.json).
 PROTOCOL_FIELDS = (("num_steps", "num_steps"), ("batch_size", "batch_size"),
                    ("optimizer.learning_rate", "optimizer.learning_rate"), ("seed", "seed"),
                    ("train_lengths", None), ("eval_lengths", "eval_lengths"),
-                   ("eval_batches", "eval_batches"), ("task", "task"))
+                   ("eval_batches", "eval_batches"), ("task", "task"), ("model.init", "model.init"))
 
 
 def _get(tree: dict, dotted: str):
@@ -67,7 +68,7 @@ def protocol(sweep_dir: str, command: str) -> dict[str, Any]:
   manifest = runner.read_json(os.path.join(sweep_dir, "sweep.json")) or {}
   trial_configs = [runner.read_json(os.path.join(sweep_dir, t["name"], "config.json"))
                    for t in manifest.get("trials", [])]
-  trial_configs = [c for c in trial_configs if c]
+  trial_configs = [workdir_config.with_legacy_fields(c) for c in trial_configs if c]
   fields = {}
   for label, path in PROTOCOL_FIELDS:
     if label == "train_lengths":

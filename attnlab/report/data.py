@@ -14,6 +14,7 @@ import os
 import statistics
 from typing import Any, Callable, Mapping, Sequence
 
+from attnlab.models import initializers
 from attnlab.sweeps import results
 
 LR = "optimizer.learning_rate"  # the grid key of a learning-rate sweep
@@ -149,6 +150,8 @@ def protocol_text(exp: Experiment, score: str) -> str:
   p = exp.protocol
   fields = p.get("fields", {})
   parts = [f"`{p['command']}`" if p.get("command") else "(command not recorded)"]
+  # A protocol collected before model.init existed describes runs with Flax's initialisation.
+  parts.append(f"init {fields.get('model.init', initializers.LEGACY)}")
   for label, key in (("steps", "num_steps"), ("batch", "batch_size"),
                      ("learning rates", "optimizer.learning_rate"), ("seeds", "seed"),
                      ("train lengths", "train_lengths"), ("test lengths", "eval_lengths")):

@@ -35,7 +35,7 @@ import orbax.checkpoint as ocp
 
 from attnlab.train.checksums import SIDECAR, verify_step_dir, write_sidecar
 # check_config is part of this module's API (the workdir contract); it lives in its own file.
-from attnlab.train.workdir_config import check_config  # noqa: F401
+from attnlab.train.workdir_config import check_config, with_legacy_fields  # noqa: F401
 
 log = logging.getLogger(__name__)
 

@@ -127,7 +127,8 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
   writer = writer_lib.MetricWriter(workdir, enabled=lead, total_steps=config.num_steps,
                                    initial_step=start)
   summary = {"status": "failed", "step": start, "param_count": setup.param_counts["total"],
-             "d_model": setup.model_fields["d_model"], "final_eval": None, "eval_s": 0.0,
+             "d_model": setup.model_fields["d_model"], "init": setup.model_fields["init"],
+             "final_eval": None, "eval_s": 0.0,
              "buckets": list(setup.buckets) if setup.buckets else None}
   last_eval = None
   pending = None  # (step, metrics, length) of a log step, read after the next dispatch

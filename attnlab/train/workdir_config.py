@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 import jax
 
+from attnlab.models import initializers
+
 log = logging.getLogger(__name__)
 
 # Fields that only change bookkeeping, never the trained parameters or the evaluations: a resumed run
@@ -20,6 +22,17 @@ log = logging.getLogger(__name__)
 # horizon) must match unless allow_mismatch is asked.
 RESULT_NEUTRAL = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
 _MISSING = "<missing>"
+# Model fields added after runs were saved without them, with the value those runs used: an old
+# config.json reads as the run it describes.
+LEGACY_MODEL_FIELDS = {"init": initializers.LEGACY}
+
+
+def with_legacy_fields(tree: Mapping[str, Any]) -> dict:
+  """A saved config (plain data) with the fields it predates filled in as that run used them."""
+  tree = dict(tree)
+  if isinstance(tree.get("model"), Mapping):
+    tree["model"] = {**LEGACY_MODEL_FIELDS, **tree["model"]}
+  return tree
 
 
 def _config_tree(config: Any) -> dict:
@@ -87,7 +100,7 @@ def check_config(workdir: str, config_dict: Any, *, overwrite: bool = False,
     return {}
   with open(path) as f:
     old = json.load(f)
-  diff = config_diff(old, new)
+  diff = config_diff(with_legacy_fields(old), with_legacy_fields(new))
   blocking = {k: v for k, v in diff.items() if k not in RESULT_NEUTRAL}
   lines = "\n".join(f"  {k}: {o!r} -> {n!r}" for k, (o, n) in diff.items())
   if blocking and not allow_mismatch:

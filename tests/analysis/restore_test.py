@@ -68,6 +68,20 @@ def test_report_with_new_lengths_attention_maps_and_gradient_lag(trained, tmp_pa
     assert_png(path)
 
 
+def test_a_run_saved_before_the_init_field_restores_as_flax(trained, tmp_path):
+  workdir, _, _ = trained
+  assert restore.load_run(workdir).setup.model_fields["init"] == "torch"
+  old = str(tmp_path / "old")
+  shutil.copytree(workdir, old)
+  with open(os.path.join(old, "config.json")) as f:
+    saved = json.load(f)
+  del saved["model"]["init"]
+  with open(os.path.join(old, "config.json"), "w") as f:
+    json.dump(saved, f)
+  out = workdir_lib.evaluate_workdir(old, checkpoint=20)
+  assert out["init"] == "flax" and out["step"] == 20
+
+
 def test_bad_input_raises_clearly(trained, tmp_path):
   workdir, _, _ = trained
   with pytest.raises(ValueError, match="no config.json"):

@@ -12,41 +12,13 @@ import pytest
 from benchmarks import experiment
 from attnlab.models import task_model
 from attnlab.train import config as config_lib
+from tests.benchmarks import torch_layout
 
 torch = pytest.importorskip("torch")
 
 # The two Transformers (causal per-token, bidirectional sequence output) and an RNN (the three
 # torch.nn RNNs share their parameter names with attnlab's).
 CASES = [("mqar", "decoder"), ("distance", "transformer"), ("noise", "lstm")]
-
-
-def _copy_into(module, params, name: str) -> None:
-  """attnlab's parameters into the benchmark's torch model, in torch's layout."""
-  t = lambda x: torch.from_numpy(np.array(x, np.float32))  # noqa: E731
-  state = {"embed.weight": t(params["embed"]["embedding"]),
-           "head.weight": t(params["head"]["kernel"]).T, "head.bias": t(params["head"]["bias"])}
-  if name in experiment.TRANSFORMERS:
-    stack = params["backbone"]["decoder" if name == "decoder" else "encoder"]["stack"]
-    d = params["embed"]["embedding"].shape[1]
-    for i, block in enumerate(v for k, v in sorted(stack.items()) if k.startswith("block_")):
-      pre, att = f"body.layers.{i}.", block["self_attention"]
-      state[pre + "self_attn.in_proj_weight"] = torch.cat(
-          [t(att[p]["kernel"]).reshape(d, d).T for p in ("query", "key", "value")])
-      state[pre + "self_attn.in_proj_bias"] = torch.cat(
-          [t(att[p]["bias"]).reshape(d) for p in ("query", "key", "value")])
-      state[pre + "self_attn.out_proj.weight"] = t(att["out"]["kernel"]).reshape(d, d).T
-      state[pre + "self_attn.out_proj.bias"] = t(att["out"]["bias"])
-      for ours, theirs in (("wi", "linear1"), ("wo", "linear2")):
-        state[pre + theirs + ".weight"] = t(block["ffn"][ours]["kernel"]).T
-        state[pre + theirs + ".bias"] = t(block["ffn"][ours]["bias"])
-      for ours, theirs in (("ln_self", "norm1"), ("ln_ffn", "norm2")):
-        state[pre + theirs + ".weight"] = t(block[ours]["scale"])
-        state[pre + theirs + ".bias"] = t(block[ours]["bias"])
-    state["body.norm.weight"] = t(stack["ln_final"]["scale"])
-    state["body.norm.bias"] = t(stack["ln_final"]["bias"])
-  else:  # attnlab's RNN keeps PyTorch's names and shapes
-    state.update({"body." + k: t(v) for k, v in params["backbone"]["rnn"].items()})
-  module.load_state_dict(state, strict=True)
 
 
 @pytest.mark.parametrize("exp, name", CASES)
@@ -61,7 +33,8 @@ def test_the_torch_model_is_the_attnlab_model(exp, name):
   module = experiment.torch_model(torch, setup)
   assert experiment.param_count(module) == experiment.param_count(params)
   assert experiment.param_count(params) == setup.param_counts["total"]
-  _copy_into(module, params, name)
+  module.load_state_dict({k: torch.from_numpy(v) for k, v in
+                          torch_layout.to_torch(params, name).items()}, strict=True)
   want = jax.jit(setup.model.apply)({"params": params}, batch["inputs"])
   with torch.no_grad():
     got = module(torch.from_numpy(np.array(batch["inputs"], np.int64))).numpy()

@@ -68,3 +68,12 @@ def test_checkpoint_module_exports_check_config_and_accepts_config_dict(tmp_path
   config = ml_collections.ConfigDict(CONFIG)
   assert checkpoint.check_config(str(tmp_path), config) == {}
   assert checkpoint.check_config(str(tmp_path), CONFIG) == {}, "same content, other type"
+
+
+def test_a_config_json_from_before_the_init_field_reads_as_flax(tmp_path):
+  # Runs saved before model.init existed were trained with Flax's initialisation.
+  with open(tmp_path / "config.json", "w") as f:
+    json.dump(CONFIG, f)
+  assert workdir_config.check_config(str(tmp_path), _changed(model__init="flax")) == {}
+  with pytest.raises(ValueError, match=r"model.init: 'flax' -> 'torch'"):
+    workdir_config.check_config(str(tmp_path), _changed(model__init="torch"))

@@ -26,6 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from attnlab.models import initializers
 from attnlab.models.attention import dot_product
 from attnlab.models.attention import positions as pos_lib
 
@@ -72,6 +73,7 @@ class MultiHeadAttention(nn.Module):
   use_bias: bool = True  # biases in the projections
   dtype: Any = jnp.float32  # compute dtype
   param_dtype: Any = jnp.float32  # parameter dtype
+  init_scheme: str = initializers.DEFAULT  # the projections' (initializers.SCHEMES)
 
   @nn.compact
   def __call__(self, x_BLD, context_BSD=None, mask=None, *, deterministic=True, decode=False):
@@ -96,9 +98,12 @@ class MultiHeadAttention(nn.Module):
       raise ValueError(f"rope needs an even head dimension; got d_model/num_heads = {kd}")
     relative = None if cross else self.position
 
+    # PyTorch fuses the three input projections into one [N K + 2 G K, D] matrix (3D rows for
+    # multi-head attention); its Xavier bound is that matrix's.
+    inputs = initializers.attention_input(self.init_scheme, d, (n + 2 * g) * kd)
     dense = lambda heads, name: nn.DenseGeneral(
         (heads, kd), use_bias=self.use_bias, dtype=self.dtype, param_dtype=self.param_dtype,
-        name=name)
+        name=name, **inputs)
     kv_BSD = context_BSD if cross else x_BLD
     q_BLNK = dense(n, "query")(x_BLD)
     key, value = dense(g, "key"), dense(g, "value")
@@ -142,7 +147,8 @@ class MultiHeadAttention(nn.Module):
           q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, causal=causal, dropout_rate=rate,
           dropout_rng=rng, window=window, implementation=self.implementation)
     return nn.DenseGeneral(d, axis=(-2, -1), use_bias=self.use_bias, dtype=self.dtype,
-                           param_dtype=self.param_dtype, name="out")(out_BLNK)
+                           param_dtype=self.param_dtype, name="out",
+                           **initializers.attention_output(self.init_scheme, n * kd))(out_BLNK)
 
   def _update_cache(self, k_BLGK, v_BLGK, relative):
     """Writes keys/values at cache_index; -> cached k, v, query positions, causal mask_11LS.

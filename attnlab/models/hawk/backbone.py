@@ -11,7 +11,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from attnlab.models import stack
+from attnlab.models import initializers, stack
 from attnlab.models.hawk import block
 
 
@@ -25,6 +25,7 @@ class HawkStackConfig:
   d_conv: int = 4  # taps of the causal convolution
   d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
   dropout_rate: float = 0.0  # on each block's residual branches
+  init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
@@ -35,4 +36,4 @@ class HawkStackConfig:
 
   def mixer(self, i: int) -> nn.Module:
     return block.HawkBlock(lru_width=self.lru_width, num_heads=self.num_heads, d_conv=self.d_conv,
-                           dtype=self.dtype, name=f"hawk_{i}")
+                           dtype=self.dtype, init_scheme=self.init, name=f"hawk_{i}")

@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import checks
+from attnlab.models import checks, initializers
 from attnlab.models.hawk import rg_lru
 from attnlab.models.mamba import causal_conv
 from attnlab.models.scan import linear_scan, time_chunks
@@ -77,6 +77,7 @@ class HawkBlock(nn.Module):
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the projections and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
+  init_scheme: str = initializers.DEFAULT  # linear_x/y/out's (initializers.SCHEMES)
 
   def _check(self, x_BLD, lengths_B, initial_state):
     width = self.lru_width or (x_BLD.shape[-1] if jnp.ndim(x_BLD) == 3 else 0)
@@ -94,10 +95,11 @@ class HawkBlock(nn.Module):
     b, _, d = x_BLD.shape
     h, n = self.lru_width or d, self.num_heads
     pdt = self.param_dtype
-    dense = lambda width, name: nn.Dense(width, dtype=self.dtype, param_dtype=pdt,  # noqa: E731
-                                         name=name)
-    gate_BLH = nn.gelu(dense(h, "linear_y")(x_BLD).astype(jnp.float32))
-    x_BLH = dense(h, "linear_x")(x_BLD)
+    dense = lambda width, fan_in, name: nn.Dense(  # noqa: E731
+        width, dtype=self.dtype, param_dtype=pdt, name=name,
+        **initializers.linear(self.init_scheme, fan_in))
+    gate_BLH = nn.gelu(dense(h, d, "linear_y")(x_BLD).astype(jnp.float32))
+    x_BLH = dense(h, d, "linear_x")(x_BLD)
     conv_kernel = self.param(  # [Z + 1, H]
         "conv_kernel", nn.initializers.variance_scaling(0.01, "fan_in", "normal"),
         (self.d_conv, h), pdt)
@@ -120,7 +122,7 @@ class HawkBlock(nn.Module):
       conv_BLH = causal_conv.causal_conv(x_BLH, conv_kernel, conv_bias_H, conv0)
       y_BLH, last = self._scan(params, conv_BLH, lru0, lengths_B)
       conv_last = causal_conv.next_state(x_BLH, conv0, lengths_B, self.d_conv)
-    out_BLD = dense(d, "linear_out")(gate_BLH * y_BLH.astype(jnp.float32))
+    out_BLD = dense(d, h, "linear_out")(gate_BLH * y_BLH.astype(jnp.float32))
     return linear_scan.mask_outputs(out_BLD, lengths_B).astype(self.dtype), HawkState(last,
                                                                                       conv_last)
 

@@ -10,7 +10,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from attnlab.models import stack
+from attnlab.models import initializers, stack
 from attnlab.models.linear_attention import fields
 from attnlab.models.linear_attention.deltanet import DeltaNet
 from attnlab.models.linear_attention.gated import GatedLinearAttention
@@ -29,6 +29,7 @@ class LinearAttentionConfig:
   chunk: int = 64  # time steps per chunk of the chunked form
   d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
   dropout_rate: float = 0.0  # on each block's residual branches
+  init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
@@ -40,7 +41,8 @@ class LinearAttentionConfig:
   def mixer(self, i: int) -> nn.Module:
     return LinearAttention(num_heads=self.num_heads, feature_map=self.feature_map,
                            key_dim=self.key_dim, normalize=self.normalize, chunk=self.chunk,
-                           dtype=self.dtype, name=f"linear_attention_{i}")
+                           dtype=self.dtype, init_scheme=self.init,
+                           name=f"linear_attention_{i}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,7 @@ class GatedLinearConfig:
   gate_rank: int = 16  # decay "data": rank of the gate projection W_a
   d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
   dropout_rate: float = 0.0  # on each block's residual branches
+  init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
@@ -62,7 +65,7 @@ class GatedLinearConfig:
 
   def mixer(self, i: int) -> nn.Module:
     return GatedLinearAttention(num_heads=self.num_heads, decay=self.decay, chunk=self.chunk,
-                                gate_rank=self.gate_rank, dtype=self.dtype,
+                                gate_rank=self.gate_rank, dtype=self.dtype, init_scheme=self.init,
                                 name=f"gated_linear_attention_{i}")
 
 
@@ -75,6 +78,7 @@ class DeltaNetConfig:
   chunk: int = 64  # time steps per chunk of the chunked form
   d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
   dropout_rate: float = 0.0  # on each block's residual branches
+  init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
@@ -83,4 +87,4 @@ class DeltaNetConfig:
 
   def mixer(self, i: int) -> nn.Module:
     return DeltaNet(num_heads=self.num_heads, chunk=self.chunk, dtype=self.dtype,
-                    name=f"deltanet_{i}")
+                    init_scheme=self.init, name=f"deltanet_{i}")

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from attnlab.models import initializers
 from attnlab.models.linear_attention import delta_rule, fields
 from attnlab.models.linear_attention.gated import rms_norm
 
@@ -38,6 +39,7 @@ class DeltaNet(nn.Module):
   mode: str = "chunked"  # one of fields.MODES ("sequential": the step-by-step reference)
   dtype: Any = jnp.float32  # compute dtype of the projections and the chunked matmuls
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
+  init_scheme: str = initializers.DEFAULT  # dense projections' init (initializers.SCHEMES)
 
   @nn.compact
   def __call__(self, x_BLD, lengths_B=None, initial_state_BNKK=None):
@@ -46,8 +48,10 @@ class DeltaNet(nn.Module):
     fields.check_delta(d, n, self.chunk, self.mode)
     kd = d // n
     fields.check_inputs("DeltaNet", x_BLD, lengths_B, initial_state_BNKK, (n, kd, kd))
+    linear = initializers.linear(self.init_scheme, d)
     dense = lambda features, name: nn.DenseGeneral(  # noqa: E731
-        features, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+        features, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype, name=name,
+        **linear)
     q_BLNK = l2_normalize(nn.silu(dense((n, kd), "query")(x_BLD)))
     k_BLNK = l2_normalize(nn.silu(dense((n, kd), "key")(x_BLD)))
     v_BLNK = nn.silu(dense((n, kd), "value")(x_BLD))
@@ -61,5 +65,5 @@ class DeltaNet(nn.Module):
     scale_K = self.param("norm_scale", nn.initializers.ones_init(), (kd,), self.param_dtype)
     o_BLD = rms_norm(o_BLNK, scale_K.astype(jnp.float32)).reshape(x_BLD.shape)
     y_BLD = nn.Dense(d, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
-                     name="out")(o_BLD.astype(self.dtype))
+                     name="out", **linear)(o_BLD.astype(self.dtype))
     return y_BLD, state_BNKK

@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from attnlab.models import initializers
 from attnlab.models.linear_attention import chunked, fields, recurrent
 
 NORM_EPS = 1e-6  # the RMSNorm's epsilon
@@ -53,6 +54,7 @@ class GatedLinearAttention(nn.Module):
   mode: str = "chunked"  # one of fields.MODES ("sequential": the step-by-step reference)
   dtype: Any = jnp.float32  # compute dtype of the projections and the chunked matmuls
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
+  init_scheme: str = initializers.DEFAULT  # dense projections' init (initializers.SCHEMES)
 
   def _log_decay(self, x_BLD, n, kd):
     """None, log_a_BLN (fixed) or log_a_BLNK (data), float32."""
@@ -62,9 +64,11 @@ class GatedLinearAttention(nn.Module):
     if self.decay == "fixed":
       return jnp.broadcast_to(retnet_log_gamma(n)[None, None], (b, l, n))
     h_BLW = nn.Dense(self.gate_rank, use_bias=False, dtype=self.dtype,
-                     param_dtype=self.param_dtype, name="gate_down")(x_BLD)
+                     param_dtype=self.param_dtype, name="gate_down",
+                     **initializers.linear(self.init_scheme, x_BLD.shape[-1]))(x_BLD)
     logits_BLNK = nn.DenseGeneral((n, kd), dtype=self.dtype, param_dtype=self.param_dtype,
-                                  name="gate_up")(h_BLW)
+                                  name="gate_up",
+                                  **initializers.linear(self.init_scheme, self.gate_rank))(h_BLW)
     return jax.nn.log_sigmoid(logits_BLNK.astype(jnp.float32)) / self.gate_temperature
 
   @nn.compact
@@ -76,8 +80,10 @@ class GatedLinearAttention(nn.Module):
     kd = d // n
     fields.check_inputs("GatedLinearAttention", x_BLD, lengths_B, initial_state_BNKK,
                         (n, kd, kd))
+    linear = initializers.linear(self.init_scheme, d)
     dense = lambda name: nn.DenseGeneral(  # noqa: E731
-        (n, kd), use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+        (n, kd), use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype, name=name,
+        **linear)
     q_BLNK = dense("query")(x_BLD) * kd ** -0.5
     k_BLNK = dense("key")(x_BLD)
     v_BLNK = dense("value")(x_BLD)
@@ -91,7 +97,7 @@ class GatedLinearAttention(nn.Module):
     scale_K = self.param("norm_scale", nn.initializers.ones_init(), (kd,), self.param_dtype)
     o_BLD = rms_norm(o_BLNK, scale_K.astype(jnp.float32)).reshape(x_BLD.shape)
     gate_BLD = nn.Dense(d, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
-                        name="gate")(x_BLD)
+                        name="gate", **linear)(x_BLD)
     y_BLD = nn.Dense(d, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
-                     name="out")((o_BLD.astype(self.dtype) * nn.swish(gate_BLD)))
+                     name="out", **linear)((o_BLD.astype(self.dtype) * nn.swish(gate_BLD)))
     return y_BLD, state_BNKK

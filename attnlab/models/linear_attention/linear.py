@@ -17,6 +17,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from attnlab.models import initializers
 from attnlab.models.linear_attention import chunked, feature_maps, fields, recurrent
 
 
@@ -34,6 +35,7 @@ class LinearAttention(nn.Module):
   mode: str = "chunked"  # one of fields.MODES ("sequential": the step-by-step reference)
   dtype: Any = jnp.float32  # compute dtype of the projections and the chunked matmuls
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
+  init_scheme: str = initializers.DEFAULT  # dense projections' init (initializers.SCHEMES)
 
   @nn.compact
   def __call__(self, x_BLD, lengths_B=None, initial_state_BNKU=None):
@@ -45,7 +47,8 @@ class LinearAttention(nn.Module):
     fields.check_inputs("LinearAttention", x_BLD, lengths_B, initial_state_BNKU,
                         (n, feature_maps.mapped_size(self.feature_map, kd), u + int(self.normalize)))
     dense = lambda size, name: nn.DenseGeneral(  # noqa: E731
-        (n, size), use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+        (n, size), use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype, name=name,
+        **initializers.linear(self.init_scheme, d))
     phi = lambda x: feature_maps.apply(self.feature_map, x.astype(jnp.float32))  # noqa: E731
     q_BLNK = phi(dense(kd, "query")(x_BLD))
     k_BLNK = phi(dense(kd, "key")(x_BLD))
@@ -57,5 +60,7 @@ class LinearAttention(nn.Module):
     else:
       o_BLNU, state_BNKU = recurrent.recurrent_form(q_BLNK, k_BLNK, v_BLNU, **kwargs)
     y_BLD = nn.DenseGeneral(d, axis=(-2, -1), use_bias=False, dtype=self.dtype,
-                            param_dtype=self.param_dtype, name="out")(o_BLNU.astype(self.dtype))
+                            param_dtype=self.param_dtype, name="out",
+                            **initializers.linear(self.init_scheme, n * u))(
+                                o_BLNU.astype(self.dtype))
     return y_BLD, state_BNKU

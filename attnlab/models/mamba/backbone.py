@@ -14,7 +14,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from attnlab.models import stack
+from attnlab.models import initializers, stack
 from attnlab.models.mamba import block, ssm
 
 
@@ -29,6 +29,7 @@ class MambaStackConfig:
   dt_rank: int = 0  # rank of the step-size projection; 0: ceil(d_model / 16)
   d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
   dropout_rate: float = 0.0  # on each block's residual branches
+  init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
@@ -39,4 +40,5 @@ class MambaStackConfig:
 
   def mixer(self, i: int) -> nn.Module:
     return block.MambaBlock(expand=self.expand, d_state=self.d_state, d_conv=self.d_conv,
-                            dt_rank=self.dt_rank, dtype=self.dtype, name=f"mamba_{i}")
+                            dt_rank=self.dt_rank, dtype=self.dtype, init_scheme=self.init,
+                            name=f"mamba_{i}")

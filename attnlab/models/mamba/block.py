@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import checks
+from attnlab.models import checks, initializers
 from attnlab.models.mamba import causal_conv, ssm
 from attnlab.models.scan import linear_scan, time_chunks
 
@@ -94,6 +94,7 @@ class MambaBlock(nn.Module):
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the projections and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
+  init_scheme: str = initializers.DEFAULT  # in/x/out projections' (initializers.SCHEMES)
 
   def _check(self, x_BLD, lengths_B, initial_state):
     check_fields(self.expand, self.d_state, self.d_conv, self.dt_rank, self.dt_min, self.dt_max)
@@ -111,18 +112,19 @@ class MambaBlock(nn.Module):
     h, p = self.expand * d, self.d_state
     rank = self.dt_rank or ssm.dt_rank(d)
     pdt = self.param_dtype
-    in_proj_DW = self.param("in_proj", nn.initializers.lecun_normal(), (d, 2 * h), pdt)
+    in_proj_DW = self.param("in_proj", initializers.kernel(self.init_scheme, d), (d, 2 * h), pdt)
     bound = 1.0 / math.sqrt(self.d_conv)
     conv_kernel = self.param("conv_kernel", _uniform(bound), (self.d_conv, h), pdt)  # [Z + 1, H]
     conv_bias_H = self.param("conv_bias", _uniform(bound), (h,), pdt)
-    x_proj_HW = self.param("x_proj", nn.initializers.lecun_normal(), (h, rank + 2 * p), pdt)
+    x_proj_HW = self.param("x_proj", initializers.kernel(self.init_scheme, h), (h, rank + 2 * p),
+                           pdt)
     dt_kernel = self.param("dt_proj", _uniform(rank ** -0.5), (rank, h), pdt)  # [dt_rank, H]
     dt_bias_H = self.param("dt_bias", dt_bias_init(self.dt_min, self.dt_max, self.dt_init_floor),
                            (h,), pdt)
     a_log_HP = self.param("A_log", lambda _: jnp.log(jnp.broadcast_to(
         jnp.arange(1, p + 1, dtype=jnp.float32), (h, p))).astype(pdt))
     d_H = self.param("D", nn.initializers.ones_init(), (h,), pdt)
-    out_proj_HD = self.param("out_proj", nn.initializers.lecun_normal(), (h, d), pdt)
+    out_proj_HD = self.param("out_proj", initializers.kernel(self.init_scheme, h), (h, d), pdt)
     params = (x_proj_HW, dt_kernel, dt_bias_H, a_log_HP, d_H)
 
     # Two dots, not one sliced: their weight gradients are then two dots too.

@@ -9,6 +9,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from attnlab.models import initializers
 from attnlab.models.rnn import cells
 from attnlab.models.rnn.layer import RNN
 
@@ -23,6 +24,8 @@ class RecurrentConfig:
   # LSTM: the forget gate's total bias at init; 0 keeps PyTorch's init (uniform biases). 1 is
   # Jozefowicz et al. (2015)'s recommendation.
   forget_bias: float = 0.0
+  # initializers.SCHEMES: the embedding and head (the cells draw U(+-1/sqrt(H)) under both)
+  init: str = initializers.DEFAULT
   dtype: Any = jnp.float32  # compute dtype (set by the run's compute_dtype)
 
   def __post_init__(self):
@@ -34,6 +37,7 @@ class RecurrentConfig:
       raise ValueError(f"dropout_rate={self.dropout_rate}; must be in [0, 1)")
     if self.forget_bias and self.cell != "lstm":
       raise ValueError(f"forget_bias={self.forget_bias} is for the LSTM only (cell {self.cell!r})")
+    initializers.check(self.init)
 
 
 class RecurrentBackbone(nn.Module):

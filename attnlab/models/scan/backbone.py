@@ -9,7 +9,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from attnlab.models import stack
+from attnlab.models import initializers, stack
 from attnlab.models.scan import lru, mingru, minlstm
 
 GATED = {"mingru": mingru.MinGRU, "minlstm": minlstm.MinLSTM}
@@ -23,6 +23,7 @@ class GatedStackConfig:
   num_layers: int = 2  # blocks
   d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
   dropout_rate: float = 0.0  # on each block's residual branches
+  init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
@@ -31,7 +32,8 @@ class GatedStackConfig:
     stack.check_stack_fields(self)
 
   def mixer(self, i: int) -> nn.Module:
-    return GATED[self.layer](hidden_size=self.d_model, dtype=self.dtype, name=f"{self.layer}_{i}")
+    return GATED[self.layer](hidden_size=self.d_model, dtype=self.dtype, init_scheme=self.init,
+                             name=f"{self.layer}_{i}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +44,7 @@ class LRUStackConfig:
   state_size: int = 0  # complex state dimensions P; 0: d_model
   d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
   dropout_rate: float = 0.0  # on each block's residual branches
+  init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
@@ -52,5 +55,5 @@ class LRUStackConfig:
 
   def mixer(self, i: int) -> nn.Module:
     return lru.LRU(hidden_size=self.d_model, state_size=self.state_size, dtype=self.dtype,
-                   name=f"lru_{i}")
+                   init_scheme=self.init, name=f"lru_{i}")
 

@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import checks
+from attnlab.models import checks, initializers
 from attnlab.models.scan import linear_scan, step_scan, time_chunks
 
 MODES = ("log", "linear", "sequential")  # log-space scan, plain (a, b) scan, step-by-step lax.scan
@@ -88,6 +88,7 @@ class GatedScan(nn.Module):
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the input projection and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
+  init_scheme: str = initializers.DEFAULT  # dense projections' init (initializers.SCHEMES)
 
   # Class constants a subclass sets (not fields): ``num``, the projections of x in the kernel's
   # column order; ``gates(*k)`` -> (a, b) with a hand-written backward ("linear" mode);
@@ -103,9 +104,11 @@ class GatedScan(nn.Module):
     checks.check_inputs(type(self).__name__, x_BLD, lengths_B, initial_state_BH,
                       {"hidden_size": h}, (h,), fitted, self.mode, MODES)
     # One [D, num * H] kernel for all projections.
-    kernel_DW = self.param("kernel", nn.initializers.lecun_normal(),
-                           (x_BLD.shape[-1], self.num * h), self.param_dtype)
-    bias_W = self.param("bias", nn.initializers.zeros_init(), (self.num * h,), self.param_dtype)
+    d = x_BLD.shape[-1]
+    kernel_DW = self.param("kernel", initializers.kernel(self.init_scheme, d), (d, self.num * h),
+                           self.param_dtype)
+    bias_W = self.param("bias", initializers.bias(self.init_scheme, d), (self.num * h,),
+                        self.param_dtype)
     part = lambda w, i: w[..., i * h:(i + 1) * h]  # noqa: E731
     if self.mode == "linear":
       size = time_chunks.resolve(self.time_chunk, x_BLD.shape[1])

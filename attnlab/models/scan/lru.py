@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import checks
+from attnlab.models import checks, initializers
 from attnlab.models.scan import linear_scan, step_scan, time_chunks
 
 MODES = ("linear", "sequential")  # complex associative scan, or the step-by-step lax.scan reference
@@ -97,6 +97,7 @@ class LRU(nn.Module):
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the projections and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
+  init_scheme: str = initializers.DEFAULT  # D's init (initializers.SCHEMES); the rest the paper's
 
   def _check(self, x_BLD, lengths_B, initial_state_BP):
     if not 0.0 <= self.r_min < self.r_max <= 1.0:
@@ -127,7 +128,7 @@ class LRU(nn.Module):
     c_init = nn.initializers.normal(1.0 / math.sqrt(p))
     c_re_PH = self.param("C_re", c_init, (p, h), self.param_dtype)
     c_im_PH = self.param("C_im", c_init, (p, h), self.param_dtype)
-    d_DH = self.param("D", nn.initializers.lecun_normal(), (d, h), self.param_dtype)
+    d_DH = self.param("D", initializers.kernel(self.init_scheme, d), (d, h), self.param_dtype)
 
     # One matmul for gamma B x (real and imaginary parts) and D x.
     gamma_P = jnp.exp(gamma_log_P.astype(jnp.float32))

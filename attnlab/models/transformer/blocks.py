@@ -55,7 +55,8 @@ def _attention(cfg: TransformerConfig, causal: bool, position: str, name: str):
       window=cfg.window if causal and cfg.window else None,
       dropout_rate=cfg.attention_dropout_rate, position=position, rope_base=cfg.rope_base,
       implementation=cfg.attention_impl, capture_weights=cfg.capture_attention,
-      use_bias=cfg.use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype, name=name)
+      use_bias=cfg.use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype, init_scheme=cfg.init,
+      name=name)
 
 
 def _feed_forward(cfg: TransformerConfig):
@@ -63,8 +64,9 @@ def _feed_forward(cfg: TransformerConfig):
     return moe.MoEFeedForward(
         num_experts=cfg.moe_experts, d_ff=cfg.d_ff, top_k=cfg.moe_top_k,
         capacity_factor=cfg.moe_capacity_factor, aux_weight=cfg.moe_aux_weight,
-        dropout_rate=cfg.dropout_rate, dtype=cfg.dtype, param_dtype=cfg.param_dtype, name="moe")
-  return FeedForward(cfg.d_ff, cfg.dropout_rate, cfg.dtype, cfg.param_dtype, name="ffn")
+        dropout_rate=cfg.dropout_rate, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
+        init_scheme=cfg.init, name="moe")
+  return FeedForward(cfg.d_ff, cfg.dropout_rate, cfg.dtype, cfg.param_dtype, cfg.init, name="ffn")
 
 
 def _key_mask(mask_BS):

@@ -7,6 +7,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from attnlab.models import initializers
 from attnlab.models.attention import multi_head
 from attnlab.models.attention import positions as pos_lib
 
@@ -39,6 +40,7 @@ class TransformerConfig:
   # Decoders: a causal depthwise convolution of this many taps on the self-attention's input
   # (short_conv.py; H3/Zoology's short convolution); 0: none. Encoders reject it.
   conv_width: int = 0
+  init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
 
   def __post_init__(self):
     # Placeholders (what a config file's 0 or "" means), resolved here once.
@@ -56,6 +58,7 @@ class TransformerConfig:
       if getattr(self, name) < 1:
         raise ValueError(f"{name}={getattr(self, name)}; must be >= 1")
     multi_head.check_heads(self.d_model, self.num_heads, self.num_kv_heads)
+    initializers.check(self.init)
     multi_head.check_implementation(self.attention_impl)
     pos_lib.check_position(self.position)
     if self.position == "rope" and (self.d_model // self.num_heads) % 2:

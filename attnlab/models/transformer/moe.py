@@ -27,6 +27,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from attnlab.models import initializers
+
 
 def capacity(num_tokens: int, num_experts: int, top_k: int, capacity_factor: float) -> int:
   """ceil(capacity_factor * tokens * k / E), at least 1 and at most the token count."""
@@ -84,6 +86,7 @@ class MoEFeedForward(nn.Module):
   dropout_rate: float = 0.0  # dropout on the expert hidden activations
   dtype: Any = jnp.float32  # compute dtype (the router always runs in float32)
   param_dtype: Any = jnp.float32  # parameter dtype
+  init_scheme: str = initializers.DEFAULT  # the experts' (initializers.SCHEMES); router: Switch's
 
   @nn.compact
   def __call__(self, x_BLD, mask_BL=None, *, deterministic=True):
@@ -113,12 +116,18 @@ class MoEFeedForward(nn.Module):
     x_BLAD = jnp.broadcast_to(x_BLD[:, :, None, :], (b, l, k, d)).astype(self.dtype)
     x_EXD = jnp.zeros((e, cap, d), self.dtype).at[expert_BLA, slot_BLA].add(x_BLAD, mode="drop")
 
-    init = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=-2,
-                                            out_axis=-1, batch_axis=(0,))
-    wi_EDF = self.param("wi", init, (e, d, f), self.param_dtype).astype(self.dtype)
-    bi_EF = self.param("bi", nn.initializers.zeros, (e, f), self.param_dtype).astype(self.dtype)
-    wo_EFD = self.param("wo", init, (e, f, d), self.param_dtype).astype(self.dtype)
-    bo_ED = self.param("bo", nn.initializers.zeros, (e, d), self.param_dtype).astype(self.dtype)
+    # Each expert is a pair of dense projections: under "torch" nn.Linear's, per expert.
+    if self.init_scheme == "torch":
+      wi_init, bi_init = initializers.kernel("torch", d), initializers.bias("torch", d)
+      wo_init, bo_init = initializers.kernel("torch", f), initializers.bias("torch", f)
+    else:
+      wi_init = wo_init = nn.initializers.variance_scaling(
+          1.0, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1, batch_axis=(0,))
+      bi_init = bo_init = nn.initializers.zeros
+    wi_EDF = self.param("wi", wi_init, (e, d, f), self.param_dtype).astype(self.dtype)
+    bi_EF = self.param("bi", bi_init, (e, f), self.param_dtype).astype(self.dtype)
+    wo_EFD = self.param("wo", wo_init, (e, f, d), self.param_dtype).astype(self.dtype)
+    bo_ED = self.param("bo", bo_init, (e, d), self.param_dtype).astype(self.dtype)
     h_EXF = nn.gelu(jnp.einsum("ecd,edf->ecf", x_EXD, wi_EDF) + bi_EF[:, None, :])
     h_EXF = nn.Dropout(self.dropout_rate)(h_EXF, deterministic=deterministic)
     out_EXD = jnp.einsum("ecf,efd->ecd", h_EXF, wo_EFD) + bo_ED[:, None, :]
