@@ -161,8 +161,9 @@ def main(args: list[str], json_path: str | None) -> list[dict]:
       opts.impls = [i for i in opts.impls if i != "torch"]
   base = {"batch": opts.batch, "heads": opts.heads, "head_dim": opts.head_dim, "length": 1,
           "causal": False, "repeats": 1, "dtype": opts.dtype}
-  idle_runs = {family: spawn(dict(base, impl=f"idle_{family}"), 300) for family in ("jax", "torch")}
-  idle = {family: r.get("rss_mb", 0.0) for family, r in idle_runs.items()}
+  families = ("jax", "torch") if "torch" in opts.impls else ("jax",)
+  idle_runs = {family: spawn(dict(base, impl=f"idle_{family}"), 300) for family in families}
+  idle = {"torch": 0.0, **{family: r.get("rss_mb", 0.0) for family, r in idle_runs.items()}}
   backend = idle_runs["jax"].get("backend", "?")
 
   causals = {"both": (False, True), "yes": (True,), "no": (False,)}[opts.causal]
