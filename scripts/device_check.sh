@@ -44,7 +44,7 @@ if [ $DRY = 1 ]; then
              --timeout 240)
   LONG=(--lengths 32 --layers softmax gla --batch 2 --heads 2 --head_dim 8 --window 8 --repeats 1
         --timeout 240)
-  MFU=(--d_model 32 --num_layers 1 --num_heads 2 --length 32 --batch 2 --steps 2 --matmul 128)
+  MFU=(--d_model 32 --num_layers 1 --num_heads 2 --length 32 --batch 4 --steps 2 --matmul 128)
   MQAR=(--config experiments/mqar.py:smoke,model=decoder)
 else
   # JAX fails loudly without CUDA instead of measuring the CPU.
@@ -82,10 +82,11 @@ run_section() {
   timeout -k 10 "$limit" "$@" >"$log" 2>&1
   rc=$?
   local ms=$((($(date +%s%N) - start) / 1000000))
-  tail -n 4 "$log" | cut -c1-300
+  [ $rc = 0 ] || tail -n 6 "$log" | cut -c1-300
   "$PY" "${REPORT[@]}" record --out "$OUT" --section "$name" --rc "$rc" --log "$log" \
       --seconds "$((ms / 1000)).$(printf %03d $((ms % 1000)))" --timeout "$limit" \
       --data "$data" --command "$*" "${DRY_FLAG[@]}" || echo "device_check: $name not recorded"
+  grep "^| $name |" "$OUT/summary.md"  # its row: the devices, the tests' counts, ...
   return $rc
 }
 
@@ -102,6 +103,7 @@ else
         --target "$1" .whl/*.whl || exit 1
     "$0" -m pip install -q --no-index --no-deps --no-build-isolation -e . \
         || echo "device_check: pip install -e . failed; attnlab runs from the checkout"
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv || true
     exec "$0" scripts/benchmarks/device_report.py describe "$2" --expect gpu' \
     "$PY" "$SITE" "$SCRATCH/setup.json")
 fi
