@@ -21,7 +21,9 @@ def test_gradients_from_jax_grad_match_finite_differences(name="rnn"):
   assert shape == (3, 9, 6)
   g = gradient_lag.gradients(model, params, batch, task.output_kind)
   loss = jax.jit(loss_fn)
-  eps = 1e-2
+  # The loss is a float32 sum near 5, so one rounding step moves a difference quotient at eps by
+  # ~2.4e-7 / eps; at 4e-2 that is 0.06% of the key position's gradient, and curvature stays smaller.
+  eps = 4e-2
   for b, l in ((1, 4), (2, 8)):  # the key position (L - 1 - d) and the query (last) position
     direction = g[b, l] / np.linalg.norm(g[b, l])
     bump = jnp.zeros(shape).at[b, l].set(eps * direction)
