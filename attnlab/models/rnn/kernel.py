@@ -1,4 +1,4 @@
-"""The time loops of the classic cells with hand-written backward passes (used by ``recurrent.RNN``).
+"""The time loops of the classic cells with hand-written backward passes (run by ``layer.RNN``).
 
 ``elman_recurrence``, ``lstm_recurrence`` and ``gru_recurrence`` run one direction of one layer over
 time-major inputs ``x_LBD``. Forward: one matmul per step [x_t, h] [W_ih | W_hh]^T (two for the GRU,

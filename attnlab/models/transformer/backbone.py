@@ -14,17 +14,11 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from attnlab.models import masks
 from attnlab.models.transformer import blocks
 from attnlab.models.transformer.config import TransformerConfig
 
 KINDS = ("encoder", "decoder", "encoder_decoder")
-
-
-def valid_BL(lengths_B, length: int):
-  """True at positions before each sequence's length (None: every position)."""
-  if lengths_B is None:
-    return None
-  return jnp.arange(length)[None, :] < lengths_B[:, None]
 
 
 class TransformerBackbone(nn.Module):
@@ -34,7 +28,7 @@ class TransformerBackbone(nn.Module):
 
   @nn.compact
   def __call__(self, x_BLD, lengths_B=None, *, deterministic=True):
-    mask_BL = valid_BL(lengths_B, x_BLD.shape[1])
+    mask_BL = masks.valid_BL(lengths_B, x_BLD.shape[1])
     if self.kind == "encoder":
       return blocks.Encoder(self.config, name="encoder")(x_BLD, mask_BL,
                                                           deterministic=deterministic)
@@ -47,3 +41,17 @@ class TransformerBackbone(nn.Module):
     tgt_BLD = jnp.pad(x_BLD, ((0, 0), (1, 0), (0, 0)))[:, :-1]
     return blocks.EncoderDecoder(self.config, name="encdec")(
         x_BLD, tgt_BLD, mask_BL, tgt_mask_BL, deterministic=deterministic)
+
+
+def state_size(config: TransformerConfig, length: int, *, kind: str) -> int | None:
+  """Floats per sequence a decoder's state holds after ``length`` tokens: per block its keys and
+  values (the last ``window`` with a sliding window), the short convolution's last inputs, and the
+  encoder-decoder's cross-attention keys and values of a source as long; None for the encoder."""
+  if kind == "encoder":
+    return None
+  kv = config.num_kv_heads * (config.d_model // config.num_heads)
+  seen = min(length, config.window) if config.window else length
+  per_block = 2 * seen * kv + (config.conv_width - 1) * config.d_model * (config.conv_width > 0)
+  if kind == "encoder_decoder":
+    per_block += 2 * length * kv
+  return config.num_layers * per_block
