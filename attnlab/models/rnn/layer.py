@@ -36,7 +36,6 @@ def reverse_prefix_BL(x_BL_, lengths_B):
 def run_direction(kind: str, params: dict, x_BLD, carry0, lengths_B, *, reverse: bool = False,
                   dtype=jnp.float32, impl: str = "fast", unroll: int = 1):
   """One layer, one direction: (y_BLH in ``dtype``, final carry in float32)."""
-  _, _, combine, fused = cells.KINDS[kind]
   if reverse:
     x_BLD = reverse_prefix_BL(x_BLD, lengths_B)
   valid_BL = masks.valid_BL(lengths_B, x_BLD.shape[1])
@@ -44,18 +43,7 @@ def run_direction(kind: str, params: dict, x_BLD, carry0, lengths_B, *, reverse:
   x_LBD = jnp.swapaxes(x_BLD, 0, 1).astype(dtype)
   weights = (params["weight_ih"].T, params["weight_hh"].T, params["bias_ih"], params["bias_hh"])
   weights = tuple(w.astype(dtype) for w in weights)
-  if impl == "fast" and kind == "lstm":  # y comes batch-major: no transposes of y, dy
-    y_BLH, final = kernel.lstm_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
-  else:
-    if impl == "reference":
-      y_LBH, final = kernel.autodiff_recurrence(combine, fused, unroll, weights, x_LBD, carry0,
-                                                    valid_LB)
-    elif kind == "gru":
-      y_LBH, final = kernel.gru_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
-    else:
-      y_LBH, final = kernel.elman_recurrence(kind == "rnn_relu", unroll, weights, x_LBD, carry0,
-                                                 valid_LB)
-    y_BLH = jnp.swapaxes(y_LBH, 0, 1)
+  y_BLH, final = kernel.recurrence(kind, impl, unroll, weights, x_LBD, carry0, valid_LB)
   y_BLH = y_BLH.astype(dtype)
   if reverse:
     y_BLH = reverse_prefix_BL(y_BLH, lengths_B)
