@@ -1,4 +1,4 @@
-"""Multi-head attention (Linen): self/cross, grouped-query heads, RoPE/ALiBi, explicit decoding state.
+"""Multi-head attention (Linen): self/cross, grouped-query heads, RoPE/ALiBi, an explicit state.
 
 Parameters follow ``flax.linen.MultiHeadDotProductAttention`` (``query``/``key``/``value`` kernels
 [D, heads, K], ``out`` kernel [N, K, D]), except that key and value have G = num_kv_heads heads.
@@ -57,7 +57,7 @@ class KeyValueState(NamedTuple):
 
 
 class ContextState(NamedTuple):
-  """Cross-attention's decoding state: the context's keys and values, projected on the first call."""
+  """Cross-attention's decoding state: the context's keys and values, projected once."""
   key_BSGK: Any
   value_BSGK: Any
   valid_BS: Any  # bool: a context token (before context_lengths_B), not padding
@@ -72,7 +72,7 @@ def check_heads(d_model: int, num_heads: int, num_kv_heads: int) -> None:
 
 def check_implementation(name) -> None:
   if name not in (None,) + tuple(dot_product.IMPLEMENTATIONS):
-    raise ValueError(f"unknown attention implementation {name!r}; "
+    raise ValueError(f"attention_impl={name!r} is not an attention implementation; "
                      f"allowed: {tuple(dot_product.IMPLEMENTATIONS)} or None for the default")
 
 
@@ -135,7 +135,9 @@ class MultiHeadAttention(nn.Module):
   dropout_rate: float = 0.0  # dropout on the attention weights
   position: str = "none"  # "rope"/"alibi" act here (self-attention only); the others are ignored
   rope_base: float = 10000.0  # RoPE wavelength base
-  implementation: str | None = None  # dot_product.IMPLEMENTATIONS name, None: backend default
+  # The kernel (the contract's ``impl`` of other mixers): a dot_product.IMPLEMENTATIONS name, or
+  # None for the backend's default.
+  attention_impl: str | None = None
   capture_weights: bool = False  # sow weights_BNLS into "intermediates" (uses naive attention)
   use_bias: bool = True  # biases in the projections
   dtype: Any = jnp.float32  # compute dtype
@@ -237,7 +239,7 @@ class MultiHeadAttention(nn.Module):
       return out_BLNK
     return dot_product.dot_product_attention(
         q_BLNK, k_BSGK, v_BSGK, mask=mask, bias=bias, causal=causal, dropout_rate=rate,
-        dropout_rng=rng, window=window, implementation=self.implementation)
+        dropout_rng=rng, window=window, implementation=self.attention_impl)
 
   def _check_call(self, x_BLD, lengths_B, state, context_BSD, context_lengths_B, cross):
     """ValueError naming the field, on static shapes and fields only (before compiling)."""
@@ -245,7 +247,7 @@ class MultiHeadAttention(nn.Module):
     n = self.num_heads
     g = self.num_kv_heads or n
     check_heads(d, n, g)
-    check_implementation(self.implementation)
+    check_implementation(self.attention_impl)
     pos_lib.check_position(self.position)
     if cross and self.window is not None:
       raise ValueError(f"window={self.window} is for causal self-attention; cross-attention "

@@ -116,8 +116,9 @@ def alibi_bias(num_heads: int, q_positions, k_positions):
   """
   slopes_N = jnp.asarray(alibi_slopes(num_heads))
   dist = jnp.abs(q_positions[..., :, None] - k_positions[..., None, :]).astype(jnp.float32)
-  dist_BLS = dist.reshape((-1,) + dist.shape[-2:])  # [1, L, S] for positions shared by the batch
-  return -(slopes_N[None, :, None, None] * dist_BLS[:, None])
+  if dist.ndim == 2:  # dist_LS
+    return -(slopes_N[:, None, None] * dist[None])[None]
+  return -(slopes_N[None, :, None, None] * dist[:, None])  # dist_BLS
 
 
 def alibi_causal_bias(num_heads: int, k_positions_S):

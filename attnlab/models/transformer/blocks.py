@@ -75,7 +75,7 @@ def _attention(cfg: TransformerConfig, causal: bool, position: str, name: str | 
       num_heads=cfg.num_heads, num_kv_heads=cfg.num_kv_heads, causal=causal,
       window=cfg.window if causal and cfg.window else None,
       dropout_rate=cfg.attention_dropout_rate, position=position, rope_base=cfg.rope_base,
-      implementation=cfg.attention_impl, capture_weights=cfg.capture_attention,
+      attention_impl=cfg.attention_impl, capture_weights=cfg.capture_attention,
       use_bias=cfg.use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype, init_scheme=cfg.init,
       name=name, **kw)
 

@@ -150,16 +150,17 @@ def test_padded_equals_unpadded(kw):
 
 # Each relative position, full and windowed, GQA and MQA; every implementation takes the mask form.
 @pytest.mark.parametrize("position, kv_heads, window, impl, pieces", [
-    ("none", 4, None, None, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6)]),
-    ("rope", 2, None, "xla", [(0, 2), (2, 3), (3, 6)]),
-    ("alibi", 2, None, "chunked", [(0, 1), (1, 4), (4, 6)]),
+    ("none", 4, None, None, [(0, 2), (2, 3), (3, 6)]),
+    ("rope", 2, None, "xla", [(0, 1), (1, 5), (5, 6)]),
+    ("alibi", 2, None, "chunked", [(0, 4), (4, 6)]),
     ("rope", 1, 3, None, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6)]),
     ("alibi", 2, 2, "xla", [(0, 3), (3, 4), (4, 6)]),
 ])
 def test_decoding_in_pieces_equals_the_full_pass(position, kv_heads, window, impl, pieces):
+  """And the state is the full pass's, its floats ``state_size``."""
   x = _x(9, (B, 6, D))
   mod = mha.MultiHeadAttention(num_heads=4, num_kv_heads=kv_heads, causal=True, position=position,
-                               window=window, implementation=impl)
+                               window=window, attention_impl=impl)
   params = _init(mod, 10, x)
   full, full_state = _apply(mod, params, x)
   got, state = _decode(mod, params, x, pieces)
@@ -169,9 +170,10 @@ def test_decoding_in_pieces_equals_the_full_pass(position, kv_heads, window, imp
   slots = 6 if window is None else window - 1  # a window's state keeps the last window - 1
   assert state.key_BSGK.shape == (B, slots, kv_heads, D // 4)
   np.testing.assert_array_equal(state.length_B, [6, 6])
+  assert _floats(state) == B * mod.state_size(D, 6)
 
 
-@pytest.mark.parametrize("position, window", [("rope", None), ("alibi", None), ("rope", 3)])
+@pytest.mark.parametrize("position, window", [("alibi", None), ("rope", 3)])
 def test_decoding_after_a_padded_call_continues_each_sequence_at_its_length(position, window):
   """A prompt batch padded to 4 (lengths 4 and 2), then 3 more tokens in two calls: each row equals
   its unpadded sequence (prompt, then the new tokens) in one full pass."""
@@ -218,25 +220,21 @@ def test_causal_outputs_depend_on_earlier_inputs_only():
   np.testing.assert_array_equal(dep, band)
 
 
-@pytest.mark.parametrize("kw, length, want", [
-    (dict(causal=True), 5, 2 * 5 * 4 * 4),
-    (dict(causal=True, num_kv_heads=1), 5, 2 * 5 * 1 * 4),
-    (dict(causal=True, window=3), 5, 2 * 2 * 4 * 4),  # the last window - 1 tokens
-    (dict(causal=True, window=8), 5, 2 * 5 * 4 * 4),
-    (dict(), 5, None),
+@pytest.mark.parametrize("kw, want", [
+    (dict(causal=True), 2 * 5 * 4 * 4),  # keys and values: 5 tokens x 4 heads x head dim 4
+    (dict(causal=True, num_kv_heads=1), 2 * 5 * 1 * 4),
+    (dict(causal=True, window=3), 2 * 2 * 4 * 4),  # the last window - 1 tokens
+    (dict(causal=True, window=8), 2 * 5 * 4 * 4),
+    (dict(), None),  # bidirectional: no decoding state
 ])
-def test_state_size_is_the_floats_of_the_returned_state(kw, length, want):
-  x = _x(22, (B, length, D))
-  mod = mha.MultiHeadAttention(num_heads=4, **kw)
-  params = _init(mod, 23, x)
-  assert mod.state_size(D, length) == want
-  _, state = _apply(mod, params, x)
-  if want is None:
-    assert state is None
-    return
-  assert _floats(state) == B * want
-  _, state = _apply(mod, params, x[:, :1], None, _apply(mod, params, x[:, 1:])[1])
-  assert _floats(state) == B * mod.state_size(D, length)  # decoding: the same count
+def test_state_size_formula(kw, want):
+  assert mha.MultiHeadAttention(num_heads=4, **kw).state_size(D, 5) == want
+
+
+def test_bidirectional_attention_returns_no_state():
+  x = _x(22)
+  mod = mha.MultiHeadAttention(num_heads=4)
+  assert _apply(mod, _init(mod, 23, x), x, jnp.array([L, 2]))[1] is None
 
 
 def test_linear_memory_alibi_form_gives_the_same_output(monkeypatch):
@@ -266,7 +264,8 @@ _CAUSAL_STATE = mha.KeyValueState(jnp.zeros((B, 3, 4, 4)), jnp.zeros((B, 3, 4, 4
 @pytest.mark.parametrize("kwargs,call,match", [
     (dict(num_heads=3), {}, r"d_model=16.*num_heads=3"),
     (dict(num_heads=4, num_kv_heads=3), {}, r"num_heads=4.*num_kv_heads=3"),
-    (dict(num_heads=4, implementation="flash9"), {}, "unknown attention implementation 'flash9'"),
+    (dict(num_heads=4, attention_impl="flash9"), {},
+     "attention_impl='flash9' is not an attention implementation"),
     (dict(num_heads=4), dict(lengths_B=jnp.ones((B, L), int)), r"lengths_B must have shape \(2,\)"),
     (dict(num_heads=4, position="rotary"), {}, "unknown position"),
     (dict(num_heads=4, window=0, causal=True), {}, r"window=0; must be an int >= 1"),
