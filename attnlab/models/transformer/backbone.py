@@ -37,7 +37,9 @@ class TransformerBackbone(nn.Module):
         x_BLD, tgt_BLD, lengths_B, lengths_B, deterministic=deterministic)
 
   def state_size(self, d_model: int, length: int) -> int | None:
-    """Floats per sequence of the decoding state after ``length`` tokens (None: the encoder)."""
-    stack = {"encoder": blocks.Encoder, "decoder": blocks.Decoder,
-             "encoder_decoder": blocks.EncoderDecoder}[self.kind]
-    return stack(self.config, parent=None).state_size(d_model, length)
+    """Floats per sequence of the decoding state after ``length`` tokens; None for the encoder and
+    the encoder-decoder, whose encoder reads the whole input at once (a new token changes every
+    position of its output), so that neither can decode the input token by token."""
+    if self.kind != "decoder":
+      return None
+    return blocks.Decoder(self.config, parent=None).state_size(d_model, length)
