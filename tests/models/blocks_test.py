@@ -21,6 +21,8 @@ def _model(name, block, **changes):
   section = {**registry.section(name), "d_model": 8, "num_layers": 2, "block": block, **changes}
   if "num_heads" in section:
     section["num_heads"] = 2
+  if name == "hybrid":
+    section["layers"] = "gru,attention"
   if "chunk" in section:
     section["chunk"] = 4
   task = task_registry.get_task("copy")

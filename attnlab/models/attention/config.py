@@ -44,5 +44,5 @@ class AttentionConfig:
   def module(self, d_model: int, *, dtype, init, name) -> nn.Module:
     del d_model  # the projections' width is the input's
     return MultiHeadAttention(num_heads=self.num_heads, causal=True, window=self.window or None,
-                              position=self.position, implementation=self.attention_impl or None,
+                              position=self.position, attention_impl=self.attention_impl or None,
                               dtype=dtype, init_scheme=init, name=name)
