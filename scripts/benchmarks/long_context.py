@@ -54,7 +54,7 @@ def _projections(name: str):
       dense = functools.partial(nn.Dense, use_bias=False, dtype=self.dtype)
       hs = [dense(d)(x) for _ in range(4)]
       decay = dense(d)(dense(16)(x))
-      return dense(d)(sum(hs) + decay)
+      return dense(d)(sum(hs) + decay), None  # (y, state) like a mixer
 
   class MambaProjections(nn.Module):
     dtype: Any = None  # compute dtype (None: the input's)
@@ -68,7 +68,7 @@ def _projections(name: str):
       u, z = xz[..., :2 * d], xz[..., 2 * d:]
       w = dense(rank + 32)(u)
       dt = dense(2 * d)(w[..., :rank])
-      return dense(d)(u + dt + z + w[..., rank:rank + 1])
+      return dense(d)(u + dt + z + w[..., rank:rank + 1]), None  # (y, state) like a mixer
 
   return {"gla_proj": GLAProjections, "mamba_proj": MambaProjections}[name]()
 
@@ -109,8 +109,8 @@ def _child(cfg: dict) -> dict:
   params = jax.jit(layer.init)(jax.random.key(1), x[:, :8])
 
   def loss(p, x):
-    y = layer.apply(p, x)
-    return jnp.sum((y[0] if isinstance(y, tuple) else y).astype(jnp.float32))
+    y, _ = layer.apply(p, x)  # every mixer returns (y_BLD, state)
+    return jnp.sum(y.astype(jnp.float32))
 
   grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
   step = lambda: grad(params, x)  # noqa: E731

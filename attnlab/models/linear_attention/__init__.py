@@ -10,12 +10,11 @@
   layers   linear.py: ``LinearAttention`` (Katharopoulos et al. 2020; no decay);
            gated.py: ``GatedLinearAttention``, decay none / fixed (RetNet) / data (GLA);
            deltanet.py: ``DeltaNet``
-  model    backbone.py: the registered linear_attention, retnet, gla and deltanet models
-           (residual stack)
+  config   config.py: the linear_attention, retnet, gla and deltanet mixers' fields
 
 tests/models/linear_attention/chunked_test.py checks ``chunked_form`` against ``recurrent_form``
 (outputs, final states and gradients; chunk sizes that do and do not divide the length; lengths;
 length 4096 with strong decays) and both against plain masked einsum products; delta_rule_test.py
-does the same for the delta rule; layers_test.py checks each layer's chunked mode against its
-"sequential" mode, causality, padding and step-by-step decoding.
+does the same for the delta rule; layers_test.py checks each layer's fast (chunked) form against its
+reference (step by step), causality, padding and step-by-step decoding.
 """

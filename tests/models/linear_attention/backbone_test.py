@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 from attnlab.models import registry
-from attnlab.models.linear_attention.backbone import GatedLinearConfig
+from attnlab.models.linear_attention.config import GatedLinearConfig
 from attnlab.models.linear_attention.gated import GatedLinearAttention
 from attnlab.models.linear_attention.linear import LinearAttention
 from tests.train import helpers
@@ -43,7 +43,7 @@ def test_bad_decay_and_layer_inputs_before_compiling(monkeypatch):
       (GatedLinearAttention(num_heads=2, decay="exp"), (x,), "decay='exp'"),
       (LinearAttention(num_heads=3), (x,), "num_heads=3; must divide d_model=8"),
       (LinearAttention(num_heads=2, chunk=0), (x,), "chunk=0"),
-      (LinearAttention(num_heads=2, mode="parallel"), (x,), "mode='parallel'"),
+      (LinearAttention(num_heads=2, impl="parallel"), (x,), "impl='parallel'"),
       (LinearAttention(num_heads=2), (x[0],), "must be rank 3"),
       (GatedLinearAttention(num_heads=2), (x, jnp.array([5, 6])), r"lengths must lie in \[0, 5\]"),
       (GatedLinearAttention(num_heads=2), (x, jnp.array([5])), "lengths must have shape"),
