@@ -77,8 +77,10 @@ def main(argv):
     log.info("malloc: %s", malloc.describe())
   config = _CONFIG.value
   config_lib.validate(config)  # before anything else: a bad config is one line, nothing started
+  # jax.distributed must start before anything touches a backend (the device count included).
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                   _AUTO_DISTRIBUTED.value)
+  config_lib.check_devices(config)
   cache = compilation.enable_cache(compilation.cache_dir())
   log.info("JAX %s, process %d/%d, devices: %s; compilation cache: %s", jax.__version__,
            jax.process_index(), jax.process_count(), jax.devices(), cache or "off")

@@ -73,7 +73,8 @@ def _task_fields(config) -> dict:
 
 
 def validate(config) -> None:
-  """Checks that need no model or task instance (names, ranges, divisibility)."""
+  """Checks that need no model, task or device (names, ranges): they touch no JAX backend, so they
+  run before ``jax.distributed`` starts (``check_devices`` is the rest)."""
   for field in _POSITIVE:
     if int(config[field]) < 1:
       raise ValueError(f"{field}={config[field]!r}; must be >= 1")
@@ -82,7 +83,8 @@ def validate(config) -> None:
   model_registry.make_config(_model_fields(config), max_length=1)  # names and sizes
   _task_fields(config)
   optim.validate(config.optimizer)
-  parallel.validate(config.parallelism, config.batch_size, config.optimizer.grad_accum_steps)
+  if config.parallelism not in parallel.PARALLELISMS:
+    raise ValueError(f"parallelism={config.parallelism!r}; allowed: {parallel.PARALLELISMS}")
   lengths_lib.check_length_range(config.train_min_length, config.train_max_length)
   lengths_lib.check_eval_lengths(config.eval_lengths)
   lengths_lib.parse_buckets(config.get("length_buckets", "auto"))
@@ -91,9 +93,15 @@ def validate(config) -> None:
     raise ValueError(f"train_length_draw={draw!r}; allowed: {LENGTH_DRAWS}")
 
 
+def check_devices(config) -> None:
+  """The checks that need the device count (every process's devices once multi-host has started)."""
+  parallel.check_batch(config.batch_size, config.optimizer.grad_accum_steps)
+
+
 def build(config, capture_attention: bool = False) -> Setup:
   """Validates ``config`` and builds its task and (width-sized) model; compiles nothing."""
   validate(config)
+  check_devices(config)
   fields = _task_fields(config)
   task = registry.get_task(fields.pop("name"), **fields)
   eval_lengths = lengths_lib.check_eval_lengths(config.eval_lengths)

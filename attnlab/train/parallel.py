@@ -30,15 +30,30 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
                            process_id: int | None = None, auto: bool = False) -> None:
   """Starts multi-host JAX from explicit flags, or (``auto``) lets JAX detect its cluster.
 
-  JAX's own detection covers SLURM, Open MPI, Kubernetes and Cloud TPU pods; on a machine that
-  is none of these, ``auto`` makes ``jax.distributed.initialize`` raise, which is what a run asked
-  to be distributed should do. Without flags and ``auto`` this is a single-process run.
+  Call it before anything touches a JAX backend (``jax.devices()`` included). JAX's own detection
+  covers SLURM, Open MPI, Kubernetes and Cloud TPU pods; on a machine that is none of these,
+  ``auto`` is a ValueError, which is what a run asked to be distributed should get. Without flags
+  and ``auto`` this is a single-process run.
   """
   if coordinator_address:
+    if num_processes is None or process_id is None:
+      raise ValueError(f"--coordinator_address={coordinator_address} needs --num_processes and "
+                       f"--process_id (got {num_processes} and {process_id})")
+    if not 0 <= process_id < num_processes:
+      raise ValueError(f"--process_id={process_id}; allowed: 0 to --num_processes-1 "
+                       f"({num_processes - 1})")
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes, process_id=process_id)
+  elif num_processes is not None or process_id is not None:
+    raise ValueError("--num_processes and --process_id need --coordinator_address (HOST:PORT of "
+                     "process 0); or use --auto_distributed on a cluster")
   elif auto:
-    jax.distributed.initialize()
+    try:
+      jax.distributed.initialize()
+    except ValueError as e:  # JAX asks for a coordinator_address when it finds no cluster
+      raise ValueError(f"--auto_distributed: JAX found no SLURM, Open MPI, Kubernetes or Cloud "
+                       f"TPU cluster to join ({e}); give --coordinator_address, --num_processes "
+                       f"and --process_id instead") from e
   else:
     return
   log.info("jax.distributed: process %d of %d, %d local / %d global devices",
@@ -46,9 +61,8 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
                jax.device_count())
 
 
-def validate(parallelism: str, batch_size: int, accum_steps: int) -> None:
-  if parallelism not in PARALLELISMS:
-    raise ValueError(f"parallelism={parallelism!r}; allowed: {PARALLELISMS}")
+def check_batch(batch_size: int, accum_steps: int) -> None:
+  """ValueError unless the batch splits evenly over all devices and then into micro-batches."""
   n = jax.device_count()
   if batch_size % n:
     raise ValueError(f"batch_size={batch_size} is not divisible by the device count ({n})")

@@ -33,6 +33,8 @@ MISTAKES = [
     ([SMOKE, "--config.compute_dtype=float16"], r"compute_dtype='float16'; allowed"),
     ([SMOKE, "--config.parallelism=pjit"], r"parallelism='pjit'; allowed"),
     ([SMOKE, "--config.optimizer.name=adamax"], r"optimizer.name='adamax'; allowed"),
+    ([SMOKE, "--auto_distributed"], r"--auto_distributed: JAX found no .* cluster"),
+    ([SMOKE, "--num_processes=2", "--process_id=0"], r"need --coordinator_address"),
 ]
 
 
