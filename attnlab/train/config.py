@@ -17,6 +17,7 @@ from attnlab.models import task_model
 from attnlab.tasks import base
 from attnlab.tasks import lengths as lengths_lib
 from attnlab.tasks import registry
+from attnlab.train import data as data_lib
 from attnlab.train import optim, parallel
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -122,8 +123,7 @@ def build(config, capture_attention: bool = False) -> Setup:
                                   if k in model_registry.own_fields(m["name"])}}
   counts = task_model.param_counts(task_model.abstract_params(model, task))
   lengths = list(range(int(config.train_min_length), int(config.train_max_length) + 1))
-  buckets = lengths_lib.resolve_buckets(config.get("length_buckets", "auto"),
-                                        lengths + list(eval_lengths), task.pads)
+  buckets = data_lib.buckets(config, task, lengths + list(eval_lengths))
   if config.get("train_length_draw", "batch") == "example" and buckets is None:
     raise ValueError("train_length_draw='example' pads every batch: it needs length buckets "
                      f"(length_buckets={config.get('length_buckets', 'auto')!r} gives none here)")
