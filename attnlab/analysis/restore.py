@@ -105,8 +105,7 @@ def check_lengths(run: Run, lengths: Sequence[int]) -> tuple[int, ...]:
   lengths = parse_lengths(lengths)
   task = run.setup.task
   if lengths[0] < task.min_length:
-    raise ValueError(f"--lengths: {lengths[0]} is below task {task.name!r}'s minimum length "
-                     f"{task.min_length}")
+    raise ValueError(f"--lengths: {lengths[0]} is below {task.describe_min_length()}")
   max_len = run.setup.model_fields.get("max_len")
   if run.setup.model_fields.get("position") == "learned" and lengths[-1] > max_len:
     raise ValueError(f"--lengths: {lengths[-1]} exceeds the learned position table "
