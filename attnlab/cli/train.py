@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import sys
 
 from absl import flags
 import jax
 from ml_collections import config_flags
 
 from attnlab import configs
-from attnlab.cli import common, malloc
+from attnlab.cli import common
 from attnlab.train import compilation
 from attnlab.train import config as config_lib
 from attnlab.train import loop
@@ -52,9 +51,6 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "multi-host: number
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "multi-host: this process's index")
 _AUTO_DISTRIBUTED = flags.DEFINE_bool("auto_distributed", False,
                                       "multi-host: let JAX detect SLURM/MPI/TPU-pod peers")
-_MALLOC = flags.DEFINE_enum("malloc", "default", malloc.CHOICES,
-                            "reuse: restart with glibc malloc keeping freed memory (no page faults "
-                            "per step; for long sequences on CPU; attnlab/cli/malloc.py)")
 
 PROG = "train"
 log = logging.getLogger("attnlab.cli.train")
@@ -76,8 +72,6 @@ def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments: {argv[1:]}")
   common.quiet_logging()
-  if malloc.use(_MALLOC.value, sys.argv) != "default":
-    log.info("malloc: %s", malloc.describe())
   config = _config()
   if _WORKDIR.value is None:
     raise ValueError("--workdir is required: the run directory (resumed if it holds a run)")

@@ -162,7 +162,7 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
         evaluate_now = step % config.eval_every == 0 or is_last
         save_now = step % config.checkpoint_every == 0 or is_last or stopping
         if evaluate_now or save_now:  # never evaluate or save a non-finite state
-          _check_finite(metrics)
+          _check_finite(metrics["nonfinite_step"])
         if evaluate_now:
           t0 = time.time()
           last_eval = evaluate_lib.evaluate(evaluation, devices.saved(state), setup.eval_lengths,
@@ -210,12 +210,9 @@ def _ckpt_metrics(record, step):
   return {**evaluate_lib.mean_over_lengths(record), "lengths": record["lengths"]}
 
 
-def _check_finite(metrics):
-  """Blocks until ``metrics``' step is done; raises naming the first non-finite step."""
-  _raise_if_nonfinite(parallel.host_scalars({"n": metrics["nonfinite_step"]})["n"])
-
-
-def _raise_if_nonfinite(nonfinite_step):
+def _check_finite(nonfinite_step):
+  """Raises naming the first non-finite step (a device scalar: blocks until its step is done)."""
+  nonfinite_step = parallel.host_scalars({"n": nonfinite_step})["n"]
   if nonfinite_step >= 0:
     raise NonFiniteLossError(f"non-finite loss, gradients or parameters at step "
                              f"{int(nonfinite_step)}; stopped without saving this state")
@@ -225,7 +222,7 @@ def _report(writer, pending, tick, batch_size: int):
   """Writes the metrics of a finished log step; raises if a step so far was non-finite."""
   step, metrics, length = pending
   scalars = parallel.host_scalars(metrics)
-  _raise_if_nonfinite(scalars.pop("nonfinite_step"))
+  _check_finite(scalars.pop("nonfinite_step"))
   now = time.time()
   steps_per_s = (step - tick[0]) / max(now - tick[1], 1e-9)
   scalars.update(steps_per_s=steps_per_s, tokens_per_s=steps_per_s * batch_size * length,

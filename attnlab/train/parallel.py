@@ -32,16 +32,10 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
   ``auto`` is a ValueError, which is what a run asked to be distributed should get. Without flags
   and ``auto`` this is a single-process run.
   """
-  if coordinator_address:
-    if num_processes is None or process_id is None:
-      raise ValueError(f"--coordinator_address={coordinator_address} needs --num_processes and "
-                       f"--process_id (got {num_processes} and {process_id})")
-    if not 0 <= process_id < num_processes:
-      raise ValueError(f"--process_id={process_id}; allowed: 0 to --num_processes-1 "
-                       f"({num_processes - 1})")
+  if coordinator_address:  # JAX's own ValueErrors name a missing or bad process count or id
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes, process_id=process_id)
-  elif num_processes is not None or process_id is not None:
+  elif num_processes is not None or process_id is not None:  # else silently one process
     raise ValueError("--num_processes and --process_id need --coordinator_address (HOST:PORT of "
                      "process 0); or use --auto_distributed on a cluster")
   elif auto:
@@ -82,32 +76,30 @@ def abstract_state(create_fn, mesh: Mesh):
 
 
 class Jit:
-  """One ``jax.jit`` of the step over the mesh; the state is what checkpoints hold."""
+  """One ``jax.jit`` of the step over the mesh; the state is what checkpoints hold (one copy)."""
 
   def __init__(self, mesh: Mesh):
-    self.mesh = mesh
-    self.eval_mesh = mesh  # evaluation batches are sharded over it too
+    self.mesh = self.eval_mesh = mesh  # evaluation batches are sharded over the mesh too
 
   def init_state(self, create_fn):
     return jax.jit(create_fn, out_shardings=NamedSharding(self.mesh, P()))()
 
   def saved(self, state):
-    """The state as checkpoints hold it: one copy."""
+    """The state as checkpoints hold it (and evaluation reads it): one copy."""
     return state
 
   def restored(self, state):
-    """A restored (one-copy) state as the step takes it."""
+    """A saved state as the compiled step takes it."""
     return state
 
   def train_fn(self, data, update, dropout_key):
-    """``fn(state, length) -> (state, metrics)``: batch ``state.step`` of ``data`` sampled inside
-    the step, then ``update(state, batch, rng)``; one program per static padded length."""
-    replicated = NamedSharding(self.mesh, P())
-    batch_sharding = NamedSharding(self.mesh, P(AXIS))
+    """``fn(state, length) -> (state, metrics)``: batch ``state.step`` of ``data`` (TrainData)
+    sampled inside the step, then ``update(state, batch, rng)``; one program per padded length."""
+    replicated, rows = NamedSharding(self.mesh, P()), NamedSharding(self.mesh, P(AXIS))
 
     def step(state, length, padded_length):
-      batch = data.batch(state.step, length, padded_length)
-      return update(state, jax.lax.with_sharding_constraint(batch, batch_sharding), dropout_key)
+      batch = jax.lax.with_sharding_constraint(data.batch(state.step, length, padded_length), rows)
+      return update(state, batch, dropout_key)
 
     jitted = jax.jit(step, static_argnums=2, donate_argnums=0,
                      out_shardings=(replicated, replicated))
@@ -116,10 +108,7 @@ class Jit:
 
 class Pmap:
   """``jax.pmap`` of the step over the local devices; the state is stacked along them."""
-  eval_mesh = None  # the saved (one-copy) state sits on one device: evaluate there
-
-  def __init__(self, mesh: Mesh | None = None):
-    del mesh  # pmap maps over the local devices
+  eval_mesh = None  # the saved state sits on one device: evaluate there
 
   def init_state(self, create_fn):
     return flax.jax_utils.replicate(jax.jit(create_fn)(), jax.local_devices())
@@ -133,13 +122,12 @@ class Pmap:
   def train_fn(self, data, update, dropout_key):
     """As ``Jit.train_fn``; each device keeps its slice of the global batch and its own dropout
     stream, and ``update`` averages over the devices (``axis_name``)."""
-    per_device = data.batch_size // jax.device_count()
+    rows = data.batch_size // jax.device_count()
 
     def step(state, length, padded_length):
-      batch = data.batch(state.step, length, padded_length)
-      index = jax.lax.axis_index(AXIS)
+      batch, index = data.batch(state.step, length, padded_length), jax.lax.axis_index(AXIS)
       batch = jax.tree_util.tree_map(
-          lambda x: jax.lax.dynamic_slice_in_dim(x, index * per_device, per_device), batch)
+          lambda x: jax.lax.dynamic_slice_in_dim(x, index * rows, rows), batch)
       return update(state, batch, jax.random.fold_in(dropout_key, index), axis_name=AXIS)
 
     pmapped = jax.pmap(step, axis_name=AXIS, in_axes=(0, None, None),
@@ -147,13 +135,12 @@ class Pmap:
     return lambda state, length: pmapped(state, *data.program(length))
 
 
-ADAPTERS = {"jit": Jit, "pmap": Pmap}
-PARALLELISMS = tuple(ADAPTERS)
+PARALLELISMS = ("jit", "pmap")
 
 
-def make(parallelism: str, mesh: Mesh):
+def make(parallelism: str, mesh: Mesh) -> Jit | Pmap:
   """The adapter of ``config.parallelism``."""
-  return ADAPTERS[parallelism](mesh)
+  return Jit(mesh) if parallelism == "jit" else Pmap()
 
 
 def host_scalars(metrics) -> dict:
