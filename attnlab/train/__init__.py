@@ -1,1 +1,1 @@
-"""Training: the data path, optimizers, the pure train/eval steps, parallelism, checkpoints and the loop."""
+"""Training: the data path, optimizers, the pure steps, parallelism, checkpoints and the loop."""
