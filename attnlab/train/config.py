@@ -84,9 +84,10 @@ def _task(config) -> base.Task:
   return task
 
 
-def validate(config) -> None:
+def validate(config, *, capture_attention: bool = False) -> model_registry.Model:
   """Every check that needs no device (names, ranges, the task's lengths): they touch no JAX
-  backend, so they run before ``jax.distributed`` starts (``check_devices`` is the rest)."""
+  backend, so they run before ``jax.distributed`` starts (``check_devices`` is the rest).
+  Returns the typed model config at the run's dtype and longest length (before any sizing)."""
   for name, value in _flat_items(config):
     if isinstance(value, float) and not math.isfinite(value):
       raise ValueError(f"{name}={value!r}; allowed: a finite number")
@@ -95,7 +96,6 @@ def validate(config) -> None:
       raise ValueError(f"{field}={config[field]!r}; must be >= 1")
   if config.compute_dtype not in COMPUTE_DTYPES:
     raise ValueError(f"compute_dtype={config.compute_dtype!r}; allowed: {sorted(COMPUTE_DTYPES)}")
-  model_registry.make_config(_model_fields(config), max_length=1)  # names and sizes
   if config.model.name == "swa" and config.model.window < 1:  # window 0 is full attention
     raise ValueError(f"model.window={config.model.window}; the sliding-window model (swa) needs "
                      "window >= 1 (full attention is model=decoder)")
@@ -104,12 +104,15 @@ def validate(config) -> None:
     raise ValueError(f"parallelism={config.parallelism!r}; allowed: {parallel.PARALLELISMS}")
   lengths_lib.check_length_range(config.train_min_length, config.train_max_length,
                                  ("train_min_length", "train_max_length"))
-  lengths_lib.check_eval_lengths(config.eval_lengths)
+  longest = max(int(config.train_max_length), lengths_lib.check_eval_lengths(
+      config.eval_lengths)[-1])
   _task(config)
   lengths_lib.parse_buckets(config.get("length_buckets", "auto"))
   draw = config.get("train_length_draw", "batch")
   if draw not in LENGTH_DRAWS:
     raise ValueError(f"train_length_draw={draw!r}; allowed: {LENGTH_DRAWS}")
+  return model_registry.make_config(_model_fields(config), dtype=COMPUTE_DTYPES[
+      config.compute_dtype], max_length=longest, capture_attention=capture_attention)
 
 
 def check_devices(config) -> None:
@@ -119,17 +122,13 @@ def check_devices(config) -> None:
 
 def build(config, capture_attention: bool = False) -> Setup:
   """Validates ``config`` and builds its task and (width-sized) model; compiles nothing."""
-  validate(config)
+  model_config = validate(config, capture_attention=capture_attention)
   check_devices(config)
   task = _task(config)
   eval_lengths = lengths_lib.check_eval_lengths(config.eval_lengths)
-  m = _model_fields(config)
-  longest = max(int(config.train_max_length), eval_lengths[-1])
-  if m.get("target_params"):
-    m = task_model.size_to_target(m, task, int(m["target_params"]), max_length=longest)
+  if config.model.get("target_params"):
+    model_config = task_model.size_to_target(model_config, task, int(config.model.target_params))
   dtype = COMPUTE_DTYPES[config.compute_dtype]
-  model_config = model_registry.make_config(m, dtype=dtype, max_length=longest,
-                                            capture_attention=capture_attention)
   model = task_model.from_model(model_config, task, dtype)
   counts = task_model.param_counts(task_model.abstract_params(model, task))
   lengths = list(range(int(config.train_min_length), int(config.train_max_length) + 1))
