@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from absl import app, flags
+from absl import flags
 
 from attnlab.analysis import workdir as workdir_lib
 from attnlab.cli import common
@@ -54,7 +54,7 @@ def main(argv):
 
 
 def run():
-  app.run(main, flags_parser=lambda argv: common.parse_flags(PROG, argv))
+  common.run(PROG, main)
 
 
 if __name__ == "__main__":

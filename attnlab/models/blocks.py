@@ -60,6 +60,11 @@ class BlockConfig:
     check_rate("dropout_rate", self.dropout_rate)
     initializers.check(self.init)
 
+  @property
+  def ff_width(self) -> int:
+    """The residual block's MLP hidden size: d_ff, or 4 * d_model for 0 (stacked: 0, none)."""
+    return (self.d_ff or 4 * self.d_model) if self.block == "residual" else 0
+
 
 @dataclasses.dataclass(frozen=True)
 class MixerStack:
@@ -123,7 +128,7 @@ def build(stack: MixerStack) -> nn.Module:
   """The backbone ``(x_BLD, lengths_B, *, deterministic) -> y_BLD`` of a resolved model."""
   b = stack.block
   if b.block == "residual":
-    return ResidualStack(stack.mixer, b.d_model, b.num_layers, b.d_ff or 4 * b.d_model,
+    return ResidualStack(stack.mixer, b.d_model, b.num_layers, b.ff_width,
                          b.dropout_rate, b.dtype, b.init)
   first = stack.layers[0][1]
   if hasattr(first, "stacked"):

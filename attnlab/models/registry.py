@@ -157,9 +157,11 @@ def _in_section(message: str, names) -> str:
 @dataclasses.dataclass(frozen=True)
 class Model:
   """A resolved model section: the registered name and the config its backbone is built from
-  (``blocks.MixerStack`` for a mixer name, the model's own config otherwise)."""
+  (``blocks.MixerStack`` for a mixer name, the model's own config otherwise); ``given``, a mixer
+  name's own config as the section gave it, before the width resolved its placeholders."""
   name: str
   config: Any
+  given: Any = None
 
   def backbone(self):
     """The backbone module: ``(x_BLD, lengths_B=None, *, deterministic) -> y_BLD``."""
@@ -172,14 +174,34 @@ class Model:
     return e.state_size(self.config, length) if e.state_size else blocks.state_size(
         self.config, length)
 
+  def with_width(self, d_model: int) -> "Model":
+    """The same model at width ``d_model``, every placeholder derived again from it."""
+    if entry(self.name).backbone is not None:
+      return Model(self.name, dataclasses.replace(self.config, d_model=d_model))
+    return _mixer_model(self.name, self.given,
+                        dataclasses.replace(self.config.block, d_model=d_model))
+
   def fields(self) -> dict[str, Any]:
     """The model section as resolved: ``name`` and its own fields, placeholders filled in."""
     e = entry(self.name)
     if e.backbone is not None:
-      values = {**dataclasses.asdict(self.config), "block": "residual"}
+      own = (self.config.resolved_fields() if hasattr(self.config, "resolved_fields")
+             else dataclasses.asdict(self.config))
+      values = {**own, "block": "residual"}
     else:
-      values = {**dataclasses.asdict(self.config.block), **dataclasses.asdict(self.config.config)}
+      block = self.config.block
+      values = {**dataclasses.asdict(block), "d_ff": block.ff_width,
+                **dataclasses.asdict(self.config.config)}
     return {"name": self.name, **{k: values[k] for k in own_fields(self.name)}}
+
+
+def _mixer_model(name: str, given, block_cfg: blocks.BlockConfig) -> Model:
+  """A mixer name's Model: its config ``given`` resolved at the block's width, and its layers."""
+  e = entry(name)
+  mixer = given.resolved(block_cfg.d_model) if hasattr(given, "resolved") else given
+  layers = (e.layers(mixer, block_cfg) if e.layers else
+            ((mixer.module_name, mixer),) * block_cfg.num_layers)
+  return Model(name, blocks.MixerStack(block_cfg, mixer, layers), given)
 
 
 def make_config(fields: Mapping[str, Any], *, dtype=None, max_length: int = 0,
@@ -211,14 +233,7 @@ def make_config(fields: Mapping[str, Any], *, dtype=None, max_length: int = 0,
       block_fields["num_layers"] = len(mixer.names)
     if dtype is not None:
       block_fields["dtype"] = dtype
-    block_cfg = blocks.BlockConfig(**block_fields)
-    if block == "residual" and not block_cfg.d_ff:
-      block_cfg = dataclasses.replace(block_cfg, d_ff=4 * block_cfg.d_model)
-    if hasattr(mixer, "resolved"):
-      mixer = mixer.resolved(block_cfg.d_model)
-    layers = (e.layers(mixer, block_cfg) if e.layers else
-              ((mixer.module_name, mixer),) * block_cfg.num_layers)
-    return Model(name, blocks.MixerStack(block_cfg, mixer, layers))
+    return _mixer_model(name, mixer, blocks.BlockConfig(**block_fields))
   except ValueError as err:
     raise ValueError(_in_section(str(err), own)) from None
 

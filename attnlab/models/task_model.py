@@ -95,15 +95,15 @@ def _width_multiple(fields) -> int:
   return 2 * fields["num_heads"] if "num_heads" in fields else 1
 
 
-def size_to_target(fields: dict, task: base.Task, target: int, *, max_length: int = 1,
-                   max_width: int = 8192) -> dict:
-  """A copy of the model section whose d_model gives the parameter count nearest ``target``
-  (within 10%; ValueError otherwise)."""
-  step = _width_multiple(fields)
+def size_to_target(model: registry.Model, task: base.Task, target: int, *,
+                   max_width: int = 8192) -> registry.Model:
+  """``model`` at the width whose parameter count is nearest ``target`` (within 10%; ValueError
+  otherwise). Each width tried is ``model.with_width``, counted from shapes alone (nothing is
+  compiled or allocated)."""
+  step = _width_multiple(model.fields())
 
   def count(width):
-    model = build({**fields, "d_model": width}, task, max_length=max_length)
-    return param_counts(abstract_params(model, task))["total"]
+    return param_counts(abstract_params(from_model(model.with_width(width), task), task))["total"]
 
   # In units of `step`; the count grows with the width. Double to bracket, then bisect.
   hi = 1
@@ -119,6 +119,6 @@ def size_to_target(fields: dict, task: base.Task, target: int, *, max_length: in
   best = min({max(lo - 1, 1), lo}, key=lambda w: abs(count(w * step) - target))
   got = count(best * step)
   if abs(got - target) > 0.1 * target:
-    raise ValueError(f"model.target_params={target}: the closest {fields['name']} has {got} "
+    raise ValueError(f"model.target_params={target}: the closest {model.name} has {got} "
                      f"parameters (d_model={best * step}); adjust num_layers or target_params")
-  return {**fields, "d_model": best * step}
+  return model.with_width(best * step)

@@ -72,10 +72,10 @@ class StackState(NamedTuple):
 
 def _attention(cfg: TransformerConfig, causal: bool, position: str, name: str | None, **kw):
   return multi_head.MultiHeadAttention(
-      num_heads=cfg.num_heads, num_kv_heads=cfg.num_kv_heads, causal=causal,
+      num_heads=cfg.num_heads, num_kv_heads=cfg.kv_heads, causal=causal,
       window=cfg.window if causal and cfg.window else None,
       dropout_rate=cfg.attention_dropout_rate, position=position, rope_base=cfg.rope_base,
-      attention_impl=cfg.attention_impl, capture_weights=cfg.capture_attention,
+      attention_impl=cfg.kernel, capture_weights=cfg.capture_attention,
       use_bias=cfg.use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype, init_scheme=cfg.init,
       name=name, **kw)
 
@@ -83,11 +83,11 @@ def _attention(cfg: TransformerConfig, causal: bool, position: str, name: str | 
 def _feed_forward(cfg: TransformerConfig):
   if cfg.moe_experts:
     return moe.MoEFeedForward(
-        num_experts=cfg.moe_experts, d_ff=cfg.d_ff, top_k=cfg.moe_top_k,
+        num_experts=cfg.moe_experts, d_ff=cfg.ff_width, top_k=cfg.moe_top_k,
         capacity_factor=cfg.moe_capacity_factor, aux_weight=cfg.moe_aux_weight,
         dropout_rate=cfg.dropout_rate, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
         init_scheme=cfg.init, name="moe")
-  return FeedForward(cfg.d_ff, cfg.dropout_rate, cfg.dtype, cfg.param_dtype, cfg.init, name="ffn")
+  return FeedForward(cfg.ff_width, cfg.dropout_rate, cfg.dtype, cfg.param_dtype, cfg.init, name="ffn")
 
 
 def _block_state_size(cfg: TransformerConfig, length: int, context_length: int = 0) -> int:
@@ -98,7 +98,7 @@ def _block_state_size(cfg: TransformerConfig, length: int, context_length: int =
     size += short_conv.ShortConv(cfg.conv_width, parent=None).state_size(cfg.d_model, length)
   # The context's keys and values, as many as a causal attention holds after that many tokens.
   return size + multi_head.MultiHeadAttention(
-      cfg.num_heads, cfg.num_kv_heads, causal=True, parent=None).state_size(cfg.d_model,
+      cfg.num_heads, cfg.kv_heads, causal=True, parent=None).state_size(cfg.d_model,
                                                                             context_length)
 
 

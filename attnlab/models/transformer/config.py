@@ -42,24 +42,41 @@ class TransformerConfig:
   conv_width: int = 0
   init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
 
+  # The placeholders (a config file's 0, None or ""), read through these properties, so that
+  # dataclasses.replace(config, d_model=...) derives them again.
+  @property
+  def ff_width(self) -> int:
+    """The feed-forward hidden size: d_ff, or 4 * d_model for 0."""
+    return self.d_ff or 4 * self.d_model
+
+  @property
+  def kv_heads(self) -> int:
+    """Key/value heads G: num_kv_heads, or num_heads for None or 0."""
+    return self.num_kv_heads or self.num_heads
+
+  @property
+  def kernel(self) -> str | None:
+    """The attention implementation; None (the backend's default) for None or ""."""
+    return self.attention_impl or None
+
+  def resolved_fields(self) -> dict[str, Any]:
+    """The fields with the placeholders filled in, as a run's summary shows them."""
+    return {**dataclasses.asdict(self), "d_ff": self.ff_width, "num_kv_heads": self.kv_heads,
+            "attention_impl": self.kernel}
+
   def __post_init__(self):
-    # Placeholders (what a config file's 0 or "" means), resolved here once.
-    if not self.d_ff and self.d_model >= 1:
-      object.__setattr__(self, "d_ff", 4 * self.d_model)
-    if not self.num_kv_heads:
-      object.__setattr__(self, "num_kv_heads", self.num_heads)
-    if not self.attention_impl:
-      object.__setattr__(self, "attention_impl", None)
     if self.conv_width < 0 or self.conv_width == 1:
       raise ValueError(f"conv_width={self.conv_width}; allowed: 0 (no convolution) or >= 2 taps")
     if self.window < 0:
       raise ValueError(f"window={self.window}; must be >= 0 (0 = full attention)")
-    for name in ("num_layers", "d_model", "num_heads", "d_ff"):
+    for name in ("num_layers", "d_model", "num_heads"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name}={getattr(self, name)}; must be >= 1")
-    multi_head.check_heads(self.d_model, self.num_heads, self.num_kv_heads)
+    if self.d_ff < 0:
+      raise ValueError(f"d_ff={self.d_ff}; must be >= 0 (0 = 4 * d_model)")
+    multi_head.check_heads(self.d_model, self.num_heads, self.kv_heads)
     initializers.check(self.init)
-    multi_head.check_implementation(self.attention_impl)
+    multi_head.check_implementation(self.kernel)
     pos_lib.check_position(self.position)
     if self.position == "rope" and (self.d_model // self.num_heads) % 2:
       raise ValueError(f"position='rope' needs an even head dim; d_model={self.d_model} / "
