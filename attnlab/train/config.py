@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from attnlab.models import registry as model_registry
 from attnlab.models import task_model
 from attnlab.tasks import base
+from attnlab.tasks import finite
 from attnlab.tasks import lengths as lengths_lib
 from attnlab.tasks import registry
 from attnlab.train import optim, parallel
@@ -84,6 +85,7 @@ def validate(config) -> None:
   optim.validate(config.optimizer)
   parallel.validate(config.parallelism, config.batch_size, config.optimizer.grad_accum_steps)
   lengths_lib.check_length_range(config.train_min_length, config.train_max_length)
+  finite.check(config.get("train_examples", 0), config.train_min_length, config.train_max_length)
   lengths_lib.check_eval_lengths(config.eval_lengths)
   lengths_lib.parse_buckets(config.get("length_buckets", "auto"))
   draw = config.get("train_length_draw", "batch")

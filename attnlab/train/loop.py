@@ -119,7 +119,7 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
       data_seed=config.data_seed, seed=config.seed,
       accum_steps=config.optimizer.grad_accum_steps, buckets=setup.buckets,
       example_lengths=((config.train_min_length, config.train_max_length) if per_example
-                       else None))
+                       else None), train_examples=int(config.get("train_examples", 0)))
   saveable = lambda s: parallel.to_saveable(s, config.parallelism)  # noqa: E731
   programs = evaluation.compile(saveable(state), setup.eval_lengths)
   log.info("evaluation: %d lengths in %d compiled programs", len(setup.eval_lengths), programs)

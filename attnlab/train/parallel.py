@@ -87,13 +87,15 @@ def from_saveable(state, parallelism: str):
 
 
 def make_train_fn(task, *, parallelism: str, mesh: Mesh, batch_size: int, data_seed: int,
-                  seed: int, accum_steps: int, buckets=None, example_lengths=None):
+                  seed: int, accum_steps: int, buckets=None, example_lengths=None,
+                  train_examples: int = 0):
   """``fn(state, length) -> (state, metrics)``, the batch sampled inside the compiled step.
 
   ``buckets`` None: the batch has exactly ``length`` (one compile per distinct length). Buckets:
   it is padded to ``length``'s bucket and carries its length (one compile per bucket).
   ``example_lengths=(lo, hi)`` (with buckets): each row's length is drawn from [lo, hi] inside the
   step and the batch padded to hi's bucket; ``length`` is then ignored (one compile).
+  ``train_examples`` N > 0: batches come from a fixed set of N examples (tasks/finite.py).
   """
   data_rng = jax.random.PRNGKey(data_seed)
   # The dropout stream: distinct from the init key (PRNGKey(seed)) by a fold_in.
@@ -101,10 +103,12 @@ def make_train_fn(task, *, parallelism: str, mesh: Mesh, batch_size: int, data_s
 
   def batch_of(state, length, padded_length):
     if padded_length is None:
-      return step_lib.sample_batch(task, data_rng, state.step, batch_size, length)
+      return step_lib.sample_batch(task, data_rng, state.step, batch_size, length,
+                                   train_examples=train_examples)
     if example_lengths is not None:
       length = step_lib.example_lengths(data_rng, state.step, batch_size, *example_lengths)
-    return step_lib.sample_batch(task, data_rng, state.step, batch_size, length, padded_length)
+    return step_lib.sample_batch(task, data_rng, state.step, batch_size, length, padded_length,
+                                 train_examples=train_examples)
 
   if parallelism == "pmap":
     def pmap_fn(state, length, padded_length):

@@ -11,14 +11,19 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from attnlab.tasks import finite
 from attnlab.tasks import metrics as task_metrics
 from attnlab.train.state import TrainState
 
 
-def sample_batch(task, data_rng, step, batch_size: int, length, padded_length: int | None = None
-                 ) -> dict:
+def sample_batch(task, data_rng, step, batch_size: int, length, padded_length: int | None = None,
+                 train_examples: int = 0) -> dict:
   """The global batch number ``step`` (traced inside the compiled step): of ``length`` (static),
-  or padded to ``padded_length`` with ``length`` traced (a scalar or per-row [B])."""
+  or padded to ``padded_length`` with ``length`` traced (a scalar or per-row [B]). With
+  ``train_examples`` N > 0, drawn from a fixed set of N examples instead (tasks/finite.py)."""
+  if train_examples:
+    return finite.sample_batch(task, data_rng, step, batch_size, train_examples, length,
+                               padded_length)
   rng = jax.random.fold_in(data_rng, step)
   if padded_length is None:
     return task.sample(rng, batch_size, length)

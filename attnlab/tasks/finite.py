@@ -1,0 +1,76 @@
+"""A finite training set of any task: N examples drawn once, repeated in epochs (MAD's training-set
+size; the run's ``train_examples``).
+
+Example i is row 0 of ``task.sample(fold_in(set_key, i), 1, L)``: the set is defined by its keys,
+never stored, and rebuilt on the device inside the compiled step. Epoch e visits the N examples in
+the order ``permutation(fold_in(order_key, e), N)``, and batch ``step`` takes the B examples at
+positions step * B .. step * B + B - 1 of that endless sequence of epochs (a batch may straddle two
+epochs). Both keys derive from the data seed, so a batch is a pure function of (data_seed, step):
+a run killed and resumed at any step trains on exactly the batches of the uninterrupted run.
+Training lengths must be fixed (``train_min_length == train_max_length``): an example is the same
+sequence every time it is seen.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+# fold_in tags of the set's keys under the data key: far above any step number, which the infinite
+# stream folds in (``fold_in(data_key, step)``), so the two never share a key.
+_SET_TAG, _ORDER_TAG = 2 ** 31 - 1, 2 ** 31 - 2
+
+
+def set_key(data_key: jax.Array) -> jax.Array:
+  return jax.random.fold_in(data_key, _SET_TAG)
+
+
+def order_key(data_key: jax.Array) -> jax.Array:
+  return jax.random.fold_in(data_key, _ORDER_TAG)
+
+
+def epoch_order(data_key: jax.Array, epoch, num_examples: int) -> jax.Array:
+  """int32[N]: the order in which epoch ``epoch`` visits the examples."""
+  return jax.random.permutation(jax.random.fold_in(order_key(data_key), epoch), num_examples)
+
+
+def batch_indices(data_key: jax.Array, step, batch_size: int, num_examples: int) -> jax.Array:
+  """int32[B]: the examples of batch ``step`` (traced or not)."""
+  position_B = step * batch_size + jnp.arange(batch_size)
+  epoch_B, offset_B = position_B // num_examples, position_B % num_examples
+  # A batch spans at most this many consecutive epochs (static): draw their orders only.
+  spans = -(-batch_size // num_examples) + 1
+  first = (step * batch_size) // num_examples
+  orders_EN = jax.vmap(lambda e: epoch_order(data_key, e, num_examples))(first + jnp.arange(spans))
+  return orders_EN[epoch_B - first, offset_B].astype(jnp.int32)
+
+
+def examples(task, data_key: jax.Array, indices_B: jax.Array, length,
+             padded_length: int | None = None) -> dict:
+  """The batch of examples ``indices_B``: of ``length`` (static), or padded to ``padded_length``
+  with ``length`` traced (scalar), as ``task.sample`` / ``task.sample_padded`` give them."""
+  keys = set_key(data_key)
+
+  def one(index):
+    rng = jax.random.fold_in(keys, index)
+    batch = (task.sample(rng, 1, length) if padded_length is None
+             else task.sample_padded(rng, 1, length, padded_length))
+    return jax.tree_util.tree_map(lambda x: x[0], batch)
+
+  return jax.vmap(one)(indices_B)
+
+
+def sample_batch(task, data_key: jax.Array, step, batch_size: int, num_examples: int, length,
+                 padded_length: int | None = None) -> dict:
+  """Batch ``step`` of the finite set of ``num_examples`` examples."""
+  return examples(task, data_key, batch_indices(data_key, step, batch_size, num_examples), length,
+                  padded_length)
+
+
+def check(train_examples: int, train_min_length: int, train_max_length: int) -> None:
+  """ValueError naming the field for a bad ``train_examples`` (0 = fresh examples every step)."""
+  if int(train_examples) < 0:
+    raise ValueError(f"train_examples={train_examples}; must be >= 0 (0: a fresh batch every step)")
+  if int(train_examples) and int(train_min_length) != int(train_max_length):
+    raise ValueError(f"train_examples={train_examples} needs a fixed training length; got "
+                     f"train_min_length={train_min_length} != train_max_length={train_max_length}")
