@@ -49,7 +49,8 @@ class FlipFlopConfig:
 
 def variant(p_ignore: float) -> FlipFlopConfig:
   """Liu et al.'s FFL(p_ignore): writes and reads equally likely."""
-  return FlipFlopConfig(p_write=(1 - p_ignore) / 2, p_ignore=p_ignore, p_read=(1 - p_ignore) / 2)
+  other = round((1 - p_ignore) / 2, 10)  # 0.01, not 0.010000000000000009
+  return FlipFlopConfig(p_write=other, p_ignore=p_ignore, p_read=other)
 
 
 MIN_LENGTH = 4  # a write and a read
