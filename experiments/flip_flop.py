@@ -31,8 +31,9 @@ import statistics
 import sys
 from typing import Sequence
 
-if __name__ == "__main__":  # run as a script: this checkout's attnlab
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":  # run as a script: this checkout's attnlab, and not experiments/ on the
+  # path (experiments/copy.py would shadow the standard library's copy)
+  sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from attnlab.sweeps import spec  # noqa: E402
 from attnlab.tasks import flip_flop  # noqa: E402

@@ -41,8 +41,9 @@ import statistics
 import sys
 from typing import Any, Iterable, Mapping, Sequence
 
-if __name__ == "__main__":  # run as a script: this checkout's attnlab
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":  # run as a script: this checkout's attnlab, and not experiments/ on the
+  # path (experiments/copy.py would shadow the standard library's copy)
+  sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from attnlab.models import registry as model_registry  # noqa: E402
 from attnlab.sweeps import results as sweep_results  # noqa: E402
