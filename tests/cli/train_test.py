@@ -33,6 +33,10 @@ MISTAKES = [
     ([SMOKE, "--config.compute_dtype=float16"], r"compute_dtype='float16'; allowed"),
     ([SMOKE, "--config.parallelism=pjit"], r"parallelism='pjit'; allowed"),
     ([SMOKE, "--config.optimizer.name=adamax"], r"optimizer.name='adamax'; allowed"),
+    ([f"--config={BASE}:task=word_problem", "--config.task.group=s6"], r"group='s6'; allowed"),
+    ([f"--config={BASE}:task=mad_noisy_recall", "--config.task.frac_noise=1.5"],
+     r"frac_noise=1.5; allowed: a fraction in \[0, 1\)"),
+    ([SMOKE, "--config.train_examples=-4"], r"train_examples=-4; must be >= 0"),
 ]
 
 
