@@ -27,8 +27,10 @@ def test_settings_are_mads_baselines_and_one_change_at_a_time():
   full = MAD.get_config("task=memorization,setting=vocab8192,model=lstm")
   assert (full.task.vocab_size, full.train_examples, full.num_steps) == (8192, 256, 400)
   assert (full.batch_size, full.model.d_model, full.eval_batches) == (128, 128, 10)
-  compression = MAD.get_config("report,task=compression")
+  compression = MAD.get_config("task=compression")
   assert compression.train_min_length == 64  # seq_len 32 and its answer slots
+  copy = MAD.get_config("report,task=selective_copy,setting=copy32")  # a quarter of MAD's
+  assert (copy.train_min_length, copy.task.num_tokens, copy.num_steps) == (64, 8, 400)
   for task, setting in MAD.REPORT_HARDER.items():
     assert setting in MAD.settings(task)
   with pytest.raises(ValueError, match="setting='vocab7'"):
