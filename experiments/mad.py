@@ -84,9 +84,10 @@ REPORT_HARDER = {"in_context_recall": "train800", "fuzzy_recall": "vocab32",
                  "memorization": "vocab1024"}
 LEARNING_RATES = (1e-4, 5e-4, 1e-3)
 WEIGHT_DECAYS = (0.0, 0.1)
-# Every causal family of the registry (the encoder Transformer would see the answers). xLSTM: add
-# its registry name here once attnlab.models.registry has it (and to REPORT_MODELS if it fits).
+# Every causal family of the registry (the encoder Transformer would see the answers): xLSTM
+# joins by itself once attnlab.models.registry has it.
 FULL_MODELS = tuple(m for m in model_registry.MODELS if m not in ("transformer", "encoder_decoder"))
+# The report's families; xLSTM: add its registry name here (the sixth) once it exists.
 REPORT_MODELS = ("decoder", "lstm", "mamba", "hawk", "gla")
 METRIC = "accuracy"
 
