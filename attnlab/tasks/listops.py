@@ -23,8 +23,9 @@ by a ``lax.scan`` over positions with a stack of the arguments each open operati
 row takes its first candidate whose length is in range, and a ``lax.while_loop`` runs rounds until
 every row has one or ``ROUNDS`` rounds have passed. All of it is traced code with static shapes:
 the sampler jits, vmaps and pads like every other task, and the draws are time-major, so a padded
-row equals the unpadded one. The root is always an operation (every tree in range has one), which
-makes about a third of LRA's candidates fit; the rounds a batch needs depend on the range. A row
+row equals the unpadded one. The root is always an operation (every tree in range has one), so about
+a third of the candidates fit at L = 2000 and a fifth at L = 512: a batch of 32 rows usually needs
+two or three rounds. A row
 that finds none in ``ROUNDS`` rounds (only with knobs that make the range nearly impossible; the
 config check refuses impossible ones) gets a four-token expression instead. The value is computed by
 a second scan, a stack machine with a digit histogram per open operation (``evaluate``).
