@@ -59,9 +59,23 @@ def min_length(config: FuzzyRecallConfig) -> int:
 
 
 def _motifs(rng, shape, alphabet: int, size: int, first: int):
-  """int32[*shape, size]: the first ``size`` ids of a uniformly random order of ``alphabet`` ids
-  (distinct tokens, every ordered choice equally likely), offset by ``first``."""
-  return first + jnp.argsort(jax.random.uniform(rng, (*shape, alphabet)), axis=-1)[..., :size]
+  """int32[*shape, size]: ``size`` distinct ids of [first, first + alphabet), every ordered choice
+  equally likely. Drawn one after another without replacement: the i-th is uniform among the
+  alphabet - i ids left (the r-th smallest of them), found by stepping r past the ids already taken
+  in increasing order. No sort: XLA's CPU sort of many short rows is slow."""
+  u = jax.random.uniform(rng, (*shape, size))
+  taken = []  # the ids drawn so far, kept in increasing order
+  out = []
+  for i in range(size):
+    r = jnp.minimum(jnp.floor(u[..., i] * (alphabet - i)).astype(jnp.int32), alphabet - i - 1)
+    for t in taken:
+      r = r + (r >= t)
+    out.append(r)
+    larger = r
+    for j, t in enumerate(taken):  # insert r into the sorted list
+      taken[j], larger = jnp.minimum(t, larger), jnp.maximum(t, larger)
+    taken.append(larger)
+  return first + jnp.stack(out, axis=-1)
 
 
 def _codes(motif_BJM, size_BJ, alphabet: int):
@@ -72,18 +86,26 @@ def _codes(motif_BJM, size_BJ, alphabet: int):
 
 
 def _first_same(code_BJ):
-  """int32[B, J]: the first pair with the same key, and bool[B, J, J] key equality."""
-  same_BJJ = code_BJ[:, :, None] == code_BJ[:, None, :]
-  return jnp.argmax(same_BJJ, axis=-1), same_BJJ
+  """int32[B, J]: the first pair with the same key as each pair. A stable sort groups equal
+  keys with the earliest first (O(J log J), where comparing all pairs is O(J^2))."""
+  order_BJ = jnp.argsort(code_BJ, axis=1, stable=True)
+  sorted_BJ = jnp.take_along_axis(code_BJ, order_BJ, axis=1)
+  k_J = jnp.arange(code_BJ.shape[1])[None, :]
+  new_BJ = jnp.concatenate([jnp.ones_like(sorted_BJ[:, :1], bool),
+                            sorted_BJ[:, 1:] != sorted_BJ[:, :-1]], axis=1)
+  head_BJ = jax.lax.cummax(jnp.where(new_BJ, k_J, 0), axis=1)  # each group's first sorted slot
+  first_sorted_BJ = jnp.take_along_axis(order_BJ, head_BJ, axis=1)
+  rows_B1 = jnp.arange(code_BJ.shape[0])[:, None]
+  return jnp.zeros_like(order_BJ).at[rows_B1, order_BJ].set(first_sorted_BJ)
 
 
 def _value_sizes(code_BJ, vsize_BJ, probe_code_B, probe_vsize_B):
   """Each pair's value size: the first same key's, or the probe value's for the probe key."""
-  first_BJ, same_BJJ = _first_same(code_BJ)
+  first_BJ = _first_same(code_BJ)
   is_probe_BJ = code_BJ == probe_code_B[:, None]
   size_BJ = jnp.where(is_probe_BJ, probe_vsize_B[:, None],
                       jnp.take_along_axis(vsize_BJ, first_BJ, axis=1))
-  return size_BJ, first_BJ, same_BJJ, is_probe_BJ
+  return size_BJ, first_BJ, is_probe_BJ
 
 
 def _starts(size_BJ):
@@ -134,13 +156,12 @@ def sample_padded(config: FuzzyRecallConfig, rng: jax.Array, batch_size: int, le
   ksize_BJ = jnp.where(here_BJ, pk_B[:, None], ksize_BJ)
   key_BJM = jnp.where(here_BJ[..., None], pkey_BM[:, None], key_BJM)
   code_BJ = jnp.where(here_BJ, pcode_B[:, None], code_BJ)
-  vs_BJ, first_BJ, same_BJJ, is_probe_BJ = _value_sizes(code_BJ, vsize_BJ, pcode_B, pv_B)
+  vs_BJ, first_BJ, is_probe_BJ = _value_sizes(code_BJ, vsize_BJ, pcode_B, pv_B)
   val_BJM = jnp.where(is_probe_BJ[..., None], pval_BM[:, None],
                       jnp.take_along_axis(val_BJM, first_BJ[..., None], axis=1))
   start_BJ = _starts(ksize_BJ + vs_BJ)
-  kept_BJ = start_BJ < limit_B[:, None]  # a prefix of the pairs
-  earlier_BJJ = same_BJJ & (j_J[None, None, :] < j_J[None, :, None]) & kept_BJ[:, None, :]
-  repeat_BJ = kept_BJ & jnp.any(earlier_BJJ, axis=-1)
+  kept_BJ = start_BJ < limit_B[:, None]  # a prefix of the pairs, so a kept pair's first same
+  repeat_BJ = kept_BJ & (first_BJ < j_J[None])  # key is kept too: shown before iff it is earlier
   end_B = jnp.sum(jnp.where(kept_BJ, ksize_BJ + vs_BJ, 0), axis=1)
   probe_shown_B = jnp.any(kept_BJ & (code_BJ == pcode_B[:, None]), axis=1)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from attnlab.tasks import registry
+from attnlab.tasks.mad import fuzzy_recall
 
 LENGTH = 40
 
@@ -69,6 +70,14 @@ def test_rows_are_key_value_pairs_with_one_value_per_key(batch):
     np.testing.assert_array_equal(y[m > 0], full[1:][m > 0])
   assert shown_query / len(b["inputs"]) > 0.9  # MAD inserts the probe pair into the stream
   assert len(sizes) == 9  # every key size with every value size
+
+
+def test_motifs_are_uniform_over_ordered_distinct_choices():
+  motifs = np.asarray(fuzzy_recall._motifs(jax.random.key(0), (24_000,), 4, 2, 3))
+  assert (motifs[:, 0] != motifs[:, 1]).all() and motifs.min() == 3 and motifs.max() == 6
+  _, counts = np.unique(motifs, axis=0, return_counts=True)
+  assert len(counts) == 12  # 4 x 3 ordered pairs, each 1/12: 2000 +- 43
+  assert np.abs(counts - 2000).max() < 200
 
 
 def test_bad_fields_name_themselves():
