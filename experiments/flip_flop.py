@@ -43,7 +43,7 @@ SIZES = {
                  width=128, layers=2, seeds=(0, 1, 2, 3, 4), num_steps=10_000, batch_size=64,
                  test_batches=256),
     # docs/results.md: an LSTM, attention and an SSM at length 256, two seeds, 2,048 test strings
-    # per distribution.
+    # per distribution: 6 runs, about an hour of this 2-core CPU with --workers 2.
     "report": dict(length=256, models=("lstm", "decoder", "mamba"), width=64, layers=2,
                    seeds=(0, 1), num_steps=3000, batch_size=32, test_batches=64),
     "smoke": dict(length=16, models=("lstm", "decoder"), width=16, layers=1, seeds=(0,),
