@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
-"""Benchmarks: ``python scripts/bench.py SUITE [--json FILE] [--malloc reuse] [suite options]``.
+"""Benchmarks: ``python scripts/bench.py SUITE [--json FILE] [suite options]``.
 
 Suites: recurrent, products, attention, data, loop, checkpoint, compile, experiment, long_context.
 Each prints a table of medians and ratios against its named reference, and with ``--json FILE``
-writes a list of records. ``--malloc reuse`` runs the whole benchmark (attnlab and its references
-alike) with glibc malloc keeping freed memory (attnlab/cli/malloc.py); the first line printed says
-which malloc the run had.
+writes a list of records. The first line printed names the glibc malloc settings of the
+environment, if any (docs/benchmarks.md: ``MALLOC_ARENA_MAX=1 ...``).
 """
 
 import argparse
@@ -14,8 +13,6 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from attnlab.cli import malloc as cpu_malloc  # noqa: E402
 
 # Suite name -> module under scripts/benchmarks/ exposing ``main(args: list[str], json_path)``.
 SUITES = {
@@ -37,10 +34,9 @@ def main(argv):
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("suite", choices=sorted(SUITES))
   parser.add_argument("--json", default=None, help="write the records to this file")
-  parser.add_argument("--malloc", choices=cpu_malloc.CHOICES, default="default",
-                      help="reuse: glibc malloc keeps freed memory (no page faults per call)")
   args, rest = parser.parse_known_args(argv)
-  print(f"malloc: {cpu_malloc.use(args.malloc, [os.path.abspath(__file__), *argv])}", flush=True)
+  settings = " ".join(f"{k}={v}" for k, v in os.environ.items() if k.startswith("MALLOC_"))
+  print(f"malloc: {settings or 'default'}", flush=True)
   module = importlib.import_module(SUITES[args.suite])
   module.main(rest, args.json)
 

@@ -12,14 +12,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from attnlab.models import task_model
-from attnlab.tasks import lengths as lengths_lib
 from attnlab.tasks import registry
-from attnlab.train import checkpoint as checkpoint_lib
 from attnlab.train import config as config_lib
+from attnlab.train import data as data_lib
 from attnlab.train import evaluate as evaluate_lib
-from attnlab.train import loop, optim, parallel
-from attnlab.train import state as state_lib
+from attnlab.train import loop, parallel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,30 +77,24 @@ def load_run(workdir: str, checkpoint: str | int = "latest", *,
   if not os.path.isdir(directory) or not any(n.isdigit() for n in os.listdir(directory)):
     raise ValueError(f"{workdir} holds no checkpoint (nothing under {directory})")
   setup = config_lib.build(config, capture_attention=capture_attention)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
   mesh = parallel.make_mesh()
-
-  def create():
-    return state_lib.create(setup.model, tx, schedule, setup.task.output_kind,
-                            jax.random.PRNGKey(config.seed), task_model.dummy_inputs(setup.task))
-
-  metric = config.get("best_metric") or None
-  ckpt = checkpoint_lib.Checkpointer(directory, keep=config.keep_checkpoints, best_metric=metric,
-                                     best_mode=loop.best_mode(metric) if metric else "max")
+  create = loop.create_fn(config, setup)
+  ckpt = loop.checkpointer(config, workdir)
   try:
     steps = ckpt.steps()
     if checkpoint == "best":
       step = ckpt.best_step()
       if step is None:
-        raise ValueError(f"no checkpoint in {directory} is ranked by a best_metric "
-                         f"(best_metric={metric!r}); use --checkpoint latest or a step of {steps}")
+        raise ValueError(f"no checkpoint in {directory} is ranked by a best_metric (best_metric="
+                         f"{config.get('best_metric') or None!r}); use --checkpoint latest or a "
+                         f"step of {steps}")
     elif checkpoint == "latest":
       step = None
     else:
       step = checkpoint
       if step not in steps:
         raise ValueError(f"--checkpoint={step}: no such step in {directory}; saved steps: {steps}")
-    abstract = parallel.abstract_state(create, mesh)
+    abstract = parallel.abstract_state(create, mesh)  # one copy, replicated over the mesh
     if step is None:
       found = ckpt.restore_latest(abstract)
       if found is None:
@@ -120,8 +111,7 @@ def check_lengths(run: Run, lengths: Sequence[int]) -> tuple[int, ...]:
   lengths = parse_lengths(lengths)
   task = run.setup.task
   if lengths[0] < task.min_length:
-    raise ValueError(f"--lengths: {lengths[0]} is below task {task.name!r}'s minimum length "
-                     f"{task.min_length}")
+    raise ValueError(f"--lengths: {lengths[0]} is below {task.describe_min_length()}")
   max_len = run.setup.model_fields.get("max_len")
   if run.setup.model_fields.get("position") == "learned" and lengths[-1] > max_len:
     raise ValueError(f"--lengths: {lengths[-1]} exceeds the learned position table "
@@ -138,13 +128,11 @@ def evaluate_lengths(run: Run, lengths: Sequence[int], *, batch_size: int | None
   trained length it reproduces the logged evaluation.
   """
   lengths = check_lengths(run, lengths)
-  config = run.config
-  mesh = run.mesh if config.parallelism == "jit" else None
-  # The run's bucket rule over the lengths asked for (a saved run may be asked for new ones).
-  buckets = lengths_lib.resolve_buckets(config.get("length_buckets", "auto"), lengths,
-                                        run.setup.task.pads)
-  evaluation = evaluate_lib.from_config(config, run.setup.task, mesh, lengths, buckets,
-                                        batch_size=batch_size, num_batches=num_batches)
+  config, task = run.config, run.setup.task
+  # The evaluation the loop builds, over the lengths asked for (a saved run may be asked new ones).
+  evaluation = evaluate_lib.from_config(
+      config, task, parallel.make(config.parallelism, run.mesh).eval_mesh, lengths,
+      data_lib.buckets(config, task, lengths), batch_size=batch_size, num_batches=num_batches)
   record = evaluate_lib.evaluate(evaluation, run.state, lengths, run.step)
   record["mean"] = evaluate_lib.mean_over_lengths(record)
   return record
@@ -153,6 +141,6 @@ def evaluate_lengths(run: Run, lengths: Sequence[int], *, batch_size: int | None
 def eval_batch(run: Run, batch_size: int, length: int, seed: int | None = None) -> dict:
   """A batch of the run's task (first evaluation batch's key unless ``seed`` is given)."""
   check_lengths(run, [length])
-  rng = jax.random.PRNGKey(run.config.eval_seed if seed is None else seed)
-  rng = jax.random.fold_in(jax.random.fold_in(rng, length), 0)
-  return jax.tree_util.tree_map(np.asarray, run.setup.task.sample(rng, batch_size, length))
+  key = data_lib.eval_key(run.config.eval_seed if seed is None else seed)
+  batch = data_lib.eval_batch(run.setup.task, key, batch_size, 0, None, length)
+  return jax.tree_util.tree_map(np.asarray, batch)

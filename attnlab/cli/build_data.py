@@ -11,7 +11,6 @@ Building again with the same arguments reuses the data. Read the sets back with
 
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 
 from attnlab.cli import common
@@ -61,7 +60,7 @@ def main(argv):
 
 
 def run():
-  app.run(main, flags_parser=lambda argv: common.parse_flags(PROG, argv))
+  common.run(PROG, main)
 
 
 if __name__ == "__main__":

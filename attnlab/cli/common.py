@@ -1,4 +1,5 @@
-"""What every command shares: one-line errors with exit status 2, and quiet third-party logs."""
+"""What every command shares: ``run`` (``--help`` lists the command's own flags), one-line errors
+with exit status 2, and quiet third-party logs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import traceback
 from typing import Callable
 
+from absl import app
 from absl import flags
 from absl import logging as absl_logging
 
@@ -16,6 +18,8 @@ _DEBUG = flags.DEFINE_bool("debug", False, "on an error, show the Python traceba
 # Errors that mean the input was wrong (a config, a flag, a path); anything else is a bug and keeps
 # its traceback.
 INPUT_ERRORS = (ValueError, FileNotFoundError, flags.Error)
+# What ml_collections' config flags raise for an override path they cannot walk (--config.a.b.c).
+_OVERRIDE_ERRORS = (KeyError, AttributeError)
 
 
 def error_line(error: BaseException) -> str:
@@ -52,14 +56,24 @@ def guard(prog: str) -> Callable:
   return wrap
 
 
-def parse_flags(prog: str, argv, check: Callable | None = None):
-  """absl's flag parsing; a bad flag (or what ``check(argv)`` raises first) exits 2 in one line."""
+def parse_flags(prog: str, argv):
+  """absl's flag parsing; a bad flag exits 2 in one line."""
   try:
-    if check is not None:
-      check(argv)
     return flags.FLAGS(argv)
-  except INPUT_ERRORS as e:
+  except INPUT_ERRORS + _OVERRIDE_ERRORS as e:
     sys.exit(fail(prog, e))
+
+
+def run(prog: str, main: Callable) -> None:
+  """``app.run(main)`` for a command: its flags (those of ``main``'s module, and ``--debug``) are
+  the key flags ``--help`` lists; a bad flag is one line (``parse_flags``)."""
+  module = sys.modules[main.__module__]
+  for flag in flags.FLAGS.get_key_flags_for_module(module) + [flags.FLAGS[_DEBUG.name]]:
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  main_module = sys.modules["__main__"]
+  if not main_module.__doc__:  # a console script: --help shows the command's docstring
+    main_module.__doc__ = module.__doc__
+  app.run(main, flags_parser=lambda argv: parse_flags(prog, argv))
 
 
 def quiet_logging() -> None:

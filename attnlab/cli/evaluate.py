@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from absl import app, flags
+from absl import flags
 
 from attnlab.analysis import workdir as workdir_lib
 from attnlab.cli import common
@@ -64,7 +64,7 @@ def main(argv):
 
 
 def run():
-  app.run(main, flags_parser=lambda argv: common.parse_flags(PROG, argv))
+  common.run(PROG, main)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from attnlab import plotting
 from attnlab.cli import common
@@ -46,7 +46,7 @@ def main(argv):
 
 
 def run():
-  app.run(main, flags_parser=lambda argv: common.parse_flags(PROG, argv))
+  common.run(PROG, main)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from attnlab.cli import common, malloc
+from attnlab.cli import common
 from attnlab.sweeps import sweep, trial_state
 
 flags.DEFINE_string("config", None, "experiment file, optionally with :ARG (required unless --status)")
@@ -33,9 +33,6 @@ flags.DEFINE_string("metric", None, "metric for the table (default: accuracy, ms
 flags.DEFINE_bool("collect_only", False, "only rebuild results.csv and the table")
 flags.DEFINE_bool("preflight", True, "build each distinct model/task of the grid first and stop on "
                   "the first that does not build (--nopreflight: such a trial fails on its own)")
-flags.DEFINE_enum("malloc", "default", malloc.CHOICES,
-                  "reuse: restart with glibc malloc keeping freed memory; the trials inherit it "
-                  "(for long sequences on CPU; attnlab/cli/malloc.py)")
 
 flags.DEFINE_string("slurm_partition", None, "slurm: partition (default: the cluster's)")
 flags.DEFINE_integer("slurm_time", 240, "slurm: time limit of one job, minutes (a longer trial is "
@@ -114,7 +111,6 @@ def main(argv):
                      "(or --status to see a sweep's state)")
   options = _options()
   sweep.check_executor(FLAGS.executor, **options)
-  print(f"malloc: {malloc.use(FLAGS.malloc, sys.argv)}", flush=True)
   rows, table = sweep.run_sweep(FLAGS.config, FLAGS.workdir, executor=FLAGS.executor,
                                 workers=FLAGS.workers, metric=FLAGS.metric,
                                 collect_only=FLAGS.collect_only, preflight=FLAGS.preflight,
@@ -130,7 +126,7 @@ def main(argv):
 
 
 def run():
-  app.run(main, flags_parser=lambda argv: common.parse_flags(PROG, argv))
+  common.run(PROG, main)
 
 
 if __name__ == "__main__":

@@ -73,4 +73,5 @@ def make(config: AssociativeRecallConfig) -> base.Task:
   vocab = common.FIRST_CONTENT + config.num_keys + config.num_values
   return base.Task(name="associative_recall", config=config, vocab_size=vocab, output_size=vocab,
                    output_kind=base.SEQUENCE, sample_fn=functools.partial(sample, config),
-                   min_length=2 * config.num_kv_pairs + 1)
+                   min_length=2 * config.num_kv_pairs + 1,
+                   min_length_fields=("num_kv_pairs",))

@@ -52,6 +52,7 @@ class Task:
   input_kind: str = TOKENS  # one of INPUT_KINDS
   input_features: int = 0  # D for feature inputs
   min_length: int = 1  # shortest input length L this config accepts (sample raises ValueError below)
+  min_length_fields: tuple[str, ...] = ()  # the config fields min_length follows (named in errors)
   # (rng, batch_size, lengths_B, padded_length) -> batch with "lengths"; None: no length buckets.
   padded_sample_fn: Callable[[jax.Array, int, jax.Array, int], dict] | None = None
 
@@ -63,6 +64,12 @@ class Task:
 
   def sample(self, rng: jax.Array, batch_size: int, length: int) -> dict:
     return self.sample_fn(rng, batch_size, length)
+
+  def describe_min_length(self) -> str:
+    """"task 'copy''s minimum length 21 (set by task.num_tokens=10)", for length errors."""
+    fields = ", ".join(f"task.{f}={getattr(self.config, f)!r}" for f in self.min_length_fields)
+    return (f"task {self.name!r}'s minimum length {self.min_length}"
+            + (f" (set by {fields})" if fields else ""))
 
   @property
   def pads(self) -> bool:

@@ -66,4 +66,4 @@ def make(config: CopyConfig) -> base.Task:
   vocab = common.FIRST_CONTENT + config.alphabet_size
   return base.Task(name=name, config=config, vocab_size=vocab, output_size=vocab,
                    output_kind=base.PER_TOKEN, sample_fn=functools.partial(sample, config),
-                   min_length=min_length(config))
+                   min_length=min_length(config), min_length_fields=("num_tokens",))

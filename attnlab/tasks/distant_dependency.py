@@ -53,4 +53,4 @@ def make(config: DistantDependencyConfig) -> base.Task:
   vocab = common.FIRST_CONTENT + config.alphabet_size
   return base.Task(name="distant_dependency", config=config, vocab_size=vocab, output_size=vocab,
                    output_kind=base.SEQUENCE, sample_fn=functools.partial(sample, config),
-                   min_length=config.distance + 1)
+                   min_length=config.distance + 1, min_length_fields=("distance",))

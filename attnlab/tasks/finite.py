@@ -1,14 +1,14 @@
 """A finite training set of any task: N examples drawn once, repeated in epochs (MAD's training-set
-size; the run's ``train_examples``).
+size; the run's ``train_examples``), as ``data.TrainData.batch`` makes its batches.
 
-Example i is row 0 of ``task.sample(fold_in(set_key, i), 1, L)``: the set is defined by its keys,
-never stored, and rebuilt on the device inside the compiled step. Epoch e visits the N examples in
-the order ``argsort(bits(fold_in(order_key, e), N))``, and batch ``step`` takes the B examples at
-positions step * B .. step * B + B - 1 of that endless sequence of epochs (a batch may straddle two
-epochs). Both keys derive from the data seed, so a batch is a pure function of (data_seed, step):
-a run killed and resumed at any step trains on exactly the batches of the uninterrupted run.
-Training lengths must be fixed (``train_min_length == train_max_length``): an example is the same
-sequence every time it is seen.
+Example i is row 0 of a batch of one sampled from ``fold_in(set_key, i)`` (padded like the run's
+other batches): the set is defined by its keys, never stored, and rebuilt on the device inside the
+compiled step. Epoch e visits the N examples in the order ``argsort(bits(fold_in(order_key, e),
+N))``, and batch ``step`` takes the B examples at positions step * B .. step * B + B - 1 of that
+endless sequence of epochs (a batch may straddle two epochs). Both keys derive from the data seed,
+so a batch is a pure function of (data_seed, step): a run killed and resumed at any step trains on
+exactly the batches of the uninterrupted run. Training lengths must be fixed (``train_min_length
+== train_max_length``): an example is the same sequence every time it is seen.
 """
 
 from __future__ import annotations
@@ -48,26 +48,15 @@ def batch_indices(data_key: jax.Array, step, batch_size: int, num_examples: int)
   return orders_EN[epoch_B - first, offset_B].astype(jnp.int32)
 
 
-def examples(task, data_key: jax.Array, indices_B: jax.Array, length,
-             padded_length: int | None = None) -> dict:
-  """The batch of examples ``indices_B``: of ``length`` (static), or padded to ``padded_length``
-  with ``length`` traced (scalar), as ``task.sample`` / ``task.sample_padded`` give them."""
+def examples(sample_one, data_key: jax.Array, indices_B: jax.Array) -> dict:
+  """The batch of examples ``indices_B``; ``sample_one(rng)`` is a batch of one of the task
+  (``data.TrainData.batch`` gives its length and padding)."""
   keys = set_key(data_key)
 
   def one(index):
-    rng = jax.random.fold_in(keys, index)
-    batch = (task.sample(rng, 1, length) if padded_length is None
-             else task.sample_padded(rng, 1, length, padded_length))
-    return jax.tree_util.tree_map(lambda x: x[0], batch)
+    return jax.tree_util.tree_map(lambda x: x[0], sample_one(jax.random.fold_in(keys, index)))
 
   return jax.vmap(one)(indices_B)
-
-
-def sample_batch(task, data_key: jax.Array, step, batch_size: int, num_examples: int, length,
-                 padded_length: int | None = None) -> dict:
-  """Batch ``step`` of the finite set of ``num_examples`` examples."""
-  return examples(task, data_key, batch_indices(data_key, step, batch_size, num_examples), length,
-                  padded_length)
 
 
 def check(train_examples: int, train_min_length: int, train_max_length: int) -> None:

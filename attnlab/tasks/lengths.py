@@ -20,13 +20,15 @@ from typing import Any, Sequence
 import numpy as np
 
 
-def check_length_range(min_length: int, max_length: int) -> None:
-  """ValueError unless 1 <= min_length <= max_length."""
+def check_length_range(min_length: int, max_length: int,
+                       names: tuple[str, str] = ("min_length", "max_length")) -> None:
+  """ValueError unless 1 <= min_length <= max_length, naming them as ``names`` (the fields)."""
+  lo, hi = names
   if int(min_length) < 1:
-    raise ValueError(f"min_length={min_length}; must be >= 1")
+    raise ValueError(f"{lo}={min_length}; must be >= 1")
   if int(max_length) < int(min_length):
-    raise ValueError(f"length range inverted: max_length={max_length} < min_length={min_length}; "
-                     "need min_length <= max_length")
+    raise ValueError(f"length range inverted: {hi}={max_length} < {lo}={min_length}; "
+                     f"need {lo} <= {hi}")
 
 
 def check_eval_lengths(eval_lengths: Sequence[int]) -> tuple[int, ...]:

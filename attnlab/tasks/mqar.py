@@ -98,4 +98,5 @@ def make(config: MQARConfig) -> base.Task:
   vocab = common.FIRST_CONTENT + config.num_keys + config.num_values
   return base.Task(name="mqar", config=config, vocab_size=vocab, output_size=vocab,
                    output_kind=base.PER_TOKEN, sample_fn=functools.partial(sample, config),
-                   min_length=min_length(config))
+                   min_length=min_length(config),
+                   min_length_fields=("num_kv_pairs", "num_queries"))

@@ -1,1 +1,1 @@
-"""Training: model assembly, optimizers, the pure train/eval steps, parallelism and the loop."""
+"""Training: the data path, optimizers, the pure steps, parallelism, checkpoints and the loop."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from typing import Any, Sequence
 
 import jax.numpy as jnp
@@ -18,6 +19,7 @@ from attnlab.tasks import base
 from attnlab.tasks import finite
 from attnlab.tasks import lengths as lengths_lib
 from attnlab.tasks import registry
+from attnlab.train import data as data_lib
 from attnlab.train import optim, parallel
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -38,13 +40,14 @@ class Setup:
   buckets: tuple | None  # the run's length buckets; None: exact lengths
 
 
-def _flat_keys(cfg, prefix="") -> list[str]:
-  keys = []
+def _flat_items(cfg, prefix="") -> list[tuple[str, Any]]:
+  """(dotted name, value) of every field, sections included."""
+  items = []
   for k, v in cfg.items():
-    keys.append(prefix + k)
+    items.append((prefix + k, v))
     if hasattr(v, "items"):
-      keys += _flat_keys(v, prefix + k + ".")
-  return keys
+      items += _flat_items(v, prefix + k + ".")
+  return items
 
 
 def check_overrides(config, dotted_names: Sequence[str]) -> None:
@@ -56,7 +59,8 @@ def check_overrides(config, dotted_names: Sequence[str]) -> None:
         valid = list(node.keys()) if hasattr(node, "keys") else []
         here = ".".join(walked)
         close = difflib.get_close_matches(part, valid, n=3, cutoff=0.5)
-        close_full = difflib.get_close_matches(dotted, _flat_keys(config), n=3, cutoff=0.6)
+        close_full = difflib.get_close_matches(dotted, [k for k, _ in _flat_items(config)], n=3,
+                                               cutoff=0.6)
         hint = ", ".join(f"{here + '.' if here else ''}{c}" for c in close) or ", ".join(close_full)
         raise ValueError(
             f"--config.{dotted}: config{'.' + here if here else ''} has no field {part!r}; "
@@ -65,45 +69,61 @@ def check_overrides(config, dotted_names: Sequence[str]) -> None:
       walked.append(part)
 
 
-def _task_fields(config) -> dict:
+def _task(config) -> base.Task:
+  """The run's task; ValueError if a train or eval length is below its minimum length."""
   fields = dict(config.task.to_dict() if hasattr(config.task, "to_dict") else config.task)
   name = fields.pop("name", None)
   if name not in registry.TASKS:
     raise ValueError(f"task.name={name!r}; allowed: {sorted(registry.TASKS)}")
-  return {"name": name, **fields}
+  task = registry.get_task(name, **fields)
+  shortest = min(int(config.train_min_length), *map(int, config.eval_lengths))
+  if shortest < task.min_length:
+    field = "train_min_length" if shortest == int(config.train_min_length) else "eval_lengths"
+    raise ValueError(f"{field}: length {shortest} is below {task.describe_min_length()}; "
+                     f"allowed: lengths >= {task.min_length}")
+  return task
 
 
 def validate(config) -> None:
-  """Checks that need no model or task instance (names, ranges, divisibility)."""
+  """Every check that needs no device (names, ranges, the task's lengths): they touch no JAX
+  backend, so they run before ``jax.distributed`` starts (``check_devices`` is the rest)."""
+  for name, value in _flat_items(config):
+    if isinstance(value, float) and not math.isfinite(value):
+      raise ValueError(f"{name}={value!r}; allowed: a finite number")
   for field in _POSITIVE:
     if int(config[field]) < 1:
       raise ValueError(f"{field}={config[field]!r}; must be >= 1")
   if config.compute_dtype not in COMPUTE_DTYPES:
     raise ValueError(f"compute_dtype={config.compute_dtype!r}; allowed: {sorted(COMPUTE_DTYPES)}")
   model_registry.make_config(_model_fields(config), max_length=1)  # names and sizes
-  _task_fields(config)
+  if config.model.name == "swa" and config.model.window < 1:  # window 0 is full attention
+    raise ValueError(f"model.window={config.model.window}; the sliding-window model (swa) needs "
+                     "window >= 1 (full attention is model=decoder)")
   optim.validate(config.optimizer)
-  parallel.validate(config.parallelism, config.batch_size, config.optimizer.grad_accum_steps)
-  lengths_lib.check_length_range(config.train_min_length, config.train_max_length)
+  if config.parallelism not in parallel.PARALLELISMS:
+    raise ValueError(f"parallelism={config.parallelism!r}; allowed: {parallel.PARALLELISMS}")
+  lengths_lib.check_length_range(config.train_min_length, config.train_max_length,
+                                 ("train_min_length", "train_max_length"))
   finite.check(config.get("train_examples", 0), config.train_min_length, config.train_max_length)
   lengths_lib.check_eval_lengths(config.eval_lengths)
+  _task(config)
   lengths_lib.parse_buckets(config.get("length_buckets", "auto"))
   draw = config.get("train_length_draw", "batch")
   if draw not in LENGTH_DRAWS:
     raise ValueError(f"train_length_draw={draw!r}; allowed: {LENGTH_DRAWS}")
 
 
+def check_devices(config) -> None:
+  """The checks that need the device count (every process's devices once multi-host has started)."""
+  parallel.check_batch(config.batch_size, config.optimizer.grad_accum_steps)
+
+
 def build(config, capture_attention: bool = False) -> Setup:
   """Validates ``config`` and builds its task and (width-sized) model; compiles nothing."""
   validate(config)
-  fields = _task_fields(config)
-  task = registry.get_task(fields.pop("name"), **fields)
+  check_devices(config)
+  task = _task(config)
   eval_lengths = lengths_lib.check_eval_lengths(config.eval_lengths)
-  shortest = min(int(config.train_min_length), eval_lengths[0])
-  if shortest < task.min_length:
-    field = "train_min_length" if shortest == int(config.train_min_length) else "eval_lengths"
-    raise ValueError(f"{field}: length {shortest} is below task {task.name!r}'s minimum "
-                     f"length {task.min_length}")
   m = _model_fields(config)
   longest = max(int(config.train_max_length), eval_lengths[-1])
   if m.get("target_params"):
@@ -116,8 +136,7 @@ def build(config, capture_attention: bool = False) -> Setup:
                                   if k in model_registry.own_fields(m["name"])}}
   counts = task_model.param_counts(task_model.abstract_params(model, task))
   lengths = list(range(int(config.train_min_length), int(config.train_max_length) + 1))
-  buckets = lengths_lib.resolve_buckets(config.get("length_buckets", "auto"),
-                                        lengths + list(eval_lengths), task.pads)
+  buckets = data_lib.buckets(config, task, lengths + list(eval_lengths))
   if config.get("train_length_draw", "batch") == "example" and buckets is None:
     raise ValueError("train_length_draw='example' pads every batch: it needs length buckets "
                      f"(length_buckets={config.get('length_buckets', 'auto')!r} gives none here)")

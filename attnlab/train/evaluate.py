@@ -21,6 +21,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from attnlab.tasks import base, lengths as lengths_lib, registry, tfds_builder
+from attnlab.train import data as data_lib
 from attnlab.train import parallel
 from attnlab.train import step as step_lib
 
@@ -36,34 +37,30 @@ def _jit(fn, mesh: Mesh | None, **kwargs):
 
 
 def sampled_eval_fn(task: base.Task, *, batch_size: int, num_batches: int, seed: int,
-                    mesh: Mesh | None, padded: bool):
-  """Jitted ``fn(state, length[, padded_length])`` -> metrics averaged over the fixed batches
-  ``task.sample(fold_in(fold_in(key(seed), length), i), batch_size, length)``, i < num_batches.
+                    mesh: Mesh | None):
+  """Jitted ``fn(state, length, padded_length)`` -> metrics averaged over the fixed batches
+  ``data.eval_batch(task, eval_key(seed), batch_size, i, length, padded_length)``, i <
+  num_batches; ``padded_length`` static (one compile each), ``length`` traced or None (exactly
+  ``padded_length``). A length sees the same examples padded or not."""
+  key, loss_fn = data_lib.eval_key(seed), step_lib.task_loss(task.output_kind)
 
-  ``padded``: length is traced and padded_length static (one compile per bucket); else length is
-  static (one compile per length). Both see the same examples.
-  """
-  eval_rng = jax.random.PRNGKey(seed)
-
-  def fn(state, length, padded_length=None):
+  def fn(state, length, padded_length):
     def one(i):
-      rng = jax.random.fold_in(jax.random.fold_in(eval_rng, length), i)
-      batch = (task.sample(rng, batch_size, length) if padded_length is None
-               else task.sample_padded(rng, batch_size, length, padded_length))
+      batch = data_lib.eval_batch(task, key, batch_size, i, length, padded_length)
       if mesh is not None:
         batch = jax.lax.with_sharding_constraint(batch, NamedSharding(mesh, P(parallel.AXIS)))
-      return step_lib.eval_step(state, batch)
+      return step_lib.eval_step(state, batch, loss_fn)
     return _mean_metrics(jax.lax.map(one, jnp.arange(num_batches)))
 
-  return _jit(fn, mesh, static_argnums=(2,) if padded else (1,))
+  return _jit(fn, mesh, static_argnums=(2,))
 
 
-def data_eval_fn(mesh: Mesh | None):
+def data_eval_fn(mesh: Mesh | None, loss_fn):
   """Jitted ``fn(state, batches)`` -> metrics averaged over given batches (leading axis: batch
   index); one compile per batch shape."""
 
   def fn(state, batches):
-    return _mean_metrics(jax.lax.map(lambda b: step_lib.eval_step(state, b), batches))
+    return _mean_metrics(jax.lax.map(lambda b: step_lib.eval_step(state, b, loss_fn), batches))
 
   return _jit(fn, mesh)
 
@@ -106,9 +103,9 @@ class Evaluation:
     self._task = task
     if sets is None:
       self._fn = sampled_eval_fn(task, batch_size=batch_size, num_batches=num_batches, seed=seed,
-                                 mesh=mesh, padded=self.buckets is not None)
+                                 mesh=mesh)
     else:
-      self._fn = data_eval_fn(mesh)
+      self._fn = data_eval_fn(mesh, step_lib.task_loss(task.output_kind))
     self._data: dict[int, Any] = {}
     self._compiled: dict[Any, Any] = {}
 
@@ -116,7 +113,7 @@ class Evaluation:
     """(traced arguments after the state, static ones, the key of the program) for length n."""
     padded = lengths_lib.bucket_of(n, self.buckets)
     if self.sets is None:
-      return ((), (n,), n) if self.buckets is None else ((n,), (padded,), padded)
+      return (None if self.buckets is None else n,), (padded,), padded
     if n not in self._data:
       batches = self.sets[n]
       if self.buckets is not None:

@@ -9,23 +9,26 @@ synchronously before an evaluation or a checkpoint, so a non-finite state is nev
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import signal
 import threading
 import time
+from typing import Callable
 
 import jax
 
-from attnlab.tasks import lengths as lengths_lib
+from attnlab.models import task_model
 from attnlab.train import checkpoint as checkpoint_lib
-from attnlab.train import config as config_lib
 from attnlab.train import compilation
+from attnlab.train import config as config_lib
+from attnlab.train import data as data_lib
 from attnlab.train import evaluate as evaluate_lib
 from attnlab.train import optim, parallel
-from attnlab.models import task_model
 from attnlab.train import state as state_lib
+from attnlab.train import step as step_lib
 from attnlab.train import writer as writer_lib
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,28 @@ def _write_summary(workdir: str, summary: dict) -> None:
       json.dump(summary, f, indent=1)
 
 
+def create_fn(config, setup: config_lib.Setup) -> Callable[[], state_lib.TrainState]:
+  """``() -> a fresh TrainState`` of the run (jit it, or ``jax.eval_shape`` it to restore into)."""
+  tx, _ = optim.make_optimizer(config.optimizer, config.num_steps)
+  key, dummy = data_lib.init_key(config.seed), task_model.dummy_inputs(setup.task)
+  return lambda: state_lib.create(setup.model, tx, key, dummy)
+
+
+def checkpointer(config, workdir: str) -> checkpoint_lib.Checkpointer:
+  """The run's checkpoints, ``workdir/checkpoints``, kept and ranked as its config says."""
+  metric = config.get("best_metric") or None
+  return checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                     keep=config.keep_checkpoints, best_metric=metric,
+                                     best_mode=best_mode(metric) if metric else "max")
+
+
+def update_fn(config, setup: config_lib.Setup) -> Callable:
+  """``update(state, batch, rng[, axis_name]) -> (state, metrics)``: the run's optimizer step."""
+  return functools.partial(step_lib.train_step, loss_fn=step_lib.task_loss(setup.task.output_kind),
+                           schedule=optim.make_schedule(config.optimizer, config.num_steps),
+                           accum_steps=config.optimizer.grad_accum_steps)
+
+
 def train_and_evaluate(config, workdir: str, *, overwrite: bool = False,
                        allow_mismatch: bool = False) -> dict:
   """Trains ``config`` in ``workdir`` (resuming from its checkpoints); returns summary.json, which
@@ -83,45 +108,32 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
                         allow_mismatch: bool) -> dict:
   start_time = time.time()
   setup = config_lib.build(config)  # every config error is raised here, before compiling
-  task, model = setup.task, setup.model
+  task = setup.task
   log.info("task %s (%s, min length %d); model %s, %s parameters %s; resolved model "
            "fields %s; length buckets %s", task.name, task.output_kind, task.min_length,
            setup.model_fields["name"], setup.param_counts["total"], setup.param_counts,
            setup.model_fields, setup.buckets or "off (exact lengths)")
   checkpoint_lib.check_config(workdir, config.to_dict(), overwrite=overwrite,
                               allow_mismatch=allow_mismatch)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
   mesh = parallel.make_mesh()
+  devices = parallel.make(config.parallelism, mesh)
   # A missing or small evaluation set raises here, before compiling.
-  evaluation = evaluate_lib.from_config(config, task, mesh if config.parallelism == "jit" else None,
-                                        setup.eval_lengths, setup.buckets)
+  evaluation = evaluate_lib.from_config(config, task, devices.eval_mesh, setup.eval_lengths,
+                                        setup.buckets)
   lead = jax.process_index() == 0
 
-  def create():
-    return state_lib.create(model, tx, schedule, task.output_kind,
-                            jax.random.PRNGKey(config.seed), task_model.dummy_inputs(task))
-
-  best_metric = config.best_metric or None
-  ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                     keep=config.keep_checkpoints, best_metric=best_metric,
-                                     best_mode=best_mode(best_metric) if best_metric else "max")
+  create = create_fn(config, setup)
+  ckpt = checkpointer(config, workdir)
   restored = ckpt.restore_latest(parallel.abstract_state(create, mesh))
   if restored is None:
-    state = parallel.init_state(create, config.parallelism, mesh)
+    state, start = devices.init_state(create), 0
   else:
-    state = parallel.from_saveable(restored[0], config.parallelism)
-    log.info("resumed from checkpoint step %d", restored[1])
-  start = restored[1] if restored else 0
+    state, start = devices.restored(restored[0]), restored[1]
+    log.info("resumed from checkpoint step %d", start)
 
-  per_example = config.train_length_draw == "example" and setup.buckets is not None
-  train_fn = parallel.make_train_fn(
-      task, parallelism=config.parallelism, mesh=mesh, batch_size=config.batch_size,
-      data_seed=config.data_seed, seed=config.seed,
-      accum_steps=config.optimizer.grad_accum_steps, buckets=setup.buckets,
-      example_lengths=((config.train_min_length, config.train_max_length) if per_example
-                       else None), train_examples=int(config.get("train_examples", 0)))
-  saveable = lambda s: parallel.to_saveable(s, config.parallelism)  # noqa: E731
-  programs = evaluation.compile(saveable(state), setup.eval_lengths)
+  data = data_lib.TrainData.from_config(config, task, setup.buckets)
+  train = devices.train_fn(data, update_fn(config, setup), data_lib.dropout_key(config.seed))
+  programs = evaluation.compile(devices.saved(state), setup.eval_lengths)
   log.info("evaluation: %d lengths in %d compiled programs", len(setup.eval_lengths), programs)
 
   writer = writer_lib.MetricWriter(workdir, enabled=lead, total_steps=config.num_steps,
@@ -136,39 +148,43 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
   try:
     with _StopRequest() as stop:
       while step < config.num_steps:
-        length = lengths_lib.train_length(config.data_seed, step, config.train_min_length,
-                                          config.train_max_length)
-        state, metrics = train_fn(state, length)
+        length = data.length(step)
+        state, metrics = train(state, length)
         step += 1
         writer.advance()
         if pending is not None:  # read the previous log step while this one runs
-          tick = _report(writer, pending, tick, config)
+          tick = _report(writer, pending, tick, config.batch_size)
           pending = None
         is_last = step == config.num_steps
         if step % config.log_every == 0 or is_last:
           pending = (step, metrics, length)
-        if step % config.eval_every == 0 or is_last:
-          _check_finite(metrics)
+        stopping = stop.signal  # read once: the save and the stop agree (a later one: next step)
+        evaluate_now = step % config.eval_every == 0 or is_last
+        save_now = step % config.checkpoint_every == 0 or is_last or stopping
+        if evaluate_now or save_now:  # never evaluate or save a non-finite state
+          _check_finite(metrics["nonfinite_step"])
+        if evaluate_now:
           t0 = time.time()
-          last_eval = evaluate_lib.evaluate(evaluation, saveable(state), setup.eval_lengths, step)
+          last_eval = evaluate_lib.evaluate(evaluation, devices.saved(state), setup.eval_lengths,
+                                            step)
           writer.eval(last_eval)
           summary["eval_s"] += time.time() - t0
           log.debug("evaluation at step %d took %.3f s", step, time.time() - t0)
-        if step % config.checkpoint_every == 0 or is_last or stop.signal:
-          _check_finite(metrics)
+        if save_now:
           t0 = time.time()
-          ckpt.save(step, saveable(state), _ckpt_metrics(last_eval, step), force=True)
+          ckpt.save(step, devices.saved(state), _ckpt_metrics(last_eval, step), force=True)
           log.debug("checkpoint save of step %d blocked the loop %.3f s", step, time.time() - t0)
-        if stop.signal:
-          log.warning("%s received: saved step %d, stopping.", stop.signal, step)
+        if stopping:
+          log.warning("%s received: saved step %d, stopping.", stopping, step)
           summary["status"] = "preempted"
           break
       if pending is not None:
-        _report(writer, pending, tick, config)
+        _report(writer, pending, tick, config.batch_size)
       if summary["status"] != "preempted":
         summary["status"] = "done"
         if last_eval is None:  # resumed a finished run: evaluate what it ended with
-          last_eval = evaluate_lib.evaluate(evaluation, saveable(state), setup.eval_lengths, step)
+          last_eval = evaluate_lib.evaluate(evaluation, devices.saved(state), setup.eval_lengths,
+                                            step)
   except NonFiniteLossError as e:
     summary["status"] = "nan"
     summary["error"] = str(e)
@@ -194,25 +210,22 @@ def _ckpt_metrics(record, step):
   return {**evaluate_lib.mean_over_lengths(record), "lengths": record["lengths"]}
 
 
-def _check_finite(metrics):
-  """Blocks until ``metrics``' step is done; raises naming the first non-finite step."""
-  _raise_if_nonfinite(parallel.host_scalars({"n": metrics["nonfinite_step"]})["n"])
-
-
-def _raise_if_nonfinite(nonfinite_step):
+def _check_finite(nonfinite_step):
+  """Raises naming the first non-finite step (a device scalar: blocks until its step is done)."""
+  nonfinite_step = parallel.host_scalars({"n": nonfinite_step})["n"]
   if nonfinite_step >= 0:
     raise NonFiniteLossError(f"non-finite loss, gradients or parameters at step "
                              f"{int(nonfinite_step)}; stopped without saving this state")
 
 
-def _report(writer, pending, tick, config):
+def _report(writer, pending, tick, batch_size: int):
   """Writes the metrics of a finished log step; raises if a step so far was non-finite."""
   step, metrics, length = pending
   scalars = parallel.host_scalars(metrics)
-  _raise_if_nonfinite(scalars.pop("nonfinite_step"))
+  _check_finite(scalars.pop("nonfinite_step"))
   now = time.time()
   steps_per_s = (step - tick[0]) / max(now - tick[1], 1e-9)
-  scalars.update(steps_per_s=steps_per_s, tokens_per_s=steps_per_s * config.batch_size * length,
+  scalars.update(steps_per_s=steps_per_s, tokens_per_s=steps_per_s * batch_size * length,
                  length=length)
   writer.train(step, scalars)
   return (step, now)

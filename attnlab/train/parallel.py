@@ -1,10 +1,12 @@
-"""Data parallelism: the same train step compiled with jax.jit over a Mesh, or under jax.pmap.
+"""Data parallelism: where the train state lives and how the train step is compiled for it.
 
-jit (default): the state is replicated (``P()``) and donated; the global batch is sampled inside
-the step and constrained to ``P("data")``, so with partitionable threefry each device (and each
-process, multi-host) generates only its own rows, and the values do not depend on the sharding.
-pmap: the state carries a leading device axis; each device samples the same global batch key and
-keeps its slice, gradients and metrics are averaged with ``pmean``.
+``Jit`` (default): the state is replicated over a 1-D device mesh (``P()``) and donated; the global
+batch is sampled inside the step and constrained to ``P("data")``, so with partitionable threefry
+each device (and each process, multi-host) generates only its own rows, and the values do not
+depend on the sharding. ``Pmap``: the state carries a leading device axis; each device samples the
+same global batch and keeps its slice; gradients and metrics are averaged with ``pmean``. Both
+answer the same calls (``init_state``, ``train_fn``, ``saved``, ``restored``, ``eval_mesh``), so no
+caller branches on the parallelism. Multi-host start-up and the device-count check live here too.
 """
 
 from __future__ import annotations
@@ -13,16 +15,11 @@ import logging
 
 import flax.jax_utils
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from attnlab.tasks import lengths as lengths_lib
-from attnlab.train import step as step_lib
-
 log = logging.getLogger(__name__)
 
-PARALLELISMS = ("jit", "pmap")
 AXIS = "data"  # mesh axis and pmap axis name
 
 
@@ -30,15 +27,24 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
                            process_id: int | None = None, auto: bool = False) -> None:
   """Starts multi-host JAX from explicit flags, or (``auto``) lets JAX detect its cluster.
 
-  JAX's own detection covers SLURM, Open MPI, Kubernetes and Cloud TPU pods; on a machine that
-  is none of these, ``auto`` makes ``jax.distributed.initialize`` raise, which is what a run asked
-  to be distributed should do. Without flags and ``auto`` this is a single-process run.
+  Call it before anything touches a JAX backend (``jax.devices()`` included). JAX's own detection
+  covers SLURM, Open MPI, Kubernetes and Cloud TPU pods; on a machine that is none of these,
+  ``auto`` is a ValueError, which is what a run asked to be distributed should get. Without flags
+  and ``auto`` this is a single-process run.
   """
-  if coordinator_address:
+  if coordinator_address:  # JAX's own ValueErrors name a missing or bad process count or id
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes, process_id=process_id)
+  elif num_processes is not None or process_id is not None:  # else silently one process
+    raise ValueError("--num_processes and --process_id need --coordinator_address (HOST:PORT of "
+                     "process 0); or use --auto_distributed on a cluster")
   elif auto:
-    jax.distributed.initialize()
+    try:
+      jax.distributed.initialize()
+    except ValueError as e:  # JAX asks for a coordinator_address when it finds no cluster
+      raise ValueError(f"--auto_distributed: JAX found no SLURM, Open MPI, Kubernetes or Cloud "
+                       f"TPU cluster to join ({e}); give --coordinator_address, --num_processes "
+                       f"and --process_id instead") from e
   else:
     return
   log.info("jax.distributed: process %d of %d, %d local / %d global devices",
@@ -46,9 +52,8 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
                jax.device_count())
 
 
-def validate(parallelism: str, batch_size: int, accum_steps: int) -> None:
-  if parallelism not in PARALLELISMS:
-    raise ValueError(f"parallelism={parallelism!r}; allowed: {PARALLELISMS}")
+def check_batch(batch_size: int, accum_steps: int) -> None:
+  """ValueError unless the batch splits evenly over all devices and then into micro-batches."""
   n = jax.device_count()
   if batch_size % n:
     raise ValueError(f"batch_size={batch_size} is not divisible by the device count ({n})")
@@ -62,13 +67,6 @@ def make_mesh(devices=None) -> Mesh:
   return Mesh(np.asarray(jax.devices() if devices is None else devices), (AXIS,))
 
 
-def init_state(create_fn, parallelism: str, mesh: Mesh):
-  """Builds the state on the devices: replicated over the mesh, or stacked for pmap."""
-  if parallelism == "pmap":
-    return flax.jax_utils.replicate(jax.jit(create_fn)(), jax.local_devices())
-  return jax.jit(create_fn, out_shardings=NamedSharding(mesh, P()))()
-
-
 def abstract_state(create_fn, mesh: Mesh):
   """Shapes, dtypes and the replicated sharding of a state, for checkpoint restore."""
   replicated = NamedSharding(mesh, P())
@@ -77,74 +75,72 @@ def abstract_state(create_fn, mesh: Mesh):
       jax.eval_shape(create_fn))
 
 
-def to_saveable(state, parallelism: str):
-  """The state as checkpoints hold it: one copy, whatever the parallelism."""
-  return flax.jax_utils.unreplicate(state) if parallelism == "pmap" else state
+class Jit:
+  """One ``jax.jit`` of the step over the mesh; the state is what checkpoints hold (one copy)."""
 
+  def __init__(self, mesh: Mesh):
+    self.mesh = self.eval_mesh = mesh  # evaluation batches are sharded over the mesh too
 
-def from_saveable(state, parallelism: str):
-  return flax.jax_utils.replicate(state, jax.local_devices()) if parallelism == "pmap" else state
+  def init_state(self, create_fn):
+    return jax.jit(create_fn, out_shardings=NamedSharding(self.mesh, P()))()
 
+  def saved(self, state):
+    """The state as checkpoints hold it (and evaluation reads it): one copy."""
+    return state
 
-def make_train_fn(task, *, parallelism: str, mesh: Mesh, batch_size: int, data_seed: int,
-                  seed: int, accum_steps: int, buckets=None, example_lengths=None,
-                  train_examples: int = 0):
-  """``fn(state, length) -> (state, metrics)``, the batch sampled inside the compiled step.
+  def restored(self, state):
+    """A saved state as the compiled step takes it."""
+    return state
 
-  ``buckets`` None: the batch has exactly ``length`` (one compile per distinct length). Buckets:
-  it is padded to ``length``'s bucket and carries its length (one compile per bucket).
-  ``example_lengths=(lo, hi)`` (with buckets): each row's length is drawn from [lo, hi] inside the
-  step and the batch padded to hi's bucket; ``length`` is then ignored (one compile).
-  ``train_examples`` N > 0: batches come from a fixed set of N examples (tasks/finite.py).
-  """
-  data_rng = jax.random.PRNGKey(data_seed)
-  # The dropout stream: distinct from the init key (PRNGKey(seed)) by a fold_in.
-  dropout_rng = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+  def train_fn(self, data, update, dropout_key):
+    """``fn(state, length) -> (state, metrics)``: batch ``state.step`` of ``data`` (TrainData)
+    sampled inside the step, then ``update(state, batch, rng)``; one program per padded length."""
+    replicated, rows = NamedSharding(self.mesh, P()), NamedSharding(self.mesh, P(AXIS))
 
-  def batch_of(state, length, padded_length):
-    if padded_length is None:
-      return step_lib.sample_batch(task, data_rng, state.step, batch_size, length,
-                                   train_examples=train_examples)
-    if example_lengths is not None:
-      length = step_lib.example_lengths(data_rng, state.step, batch_size, *example_lengths)
-    return step_lib.sample_batch(task, data_rng, state.step, batch_size, length, padded_length,
-                                 train_examples=train_examples)
+    def step(state, length, padded_length):
+      batch = jax.lax.with_sharding_constraint(data.batch(state.step, length, padded_length), rows)
+      return update(state, batch, dropout_key)
 
-  if parallelism == "pmap":
-    def pmap_fn(state, length, padded_length):
-      batch = batch_of(state, length, padded_length)
-      index = jax.lax.axis_index(AXIS)
-      per = batch_size // jax.device_count()
-      batch = jax.tree_util.tree_map(
-          lambda x: jax.lax.dynamic_slice_in_dim(x, index * per, per), batch)
-      rng = jax.random.fold_in(dropout_rng, index)
-      return step_lib.train_step(state, batch, rng, accum_steps=accum_steps, axis_name=AXIS)
-    exact = jax.pmap(lambda s, n: pmap_fn(s, n, None), axis_name=AXIS,
-                     static_broadcasted_argnums=1, donate_argnums=0)
-    padded = jax.pmap(pmap_fn, axis_name=AXIS, in_axes=(0, None, None),
-                      static_broadcasted_argnums=2, donate_argnums=0)
-  else:
-    batch_sharding = NamedSharding(mesh, P(AXIS))
-    replicated = NamedSharding(mesh, P())
-
-    def jit_fn(state, length, padded_length):
-      batch = jax.lax.with_sharding_constraint(batch_of(state, length, padded_length),
-                                               batch_sharding)
-      return step_lib.train_step(state, batch, dropout_rng, accum_steps=accum_steps)
-    exact = jax.jit(lambda s, n: jit_fn(s, n, None), static_argnums=1, donate_argnums=0,
-                    out_shardings=(replicated, replicated))
-    padded = jax.jit(jit_fn, static_argnums=2, donate_argnums=0,
+    jitted = jax.jit(step, static_argnums=2, donate_argnums=0,
                      out_shardings=(replicated, replicated))
+    return lambda state, length: jitted(state, *data.program(length))
 
-  if buckets is None:
-    return exact
-  top = None if example_lengths is None else lengths_lib.bucket_of(example_lengths[1], buckets)
 
-  def fn(state, length):
-    if top is not None:
-      return padded(state, jnp.int32(example_lengths[1]), top)
-    return padded(state, jnp.int32(length), lengths_lib.bucket_of(length, buckets))
-  return fn
+class Pmap:
+  """``jax.pmap`` of the step over the local devices; the state is stacked along them."""
+  eval_mesh = None  # the saved state sits on one device: evaluate there
+
+  def init_state(self, create_fn):
+    return flax.jax_utils.replicate(jax.jit(create_fn)(), jax.local_devices())
+
+  def saved(self, state):
+    return flax.jax_utils.unreplicate(state)
+
+  def restored(self, state):
+    return flax.jax_utils.replicate(state, jax.local_devices())
+
+  def train_fn(self, data, update, dropout_key):
+    """As ``Jit.train_fn``; each device keeps its slice of the global batch and its own dropout
+    stream, and ``update`` averages over the devices (``axis_name``)."""
+    rows = data.batch_size // jax.device_count()
+
+    def step(state, length, padded_length):
+      batch, index = data.batch(state.step, length, padded_length), jax.lax.axis_index(AXIS)
+      batch = jax.tree_util.tree_map(
+          lambda x: jax.lax.dynamic_slice_in_dim(x, index * rows, rows), batch)
+      return update(state, batch, jax.random.fold_in(dropout_key, index), axis_name=AXIS)
+
+    pmapped = jax.pmap(step, axis_name=AXIS, in_axes=(0, None, None),
+                       static_broadcasted_argnums=2, donate_argnums=0)
+    return lambda state, length: pmapped(state, *data.program(length))
+
+
+PARALLELISMS = ("jit", "pmap")
+
+
+def make(parallelism: str, mesh: Mesh) -> Jit | Pmap:
+  """The adapter of ``config.parallelism``."""
+  return Jit(mesh) if parallelism == "jit" else Pmap()
 
 
 def host_scalars(metrics) -> dict:

@@ -18,13 +18,11 @@ class TrainState(flax.struct.PyTreeNode):
   nonfinite_step: jax.Array  # int32: first step whose loss/grads/params were NaN or Inf, -1 if none
   apply_fn: Callable = flax.struct.field(pytree_node=False)  # model.apply
   tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)  # the optimizer
-  schedule: Callable = flax.struct.field(pytree_node=False)  # step -> learning rate (logged)
-  output_kind: str = flax.struct.field(pytree_node=False)  # the task's, selects the loss
 
 
-def create(model, tx, schedule, output_kind: str, init_rng: jax.Array, dummy_inputs) -> TrainState:
+def create(model, tx, init_rng: jax.Array, dummy_inputs) -> TrainState:
   """A fresh state; call it under jit (with out_shardings) so parameters land where they belong."""
   params = model.init(init_rng, dummy_inputs)["params"]
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                     nonfinite_step=jnp.full((), -1, jnp.int32),
-                    apply_fn=model.apply, tx=tx, schedule=schedule, output_kind=output_kind)
+                    apply_fn=model.apply, tx=tx)

@@ -32,13 +32,10 @@ import numpy as np
 
 from benchmarks import timing, torch_reference
 from attnlab import configs
-from attnlab.models import task_model
 from attnlab.models.attention import positions as pos_lib
 from attnlab.tasks import base
 from attnlab.train import config as config_lib
-from attnlab.train import optim
-from attnlab.train import state as state_lib
-from attnlab.train import step as step_lib
+from attnlab.train import loop
 
 _EXPERIMENTS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "experiments")
 
@@ -75,12 +72,9 @@ def fixed_batch(setup, config) -> dict:
 def attnlab_step(setup, config, batch):
   """A zero-argument callable running one jitted, donated ``train_step`` on ``batch``, and the
   parameters it trains."""
-  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
-  state = jax.jit(lambda: state_lib.create(
-      setup.model, tx, schedule, setup.task.output_kind, jax.random.PRNGKey(config.seed),
-      task_model.dummy_inputs(setup.task)))()
+  state = jax.jit(loop.create_fn(config, setup))()
   params = state.params
-  step = jax.jit(step_lib.train_step, donate_argnums=0)
+  step = jax.jit(loop.update_fn(config, setup), donate_argnums=0)
   rng = jax.random.PRNGKey(1)
   holder = [state]
 

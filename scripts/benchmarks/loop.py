@@ -24,10 +24,8 @@ import jax
 from benchmarks import timing
 from attnlab import configs
 from attnlab.train import config as config_lib
-from attnlab.train import loop
-from attnlab.train import optim, parallel
-from attnlab.models import task_model
-from attnlab.train import state as state_lib
+from attnlab.train import data as data_lib
+from attnlab.train import loop, parallel
 
 _DEFAULT = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "base.py")
 
@@ -51,15 +49,11 @@ def _clock() -> tuple[float, float]:
 def _bare_seconds(config, steps: int) -> tuple[float, float]:
   """(wall, cpu) seconds of ``steps`` bare steps after as many untimed ones."""
   setup = config_lib.build(config)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
-  mesh = parallel.make_mesh()
-  create = lambda: state_lib.create(setup.model, tx, schedule, setup.task.output_kind,  # noqa: E731
-                                    jax.random.PRNGKey(config.seed),
-                                    task_model.dummy_inputs(setup.task))
-  state = parallel.init_state(create, config.parallelism, mesh)
-  train_fn = parallel.make_train_fn(setup.task, parallelism=config.parallelism, mesh=mesh,
-                                    batch_size=config.batch_size, data_seed=config.data_seed,
-                                    seed=config.seed, accum_steps=1)
+  devices = parallel.make(config.parallelism, parallel.make_mesh())
+  state = devices.init_state(loop.create_fn(config, setup))
+  data = data_lib.TrainData.from_config(config, setup.task, setup.buckets)
+  train_fn = devices.train_fn(data, loop.update_fn(config, setup),
+                              data_lib.dropout_key(config.seed))
   for _ in range(2):  # the first pass is untimed warm-up
     start = _clock()
     for _ in range(steps):

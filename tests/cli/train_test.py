@@ -29,15 +29,45 @@ MISTAKES = [
     ([SMOKE, "--config.batch_size=0"], r"batch_size=0; must be >= 1"),
     ([f"--config={BASE}:task=copyy"], r"task.name='copyy'; allowed"),
     ([SMOKE, "--config.train_min_length=9", "--config.train_max_length=5"],
-     r"max_length=5 < min_length=9"),
+     r"train_max_length=5 < train_min_length=9"),
     ([SMOKE, "--config.compute_dtype=float16"], r"compute_dtype='float16'; allowed"),
     ([SMOKE, "--config.parallelism=pjit"], r"parallelism='pjit'; allowed"),
     ([SMOKE, "--config.optimizer.name=adamax"], r"optimizer.name='adamax'; allowed"),
     ([f"--config={BASE}:task=word_problem", "--config.task.group=s6"], r"group='s6'; allowed"),
     ([f"--config={BASE}:task=mad_noisy_recall", "--config.task.frac_noise=1.5"],
      r"frac_noise=1.5; allowed: a fraction in \[0, 1\)"),
-    ([SMOKE, "--config.train_examples=-4"], r"train_examples=-4; must be >= 0"),
+    # Checked before jax.distributed starts: the run asked for a cluster never looks for one.
+    ([SMOKE, "--config.train_examples=-4", "--auto_distributed"], r"train_examples=-4; must be >= 0"),
+    ([SMOKE, "--config.train_examples=8", "--config.train_max_length=12"],
+     r"train_examples=8 needs a fixed training length"),
+    ([SMOKE, "--auto_distributed"], r"--auto_distributed: JAX found no .* cluster"),
+    ([SMOKE, "--num_processes=2", "--process_id=0"], r"need --coordinator_address"),
+    ([SMOKE, "--config.optimizer.learning_rate=nan"],
+     r"optimizer.learning_rate=nan; allowed: a finite number"),
+    ([SMOKE, "--config.optimizer.clip_norm=inf"], r"optimizer.clip_norm=inf; allowed: a finite"),
+    ([SMOKE, "--config.task.alphabet_size=4", "--config.model.dropout_rate=nan"],
+     r"model.dropout_rate=nan; allowed: a finite number"),
+    ([f"--config={BASE}:model=swa,task=copy,smoke", "--config.model.window=0"],
+     r"model.window=0; the sliding-window model \(swa\) needs window >= 1"),
+    ([f"--config={BASE}:model=lstm,task=distant_dependency,smoke", "--config.task.distance=100"],
+     r"train_min_length: length \d+ is below task 'distant_dependency''s minimum length 101 "
+     r"\(set by task.distance=100\); allowed: lengths >= 101"),
+    ([SMOKE, "--config.train_min_length=0"], r"train_min_length=0; must be >= 1"),
+    (["--config={tmp}/broken.py"], r"config file '.*broken.py' does not import: line 4: "
+     r"SyntaxError: expected ':'"),
+    (["--config={tmp}/failing.py"], r"config file '.*failing.py' does not import: line 2: "
+     r"ModuleNotFoundError: No module named 'no_such_module'"),
 ]
+# Config files that do not import ({tmp} is the test's directory).
+CONFIG_FILES = {
+    "broken.py": "import ml_collections\n\n\ndef get_config(arg=None)\n  return {}\n",
+    "failing.py": "import ml_collections\nimport no_such_module\n",
+}
+
+
+def _write_config_files(directory):
+  for name, text in CONFIG_FILES.items():
+    (directory / name).write_text(text)
 
 
 def _start(args, workdir):
@@ -76,7 +106,9 @@ def test_configuration_mistakes_are_one_error_line(tmp_path):
   logs, runs = tmp_path / "logs", tmp_path / "runs"
   logs.mkdir()
   runs.mkdir()
-  cases = [[*args, f"--workdir={runs / f'run{i}'}"] for i, (args, _) in enumerate(MISTAKES)]
+  _write_config_files(tmp_path)
+  cases = [[*(a.format(tmp=tmp_path) for a in args), f"--workdir={runs / f'run{i}'}"]
+           for i, (args, _) in enumerate(MISTAKES)]
   proc = subprocess.run([sys.executable, "-c", _FORKED, ROOT, str(logs), json.dumps(cases)],
                         capture_output=True, text=True, env=ENV, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -97,6 +129,15 @@ def test_debug_shows_the_traceback(tmp_path):
   _, err = proc.communicate(timeout=300)
   assert proc.returncode == 2
   assert "Traceback" in err and "train: error: batch_size=0" in err
+
+
+def test_debug_shows_the_config_file_traceback(tmp_path):
+  _write_config_files(tmp_path)
+  proc = _start([f"--config={tmp_path}/failing.py", "--debug"], tmp_path / "run")
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 2
+  assert "Traceback" in err and "import no_such_module" in err
+  assert err.strip().splitlines()[-1].startswith("train: error: flag --config=")
 
 
 def test_a_run_logs_no_third_party_info(tmp_path):

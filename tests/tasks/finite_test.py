@@ -4,6 +4,7 @@ killed and resumed equals the uninterrupted one bit for bit."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ from attnlab import configs
 from attnlab.tasks import finite
 from attnlab.tasks import registry
 from attnlab.train import config as config_lib
-from attnlab.train import step as step_lib
+from attnlab.train import data as data_lib
 from tests.train import fault_tolerance_test as ft
 
 KEY = jax.random.PRNGKey(7)
@@ -38,28 +39,37 @@ def test_each_epoch_visits_every_example_once_in_its_own_order():
   assert sorted(big[1:4]) == [0, 1, 2] and sorted(big[4:7]) == [0, 1, 2]
 
 
+def train_data(task, n, length, **kw):
+  """The run's batches (data.TrainData) of a fixed set of ``n`` examples of ``length``."""
+  fields = dict(task=task, batch_size=8, seed=0, key=KEY, min_length=length, max_length=length,
+                buckets=None, per_example=False, examples=n)
+  return data_lib.TrainData(**{**fields, **kw})
+
+
 def test_only_n_distinct_examples_are_ever_seen():
   task = registry.get_task("word_problem", group="s4")
-  n, batch, length = 12, 8, 6
-  sample = jax.jit(lambda step: step_lib.sample_batch(task, KEY, step, batch, length,
-                                                      train_examples=n))
+  n, length = 12, 6
+  data = train_data(task, n, length)
+  sample = jax.jit(lambda step: data.batch(step, *data.program(length)))
   rows = np.concatenate([np.asarray(sample(s)["inputs"]) for s in range(9)])  # 6 epochs
   assert len({tuple(r) for r in rows}) == n
   # Example i is row 0 of the task's own sample from the i-th set key.
-  first = indices(0, batch, n)
+  first = indices(0, data.batch_size, n)
   direct = task.sample(jax.random.fold_in(finite.set_key(KEY), int(first[0])), 1, length)
   np.testing.assert_array_equal(rows[0], np.asarray(direct["inputs"])[0])
-  fresh = np.asarray(step_lib.sample_batch(task, KEY, 0, batch, length)["inputs"])
-  assert not np.array_equal(fresh, rows[:batch])  # train_examples=0: the infinite stream
+  fresh = dataclasses.replace(data, examples=0).batch(0, None, length)["inputs"]
+  assert not np.array_equal(fresh, rows[:data.batch_size])  # train_examples=0: a fresh batch
 
 
 def test_padded_examples_are_the_unpadded_ones_padded():
   task = registry.get_task("parity")
-  idx = jax.numpy.arange(4)
-  padded = finite.examples(task, KEY, idx, jax.numpy.int32(5), 8)
-  plain = finite.examples(task, KEY, idx, 5)
-  np.testing.assert_array_equal(np.asarray(padded["inputs"])[:, :5], plain["inputs"])
-  np.testing.assert_array_equal(padded["targets"], plain["targets"])
+  plain = train_data(task, 6, 5).batch(3, None, 5)
+  for per_example in (False, True):  # a fixed length: the per-example draw changes nothing
+    data = train_data(task, 6, 5, buckets=(8,), per_example=per_example)
+    padded = data.batch(3, *data.program(5))
+    np.testing.assert_array_equal(np.asarray(padded["inputs"])[:, :5], plain["inputs"])
+    np.testing.assert_array_equal(padded["targets"], plain["targets"])
+    np.testing.assert_array_equal(padded["lengths"], np.full(8, 5))
 
 
 def test_bad_train_examples_is_one_line_naming_it():

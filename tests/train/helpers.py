@@ -35,26 +35,17 @@ def tiny_config(model: str = "lstm", task: str = "copy", **overrides):
 def train_steps(config, parallelism: str, devices=None, steps: int = 3):
   """Runs ``steps`` compiled train steps outside the loop; returns (losses, host params)."""
   import jax  # pylint: disable=g-import-not-at-top
-  from attnlab.models import task_model  # pylint: disable=g-import-not-at-top
-  from attnlab.train import optim, parallel, state as state_lib  # pylint: disable=g-import-not-at-top
+  from attnlab.train import data, loop, parallel  # pylint: disable=g-import-not-at-top
   setup = config_lib.build(config)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
-  mesh = parallel.make_mesh(devices)
-
-  def create():
-    return state_lib.create(setup.model, tx, schedule, setup.task.output_kind,
-                            jax.random.PRNGKey(config.seed), task_model.dummy_inputs(setup.task))
-
-  state = parallel.init_state(create, parallelism, mesh)
-  train_fn = parallel.make_train_fn(
-      setup.task, parallelism=parallelism, mesh=mesh, batch_size=config.batch_size,
-      data_seed=config.data_seed, seed=config.seed, accum_steps=config.optimizer.grad_accum_steps,
-      buckets=setup.buckets)
+  adapter = parallel.make(parallelism, parallel.make_mesh(devices))
+  state = adapter.init_state(loop.create_fn(config, setup))
+  train_fn = adapter.train_fn(data.TrainData.from_config(config, setup.task, setup.buckets),
+                              loop.update_fn(config, setup), data.dropout_key(config.seed))
   losses = []
   for _ in range(steps):
     state, metrics = train_fn(state, config.train_min_length)
     losses.append(parallel.host_scalars(metrics)["loss"])
-  params = parallel.to_saveable(state, parallelism).params
+  params = adapter.saved(state).params
   params = jax.tree_util.tree_map(lambda x: np.asarray(x.addressable_data(0)), params)
   return losses, params
 

@@ -45,12 +45,12 @@ def _loss_fn(setup):
   model = setup.model
   params = jax.jit(model.init)(jax.random.PRNGKey(0), task_model.dummy_inputs(setup.task))["params"]
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=None,
-                     nonfinite_step=jnp.zeros((), jnp.int32), apply_fn=model.apply, tx=None,
-                     schedule=None, output_kind=setup.task.output_kind)
+                     nonfinite_step=jnp.zeros((), jnp.int32), apply_fn=model.apply, tx=None)
+  loss_fn = step_lib.task_loss(setup.task.output_kind)
 
   def loss(p, batch):
     out, aux = step_lib._forward(p, state, batch, jax.random.PRNGKey(1), True)
-    value, metrics = step_lib._objective(state, out, aux, batch)
+    value, metrics = step_lib._objective(loss_fn, out, aux, batch)
     return value, (metrics, out)
   return params, jax.jit(jax.value_and_grad(loss, has_aux=True))
 

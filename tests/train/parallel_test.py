@@ -1,4 +1,5 @@
-"""Data parallelism: 4-device jit and pmap (and two jax.distributed processes) equal one device."""
+"""Data parallelism: 4-device jit and pmap equal one device; two scripts/train.py processes
+(jax.distributed) equal one."""
 
 from __future__ import annotations
 
@@ -54,39 +55,26 @@ def test_grad_accumulation_equals_full_batch(one_device):
   _assert_same(one_device, accum)
 
 
-_WORKER = """
-import json, sys
-import jax
-jax.config.update("jax_numpy_rank_promotion", "raise")
-jax.config.update("jax_default_matmul_precision", "highest")
-jax.config.update("jax_disable_most_optimizations", True)
-from attnlab.train import parallel
-parallel.initialize_distributed(sys.argv[1], 2, int(sys.argv[2]))
-from tests.train import helpers, parallel_test
-losses, _ = helpers.train_steps(parallel_test._config(), "jit", None, parallel_test.STEPS)
-print("LOSSES", json.dumps({"process": jax.process_index(), "devices": jax.device_count(),
-                            "losses": losses}), flush=True)
-"""
-
-
 def _free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
 
 
-def test_two_processes_equal_one_process(four_devices):
-  """2 processes x 2 CPU devices share the global batch of the 4-device single-process run."""
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-         "JAX_PLATFORMS": "cpu", "PYTHONPATH": helpers.REPO}
-  address = f"127.0.0.1:{_free_port()}"
-  procs = [subprocess.Popen([sys.executable, "-c", _WORKER, address, str(i)], env=env,
-                            cwd=helpers.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True) for i in range(2)]
+def _command(script, devices, *args):
+  """``scripts/SCRIPT *args`` as a user starts it, on ``devices`` forced CPU devices."""
+  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+         "JAX_PLATFORMS": "cpu"}
+  return subprocess.Popen([sys.executable, os.path.join("scripts", script), *args], env=env,
+                          cwd=helpers.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+
+
+def _finish(procs, timeout=300):
   outputs = []
   try:
     for p in procs:
-      out, _ = p.communicate(timeout=150)
+      out, _ = p.communicate(timeout=timeout)
       outputs.append(out)
   finally:
     for p in procs:  # a missing peer would hang until JAX's init timeout: never wait for it
@@ -95,12 +83,35 @@ def test_two_processes_equal_one_process(four_devices):
         p.wait()
   for p, out in zip(procs, outputs):
     assert p.returncode == 0, out[-3000:]
-  results = [json.loads(line.split("LOSSES", 1)[1]) for out in outputs
-             for line in out.splitlines() if line.startswith("LOSSES")]
-  assert sorted(r["process"] for r in results) == [0, 1]
-  for r in results:
-    assert r["devices"] == 4
-    np.testing.assert_allclose(r["losses"], four_devices[0], rtol=TOL, atol=TOL)
+  return outputs
+
+
+def _last_record(workdir, name):
+  with open(os.path.join(workdir, name)) as f:
+    return json.loads(f.read().splitlines()[-1])
+
+
+def test_two_processes_equal_one_process(tmp_path):
+  """The README's multi-host command: 2 scripts/train.py processes x 2 CPU devices train as one
+  process on 4 devices does, and scripts/evaluate.py scores the run they saved."""
+  config = "--config=experiments/base.py:model=gru,task=copy,smoke"
+  multi, single = str(tmp_path / "multi"), str(tmp_path / "single")
+  address = f"127.0.0.1:{_free_port()}"
+  _finish([_command("train.py", 2, config, f"--workdir={multi}", f"--coordinator_address={address}",
+                    "--num_processes=2", f"--process_id={i}") for i in range(2)]
+          + [_command("train.py", 4, config, f"--workdir={single}")])
+  got, want = _last_record(multi, "metrics.jsonl"), _last_record(single, "metrics.jsonl")
+  assert got["step"] == want["step"] == 20
+  np.testing.assert_allclose(got["loss"], want["loss"], rtol=TOL, atol=TOL)
+
+  _finish([_command("evaluate.py", 4, f"--workdir={multi}", f"--output={tmp_path / 'eval.json'}")])
+  with open(tmp_path / "eval.json") as f:
+    scored = json.load(f)
+  assert scored["step"] == 20
+  final = _last_record(single, "eval.jsonl")
+  for length, metrics in final["lengths"].items():
+    for k, v in metrics.items():
+      np.testing.assert_allclose(scored["lengths"][length][k], v, rtol=TOL, atol=TOL)
 
 
 def test_length_buckets_train_exactly_as_exact_lengths():

@@ -35,10 +35,11 @@ def run(request):
   setup = config_lib.build(config)
   tx, schedule = optim.make_optimizer(config.optimizer, STEPS)
   state = jax.jit(lambda: state_lib.create(
-      setup.model, tx, schedule, setup.task.output_kind, jax.random.PRNGKey(0),
-      task_model.dummy_inputs(setup.task)))()
+      setup.model, tx, jax.random.PRNGKey(0), task_model.dummy_inputs(setup.task)))()
   batch = setup.task.sample(jax.random.PRNGKey(1), config.batch_size, config.train_min_length)
-  train = jax.jit(functools.partial(step_lib.train_step, rng=jax.random.PRNGKey(2)))
+  train = jax.jit(functools.partial(step_lib.train_step, rng=jax.random.PRNGKey(2),
+                                    loss_fn=step_lib.task_loss(setup.task.output_kind),
+                                    schedule=schedule))
   params0 = jax.device_get(state.params)
   losses = []
   for i in range(STEPS):
@@ -74,10 +75,10 @@ def test_bfloat16_compute_keeps_float32_params(model):
   setup = config_lib.build(config)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
   state = jax.eval_shape(lambda: state_lib.create(
-      setup.model, tx, schedule, setup.task.output_kind, jax.random.PRNGKey(0),
-      task_model.dummy_inputs(setup.task)))
+      setup.model, tx, jax.random.PRNGKey(0), task_model.dummy_inputs(setup.task)))
   batch = jax.eval_shape(lambda: setup.task.sample(jax.random.PRNGKey(1), 8, 8))
-  step = functools.partial(step_lib.train_step, rng=jax.random.PRNGKey(2))
+  step = functools.partial(step_lib.train_step, rng=jax.random.PRNGKey(2),
+                           loss_fn=step_lib.task_loss(setup.task.output_kind), schedule=schedule)
   new_state, metrics = jax.eval_shape(step, state, batch)
   dtypes = {x.dtype for x in jax.tree_util.tree_leaves(new_state.params)}
   assert dtypes == {jnp.dtype(jnp.float32)}

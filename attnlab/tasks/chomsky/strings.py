@@ -121,7 +121,8 @@ def _make(name: str, config: ReverseStringConfig) -> base.Task:
   padded = functools.partial(sample_padded, name, config)
   return base.Task(name=name, config=config, vocab_size=vocab, output_size=vocab,
                    output_kind=base.PER_TOKEN, sample_fn=base.unpadded(padded),
-                   padded_sample_fn=padded, min_length=min_length(name, config))
+                   padded_sample_fn=padded, min_length=min_length(name, config),
+                   min_length_fields=("string_length",))
 
 
 make_reverse_string = functools.partial(_make, "reverse_string")
