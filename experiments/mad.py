@@ -15,7 +15,7 @@ runs of 400 to 20,000 steps each; a cluster job (``--executor slurm``).
 MAD's protocol, and where this file departs from it:
 - Settings: MAD's task configs (mad-lab ``configs/tasks/*.yml``): ``BASELINES`` and ``CHANGES``,
   each change applied alone to the baseline (``settings``). The training-set size is the run's
-  ``train_examples`` (a fixed set repeated in epochs, tasks/finite.py); the test set is 1,280 fresh
+  ``train_examples`` (a fixed set repeated in epochs, train/finite.py); the test set is 1,280 fresh
   examples (``eval_batches * batch_size``) from the evaluation seed.
 - Training (full): AdamW, batch 128, 200 epochs of the training set (so 400 to 20,000 steps), cosine
   decay; the grid lr {1e-4, 5e-4, 1e-3} x weight decay {0, 0.1}; one seed; the final test accuracy.

@@ -16,10 +16,10 @@ import jax.numpy as jnp
 from attnlab.models import registry as model_registry
 from attnlab.models import task_model
 from attnlab.tasks import base
-from attnlab.tasks import finite
 from attnlab.tasks import lengths as lengths_lib
 from attnlab.tasks import registry
 from attnlab.train import data as data_lib
+from attnlab.train import finite
 from attnlab.train import optim, parallel
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

@@ -37,7 +37,8 @@ MISTAKES = [
     ([f"--config={BASE}:task=mad_noisy_recall", "--config.task.frac_noise=1.5"],
      r"frac_noise=1.5; allowed: a fraction in \[0, 1\)"),
     # Checked before jax.distributed starts: the run asked for a cluster never looks for one.
-    ([SMOKE, "--config.train_examples=-4", "--auto_distributed"], r"train_examples=-4; must be >= 0"),
+    ([SMOKE, "--config.train_examples=-4", "--auto_distributed"],
+     r"train_examples=-4; must be >= 0"),
     ([SMOKE, "--config.train_examples=8", "--config.train_max_length=12"],
      r"train_examples=8 needs a fixed training length"),
     ([SMOKE, "--auto_distributed"], r"--auto_distributed: JAX found no .* cluster"),

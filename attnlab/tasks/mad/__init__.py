@@ -9,5 +9,5 @@ Each task keeps MAD's token ids and MAD's ``vocab_size`` (the difficulty knob), 
 ``vocab_size`` itself, for filler outside MAD's instance (see tokens.py). Where MAD trains a
 language model on every next token, these tasks put the loss and the metrics on the tokens MAD's
 test set scores (its ``is_training=False`` targets): the predictable ones. MAD's training-set size
-is the run's ``train_examples`` (attnlab/tasks/finite.py), not a task field.
+is the run's ``train_examples`` (attnlab/train/finite.py), not a task field.
 """

@@ -14,17 +14,18 @@ import numpy as np
 import pytest
 
 from attnlab import configs
-from attnlab.tasks import finite
 from attnlab.tasks import registry
 from attnlab.train import config as config_lib
 from attnlab.train import data as data_lib
+from attnlab.train import finite
 from tests.train import fault_tolerance_test as ft
 
 KEY = jax.random.PRNGKey(7)
 
 
 def indices(step, batch_size, n, key=KEY):
-  return np.asarray(jax.jit(finite.batch_indices, static_argnums=(2, 3))(key, step, batch_size, n))
+  fn = jax.jit(finite.batch_indices, static_argnums=(2, 3))
+  return np.asarray(fn(data_lib.order_key(key), step, batch_size, n))
 
 
 def test_each_epoch_visits_every_example_once_in_its_own_order():
@@ -55,7 +56,7 @@ def test_only_n_distinct_examples_are_ever_seen():
   assert len({tuple(r) for r in rows}) == n
   # Example i is row 0 of the task's own sample from the i-th set key.
   first = indices(0, data.batch_size, n)
-  direct = task.sample(jax.random.fold_in(finite.set_key(KEY), int(first[0])), 1, length)
+  direct = task.sample(jax.random.fold_in(data_lib.set_key(KEY), int(first[0])), 1, length)
   np.testing.assert_array_equal(rows[0], np.asarray(direct["inputs"])[0])
   fresh = dataclasses.replace(data, examples=0).batch(0, None, length)["inputs"]
   assert not np.array_equal(fresh, rows[:data.batch_size])  # train_examples=0: a fresh batch
