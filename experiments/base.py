@@ -57,6 +57,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.length_buckets = "auto"
   c.train_length_draw = "batch"  # "example": each example's training length drawn apart
   c.batch_size = 32
+  c.train_examples = 0  # 0: a fresh batch every step; N: a fixed set of N examples, in epochs
   c.num_steps = 2000
   c.seed = 0  # parameter init (and dropout)
   c.data_seed = 0  # training batches and lengths

@@ -12,6 +12,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from attnlab.tasks import registry
 from attnlab.train import config as config_lib
 from attnlab.train import data as data_lib
 from attnlab.train import evaluate as evaluate_lib
@@ -60,13 +61,18 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def load_run(workdir: str, checkpoint: str | int = "latest", *,
-             capture_attention: bool = False) -> Run:
+             capture_attention: bool = False, task_config: dict | None = None) -> Run:
   """Restores ``checkpoint`` ("latest", "best" or a step) of the run in ``workdir``.
 
-  Raises ValueError for a workdir without config or checkpoints, or a step it does not hold.
+  ``task_config``: task fields (strings, as on a command line) that replace the run's, to evaluate
+  it on another config of its task (flip-flop's sparse strings, more noise...).
+  Raises ValueError for a workdir without config or checkpoints, a step it does not hold, or a
+  field its task does not have.
   """
   checkpoint = parse_checkpoint(checkpoint)
   config = load_config(workdir)
+  if task_config:
+    config.task.update(registry.parse_fields(config.task.name, task_config))
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory) or not any(n.isdigit() for n in os.listdir(directory)):
     raise ValueError(f"{workdir} holds no checkpoint (nothing under {directory})")

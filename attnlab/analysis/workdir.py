@@ -10,21 +10,24 @@ from attnlab import plotting
 from attnlab.analysis import attention_maps
 from attnlab.analysis import gradient_lag as gradient_lag_lib
 from attnlab.analysis import restore
+from attnlab.tasks import registry
 
 
 def evaluate_workdir(workdir: str, *, checkpoint: str | int = "latest",
                      lengths: Sequence[int | str] | None = None, attention_maps_n: int = 0,
                      gradient_lag: bool = False, gradient_lag_length: int | None = None,
                      gradient_lag_batch: int = 32,
-                     plots_dir: str | None = None) -> dict:
-  """``{"workdir", "checkpoint", "step", "task", "model", "init", "lengths": {L: metrics},
-  "mean": metrics, ...}`` (``init``: the run's initialisation scheme, models/initializers.py).
+                     plots_dir: str | None = None, task_config: dict | None = None) -> dict:
+  """``{"workdir", "checkpoint", "step", "task", "task_fields", "model", "init",
+  "lengths": {L: metrics}, "mean": metrics, ...}`` (``init``: the run's initialisation scheme,
+  models/initializers.py; ``task_fields``: the task config it was evaluated on).
 
   ``lengths`` defaults to the run's own evaluation lengths. With ``attention_maps_n`` > 0 the
   result lists the PNG paths under "attention_maps"; with ``gradient_lag`` it holds "gradient_lag"
   (distances and mean gradient norms at ``gradient_lag_length``, default the longest evaluated
-  length) and the plot's path. Bad input raises
-  ValueError before anything is compiled.
+  length) and the plot's path. ``task_config`` replaces task fields (``restore.load_run``); the
+  result's "task_fields" are those evaluated. Bad input raises ValueError before anything is
+  compiled.
   """
   if lengths is not None:
     lengths = restore.parse_lengths(lengths)
@@ -34,14 +37,15 @@ def evaluate_workdir(workdir: str, *, checkpoint: str | int = "latest",
     restore.parse_lengths([gradient_lag_length])
   if attention_maps_n:
     attention_maps.check_model(restore.load_config(workdir).model.name)
-  run = restore.load_run(workdir, checkpoint, capture_attention=attention_maps_n > 0)
+  run = restore.load_run(workdir, checkpoint, capture_attention=attention_maps_n > 0,
+                         task_config=task_config)
   lengths = restore.check_lengths(run, lengths or run.setup.eval_lengths)
   plots_dir = plots_dir or os.path.join(workdir, "eval")
   record = restore.evaluate_lengths(run, lengths)
   out = {"workdir": os.path.abspath(workdir), "checkpoint": checkpoint, "step": run.step,
-         "task": run.setup.task.name, "model": run.setup.model_fields["name"],
-         "init": run.setup.model_fields["init"], "lengths": record["lengths"],
-         "mean": record["mean"]}
+         "task": run.setup.task.name, "task_fields": registry.task_fields(run.setup.task),
+         "model": run.setup.model_fields["name"], "init": run.setup.model_fields["init"],
+         "lengths": record["lengths"], "mean": record["mean"]}
 
   if attention_maps_n:
     length = lengths[0]

@@ -3,6 +3,7 @@
 
   scripts/evaluate.py --workdir runs/distance/lstm-distance32-seed0 [--checkpoint best|latest|STEP]
       [--lengths 33,65,129] [--output eval.json] [--attention_maps 2] [--gradient_lag]
+      [--task_config p_ignore=0.98 --task_config ...]
 
 Prints (or writes to --output) JSON: the run, the step, per length its metrics by name and their
 mean over the lengths. --attention_maps N writes PNG heat maps per layer and head for N examples;
@@ -29,6 +30,8 @@ flags.DEFINE_bool("gradient_lag", False, "measure and plot gradient norm against
 flags.DEFINE_integer("gradient_lag_length", None, "length for --gradient_lag "
                      "(default: the longest evaluation length)")
 flags.DEFINE_string("plots_dir", None, "directory for figures (default: WORKDIR/eval)")
+flags.DEFINE_multi_string("task_config", [], "a task field as key=value, repeatable: evaluate on "
+                          "another config of the run's task")
 FLAGS = flags.FLAGS
 PROG = "evaluate"
 
@@ -39,10 +42,17 @@ def main(argv):
     raise ValueError(f"unexpected arguments: {argv[1:]}")
   common.quiet_logging()
   compilation.enable_cache(compilation.cache_dir())
+  task_config = {}
+  for item in FLAGS.task_config:
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise ValueError(f"--task_config {item!r}: expected key=value")
+    task_config[key.strip()] = value.strip()
   result = workdir_lib.evaluate_workdir(
       FLAGS.workdir, checkpoint=FLAGS.checkpoint, lengths=FLAGS.lengths,
       attention_maps_n=FLAGS.attention_maps, gradient_lag=FLAGS.gradient_lag,
-      gradient_lag_length=FLAGS.gradient_lag_length, plots_dir=FLAGS.plots_dir)
+      gradient_lag_length=FLAGS.gradient_lag_length, plots_dir=FLAGS.plots_dir,
+      task_config=task_config)
   text = json.dumps(result, indent=1)
   if FLAGS.output:
     with open(FLAGS.output, "w") as f:

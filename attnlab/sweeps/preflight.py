@@ -26,12 +26,24 @@ def _key(config) -> str:
   return json.dumps([config.model.to_dict(), config.task.name], sort_keys=True, default=str)
 
 
+def _group(trial: spec.Trial) -> tuple:
+  """What can change a trial's model section or task: its ``arg.*``, ``model.*`` and ``task.*``
+  overrides (the others, seeds and optimizer fields, cannot)."""
+  return tuple(sorted((k, repr(v)) for k, v in trial.overrides.items()
+                      if k.startswith((spec.ARG_PREFIX, "model.", "task."))))
+
+
 def representatives(config: str, trials: Sequence[spec.Trial]) -> dict[str, object]:
-  """Trial name -> its config, for the last trial of each distinct model section and task."""
+  """Trial name -> its config, for the last trial of each distinct model section and task.
+
+  Only the last trial of each group of trials with the same ``_group`` is loaded: a grid of
+  thousands of trials over seeds and optimizer settings loads one config per model and task.
+  """
+  last_of_group = {_group(t): i for i, t in enumerate(trials)}
   last: dict[str, tuple[str, object]] = {}
-  for trial in trials:
-    c = trial_config(config, trial)
-    last[_key(c)] = (trial.name, c)
+  for i in sorted(last_of_group.values()):
+    c = trial_config(config, trials[i])
+    last[_key(c)] = (trials[i].name, c)
   return dict(last.values())
 
 

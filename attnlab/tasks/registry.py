@@ -10,12 +10,20 @@ from attnlab.tasks import associative_recall
 from attnlab.tasks import base
 from attnlab.tasks import copy
 from attnlab.tasks import distant_dependency
+from attnlab.tasks import flip_flop
 from attnlab.tasks import induction_heads
+from attnlab.tasks import listops
 from attnlab.tasks import mqar
 from attnlab.tasks import selective_copy
+from attnlab.tasks import word_problem
 from attnlab.tasks.chomsky import modular_arithmetic
 from attnlab.tasks.chomsky import regular
 from attnlab.tasks.chomsky import strings
+from attnlab.tasks.mad import compression
+from attnlab.tasks.mad import fuzzy_recall
+from attnlab.tasks.mad import memorization
+from attnlab.tasks.mad import recall
+from attnlab.tasks.mad import selective_copy as mad_selective_copy
 
 TASKS = {
     "copy": (copy.CopyConfig, copy.make),
@@ -34,6 +42,16 @@ TASKS = {
     "reverse_string": (strings.ReverseStringConfig, strings.make_reverse_string),
     "duplicate_string": (strings.DuplicateStringConfig, strings.make_duplicate_string),
     "bucket_sort": (strings.BucketSortConfig, strings.make_bucket_sort),
+    # MAD, Poli et al. 2024 (attnlab/tasks/mad/).
+    "mad_in_context_recall": (recall.RecallConfig, recall.make_in_context_recall),
+    "mad_fuzzy_recall": (fuzzy_recall.FuzzyRecallConfig, fuzzy_recall.make),
+    "mad_noisy_recall": (recall.NoisyRecallConfig, recall.make_noisy_recall),
+    "mad_selective_copy": (mad_selective_copy.SelectiveCopyConfig, mad_selective_copy.make),
+    "mad_compression": (compression.CompressionConfig, compression.make),
+    "mad_memorization": (memorization.MemorizationConfig, memorization.make),
+    "word_problem": (word_problem.WordProblemConfig, word_problem.make),
+    "flip_flop": (flip_flop.FlipFlopConfig, flip_flop.make),
+    "listops": (listops.ListOpsConfig, listops.make),
 }
 
 

@@ -19,6 +19,7 @@ from attnlab.tasks import base
 from attnlab.tasks import lengths as lengths_lib
 from attnlab.tasks import registry
 from attnlab.train import data as data_lib
+from attnlab.train import finite
 from attnlab.train import optim, parallel
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -104,6 +105,7 @@ def validate(config, *, capture_attention: bool = False) -> model_registry.Model
     raise ValueError(f"parallelism={config.parallelism!r}; allowed: {parallel.PARALLELISMS}")
   lengths_lib.check_length_range(config.train_min_length, config.train_max_length,
                                  ("train_min_length", "train_max_length"))
+  finite.check(config.get("train_examples", 0), config.train_min_length, config.train_max_length)
   longest = max(int(config.train_max_length), lengths_lib.check_eval_lengths(
       config.eval_lengths)[-1])
   _task(config)

@@ -6,6 +6,9 @@ Keys, from the config's three seeds:
            with the device index under pmap);
   data     ``PRNGKey(data_seed)``: batch S is sampled from ``fold_in(data, S)``, its per-example
            lengths (``train_length_draw="example"``) from ``fold_in(fold_in(data, S), 2**20)``;
+           with ``train_examples`` N > 0, batch S takes examples of a fixed set instead
+           (``finite.py``): example i from ``fold_in(set_key(data), i)``, epoch e's order from
+           ``fold_in(order_key(data), e)``;
   eval     ``PRNGKey(eval_seed)``: evaluation batch i at length n from
            ``fold_in(fold_in(eval, n), i)``.
 Step S's training length is drawn on the host from ``(data_seed, S)`` (``lengths.train_length``).
@@ -26,6 +29,7 @@ import jax.numpy as jnp
 
 from attnlab.tasks import base
 from attnlab.tasks import lengths as lengths_lib
+from attnlab.train import finite
 
 
 def init_key(seed: int) -> jax.Array:
@@ -42,6 +46,20 @@ def data_key(data_seed: int) -> jax.Array:
 
 def eval_key(eval_seed: int) -> jax.Array:
   return jax.random.PRNGKey(eval_seed)
+
+
+# The finite set's fold_in tags under the data key: above any step number, so never a batch's key.
+_SET_TAG, _ORDER_TAG = 2 ** 31 - 1, 2 ** 31 - 2
+
+
+def set_key(data: jax.Array) -> jax.Array:
+  """The finite training set's examples (``train_examples``)."""
+  return jax.random.fold_in(data, _SET_TAG)
+
+
+def order_key(data: jax.Array) -> jax.Array:
+  """The order of the finite training set's epochs."""
+  return jax.random.fold_in(data, _ORDER_TAG)
 
 
 def buckets(config, task: base.Task, lengths) -> tuple[int, ...] | None:
@@ -77,13 +95,15 @@ class TrainData:
   max_length: int
   buckets: tuple[int, ...] | None  # the run's length buckets; None: exact lengths
   per_example: bool  # each example's length drawn in the step (needs buckets)
+  examples: int = 0  # train_examples: 0, a fresh batch every step; N, a fixed set of N examples
 
   @classmethod
   def from_config(cls, config, task: base.Task, buckets) -> TrainData:
     return cls(task=task, batch_size=config.batch_size, seed=config.data_seed,
                key=data_key(config.data_seed), min_length=int(config.train_min_length),
                max_length=int(config.train_max_length), buckets=buckets,
-               per_example=config.get("train_length_draw", "batch") == "example")
+               per_example=config.get("train_length_draw", "batch") == "example",
+               examples=int(config.get("train_examples", 0)))
 
   def length(self, step: int) -> int:
     """Step ``step``'s training length (logged; per-example lengths are drawn in the step)."""
@@ -100,6 +120,10 @@ class TrainData:
 
   def batch(self, step, length, padded_length: int) -> dict:
     """The global batch number ``step`` (traced): every batch a run trains on is made here."""
+    if self.examples:  # the fixed set has one training length (config checks): nothing to draw
+      indices_B = finite.batch_indices(order_key(self.key), step, self.batch_size, self.examples)
+      return finite.examples(lambda rng: sample(self.task, rng, 1, length, padded_length),
+                             set_key(self.key), indices_B)
     rng = jax.random.fold_in(self.key, step)
     if self.per_example and length is not None:
       length = jax.random.randint(jax.random.fold_in(rng, 1 << 20), (self.batch_size,),

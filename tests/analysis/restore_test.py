@@ -102,6 +102,18 @@ def test_bad_input_raises_clearly(trained, tmp_path):
     workdir_lib.evaluate_workdir(workdir, lengths=[3])
 
 
+def test_another_task_config_of_the_same_task(trained):
+  workdir, config, _ = trained
+  out = workdir_lib.evaluate_workdir(workdir, task_config={"noise_rate": "0.9"})
+  assert out["task_fields"]["noise_rate"] == 0.9
+  assert out["task_fields"]["distance"] == config.task.distance
+  plain = workdir_lib.evaluate_workdir(workdir)
+  assert plain["task_fields"]["noise_rate"] == config.task.noise_rate
+  assert out["lengths"] != plain["lengths"]
+  with pytest.raises(ValueError, match="unknown config field 'noise'"):
+    workdir_lib.evaluate_workdir(workdir, task_config={"noise": "0.9"})
+
+
 def _evaluate_cli(*args):
   return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), *args],
                         capture_output=True, text=True, timeout=300)

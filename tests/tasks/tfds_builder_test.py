@@ -9,6 +9,7 @@ from attnlab.tasks.registry import get_task
 @pytest.mark.parametrize("name,fields,lengths", [
     ("copy", {"noise_rate": 0.2}, [33, 12]),
     ("adding", {}, [12]),
+    ("listops", {"max_depth": 4}, [16]),  # a while_loop sampler
 ])
 def test_round_trip_equals_direct_sampling_and_rebuild_reuses(tmp_path, monkeypatch, name, fields,
                                                                lengths):
