@@ -25,7 +25,7 @@ class Run:
   workdir: str  # the training workdir
   config: ml_collections.ConfigDict  # as saved in config.json
   setup: config_lib.Setup  # task, model, resolved model fields
-  state: Any  # train_state.TrainState (single copy, replicated over the mesh)
+  state: Any  # attnlab.train.state.TrainState (single copy, replicated over the mesh)
   step: int  # the restored step
   mesh: Any  # the device mesh the state lives on
 

@@ -1,4 +1,4 @@
-"""Memory-efficient attention of one group of heads, block by block (used by chunked_attention.py).
+"""Memory-efficient attention of one group of heads, block by block (used by chunked.py).
 
 Forward: query blocks in a scan; for each, an online softmax over key blocks (running max ``m``,
 running sum ``l``, accumulator ``acc``). Only ``out`` and the row logsumexp are kept for the
