@@ -16,7 +16,7 @@ from attnlab.tasks import registry
 from attnlab.train import config as config_lib
 from attnlab.train import data as data_lib
 from attnlab.train import evaluate as evaluate_lib
-from attnlab.train import loop, parallel
+from attnlab.train import loop, parallel, workdir_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.isfile(path):
     raise ValueError(f"{workdir} holds no config.json: not a training workdir")
   with open(path) as f:
-    return ml_collections.ConfigDict(checkpoint_lib.with_legacy_fields(json.load(f)))
+    return ml_collections.ConfigDict(workdir_config.with_legacy_fields(json.load(f)))
 
 
 def load_run(workdir: str, checkpoint: str | int = "latest", *,

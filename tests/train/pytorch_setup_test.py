@@ -21,7 +21,7 @@ import pytest
 
 from attnlab.models import task_model
 from attnlab.train import config as config_lib
-from attnlab.train import optim, state as state_lib, step as step_lib
+from attnlab.train import data as data_lib, loop, optim, state as state_lib
 from benchmarks import experiment
 from tests.benchmarks import torch_layout
 
@@ -46,9 +46,8 @@ def _config(name: str, **optimizer):
 
 
 def _batches(setup, config):
-  data_rng = jax.random.PRNGKey(config.data_seed)
-  return [jax.device_get(step_lib.sample_batch(setup.task, data_rng, s, config.batch_size,
-                                               config.train_max_length)) for s in range(STEPS)]
+  data = data_lib.TrainData.from_config(config, setup.task, None)  # the loop's batches
+  return [jax.device_get(data.batch(s, None, config.train_max_length)) for s in range(STEPS)]
 
 
 def _lr(step: int, lr: float, warmup: int, total: int) -> float:
@@ -110,12 +109,11 @@ def _trajectories(name: str):
   want, state0 = _torch_losses(name, setup, batches)
   params = torch_layout.from_torch(state0, task_model.abstract_params(setup.model, setup.task),
                                    name)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
+  tx, _ = optim.make_optimizer(config.optimizer, config.num_steps)
   state = state_lib.TrainState(
       step=np.zeros((), np.int32), params=params, opt_state=tx.init(params),
-      nonfinite_step=np.full((), -1, np.int32), apply_fn=setup.model.apply, tx=tx,
-      schedule=schedule, output_kind=setup.task.output_kind)
-  train = jax.jit(functools.partial(step_lib.train_step, rng=jax.random.PRNGKey(0)))
+      nonfinite_step=np.full((), -1, np.int32), apply_fn=setup.model.apply, tx=tx)
+  train = jax.jit(functools.partial(loop.update_fn(config, setup), rng=jax.random.PRNGKey(0)))
   got, grad_norms = [], []
   for batch in batches:
     state, metrics = train(state, batch)
