@@ -14,22 +14,28 @@ from typing import Any, Mapping
 import jax
 
 from attnlab.models import initializers
+from attnlab.train import convergence
 
 log = logging.getLogger(__name__)
 
 # Fields that only change bookkeeping, never the trained parameters or the evaluations: a resumed run
 # may change them freely. Everything else (num_steps included: it sets the learning-rate schedule's
 # horizon) must match unless allow_mismatch is asked.
-RESULT_NEUTRAL = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+# converge_epsilon only changes the summary's "converged".
+RESULT_NEUTRAL = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
+                  "converge_epsilon")
 _MISSING = "<missing>"
-# Model fields added after runs were saved without them, with the value those runs used: an old
-# config.json reads as the run it describes.
+# Fields added after runs were saved without them, with the value those runs used: an old
+# config.json reads as the run it describes (those runs never stopped early).
 LEGACY_MODEL_FIELDS = {"init": initializers.LEGACY}
+LEGACY_FIELDS = {"val_seed": convergence.VAL_SEED, "solve_accuracy": convergence.SOLVE_ACCURACY,
+                 "solve_mse": convergence.SOLVE_MSE, "patience": 0,
+                 "converge_epsilon": convergence.CONVERGE_EPSILON}
 
 
 def with_legacy_fields(tree: Mapping[str, Any]) -> dict:
   """A saved config (plain data) with the fields it predates filled in as that run used them."""
-  tree = dict(tree)
+  tree = {**LEGACY_FIELDS, **tree}
   if isinstance(tree.get("model"), Mapping):
     tree["model"] = {**LEGACY_MODEL_FIELDS, **tree["model"]}
   return tree
