@@ -12,6 +12,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from attnlab.train import checkpoint as checkpoint_lib
 from attnlab.train import config as config_lib
 from attnlab.train import data as data_lib
 from attnlab.train import evaluate as evaluate_lib
