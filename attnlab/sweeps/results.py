@@ -157,7 +157,8 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str) -> None:
   os.replace(tmp, path)
 
 
-def _parse(value: str) -> Any:
+def parse_cell(value: str) -> Any:
+  """A CSV cell as written by write_csv: None, int, float, bool or str."""
   if value == "":
     return None
   for kind in (int, float):
@@ -170,11 +171,15 @@ def _parse(value: str) -> Any:
   return value
 
 
+TEXT = ("trial", "status", "error")  # read as written: a diverged trial's status "nan" is no float
+
+
 def read_csv(path: str) -> list[dict[str, Any]]:
   if not os.path.isfile(path):
     raise ValueError(f"no results file {path!r}: run scripts/sweep.py first")
   with open(path, newline="") as f:
-    return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return [{k: (v or None) if k in TEXT else parse_cell(v) for k, v in row.items()}
+            for row in csv.DictReader(f)]
 
 
 def grid_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -65,7 +65,8 @@ def test_csv_round_trip_is_exact(tmp_path):
   trial = _trial_dir(str(tmp_path), "t", SUMMARY)
   rows = [results.trial_row(str(tmp_path), trial),
           {"trial": "u", "status": "done", "arg.model": "gru", "val_seed": 7, "seed": 1,
-           "solved_step": None, "converged": False, "accuracy": 0.1 + 0.2, "wall_s": 1e-5}]
+           "solved_step": None, "converged": False, "accuracy": 0.1 + 0.2, "wall_s": 1e-5},
+          {"trial": "v", "status": "nan", "arg.model": "rnn", "seed": 0, "error": "12"}]
   path = str(tmp_path / "results.csv")
   results.write_csv(rows, path)
   back = results.read_csv(path)
@@ -75,3 +76,4 @@ def test_csv_round_trip_is_exact(tmp_path):
   results.write_csv(back, str(tmp_path / "again.csv"))
   assert open(path).read() == open(tmp_path / "again.csv").read()
   assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+  assert back[2]["status"] == "nan" and back[2]["error"] == "12"  # text columns stay text
