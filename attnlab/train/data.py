@@ -1,13 +1,13 @@
 """The data path: which batch each step trains on, the length it is compiled for, and every key.
 
-Keys, from the config's three seeds:
+Keys, from the config's four seeds:
   init     ``PRNGKey(seed)``: the parameters;
   dropout  ``fold_in(PRNGKey(seed), 1)``, folded with the step inside ``step.train_step`` (and
            with the device index under pmap);
   data     ``PRNGKey(data_seed)``: batch S is sampled from ``fold_in(data, S)``, its per-example
            lengths (``train_length_draw="example"``) from ``fold_in(fold_in(data, S), 2**20)``;
-  eval     ``PRNGKey(eval_seed)``: evaluation batch i at length n from
-           ``fold_in(fold_in(eval, n), i)``.
+  eval     ``PRNGKey(eval_seed)`` for the test batches, ``PRNGKey(val_seed)`` for the validation
+           batches: evaluation batch i at length n from ``fold_in(fold_in(eval, n), i)``.
 Step S's training length is drawn on the host from ``(data_seed, S)`` (``lengths.train_length``).
 All of it is a function of the step, so a run resumed at step S sees the batches of the
 uninterrupted run.
