@@ -31,8 +31,8 @@ import jax
 from attnlab.models import task_model
 from attnlab.train import checkpoint as checkpoint_lib
 from attnlab.train import compilation
-from attnlab.train import convergence
 from attnlab.train import config as config_lib
+from attnlab.train import convergence
 from attnlab.train import data as data_lib
 from attnlab.train import evaluate as evaluate_lib
 from attnlab.train import optim, parallel
