@@ -35,8 +35,8 @@ flags.DEFINE_bool("status", False, "print each trial's state and the table so fa
 flags.DEFINE_integer("workers", 1, "local executor: trials run at the same time")
 flags.DEFINE_string("metric", None, "metric for the table (default: accuracy, mse or loss)")
 flags.DEFINE_bool("collect_only", False, "only rebuild results.csv and the table")
-flags.DEFINE_string("resume_from", None, "results.csv of an earlier run of this sweep: its finished "
-                    "trials are recorded in the workdir (recorded.csv) and not run again")
+flags.DEFINE_string("resume_from", None, "results.csv of an earlier run of this sweep: its "
+                    "finished trials are recorded in the workdir (recorded.csv) and not run again")
 flags.DEFINE_bool("preflight", True, "build each distinct model/task of the grid first and stop on "
                   "the first that does not build (--nopreflight: such a trial fails on its own)")
 

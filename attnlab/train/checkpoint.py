@@ -1,10 +1,11 @@
 """Checkpoints: orbax CheckpointManager with checksums, damaged-step fallback (and check_config).
 
 Layout of ``directory`` (orbax): one folder per step, ``<step>/state`` (the train state, orbax
-``PyTreeSave``, OCDBT), ``<step>/meta`` (JSON: step, metrics and the caller's ``extra``), ``<step>/metrics`` (orbax's own
-copy used to rank the best step) and ``<step>/attnlab_checksums.json`` (size and CRC-32 of every
-16 MB chunk of every file of the step, written inside orbax's temporary folder just before its
-atomic rename, so a committed step always has one).
+``PyTreeSave``, OCDBT), ``<step>/meta`` (JSON: step, metrics and the caller's ``extra``),
+``<step>/metrics`` (orbax's own copy used to rank the best step) and
+``<step>/attnlab_checksums.json`` (size and CRC-32 of every 16 MB chunk of every file of the step,
+written inside orbax's temporary folder just before its atomic rename, so a committed step always
+has one).
 
 Arrays are stored without zstd by default (``compress=False``): float32 parameters barely compress,
 and compression slows saving and restoring several times (``scripts/bench.py checkpoint``).
