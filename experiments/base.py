@@ -18,6 +18,7 @@ import ml_collections
 from attnlab import configs
 from attnlab.models import registry
 from attnlab.tasks import registry as task_registry
+from attnlab.train import convergence
 
 _ARG_KEYS = ("model", "task", "smoke")
 
@@ -61,7 +62,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_steps = 2000
   c.seed = 0  # parameter init (and dropout)
   c.data_seed = 0  # training batches and lengths
-  c.eval_seed = 1234  # the fixed evaluation batches (and the seed of the tfds sets)
+  c.eval_seed = 1234  # the fixed test batches (and the seed of the tfds sets)
+  # Validation batches, sampled from their own seed: early stopping, convergence and the best
+  # checkpoint read them; the test batches (eval_seed) are scored once, at the end.
+  c.val_seed = convergence.VAL_SEED
+  c.solve_accuracy = convergence.SOLVE_ACCURACY  # solved: accuracy >= this at every eval length
+  c.solve_mse = convergence.SOLVE_MSE  # regression tasks: solved when MSE <= this at every length
+  c.patience = convergence.PATIENCE  # stop after this many consecutive solved evaluations; 0: never
+  # converged: solved, or the validation metric moved less than this over the last third of the run
+  c.converge_epsilon = convergence.CONVERGE_EPSILON
   # "" = evaluate on batches sampled from eval_seed; a tfds data_dir = read the fixed sets that
   # scripts/build_data.py --seed <eval_seed> built there (attnlab/tasks/tfds_builder.py).
   c.eval_data_dir = ""
@@ -77,7 +86,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   regression = (args["task"] in task_registry.TASKS
                 and task_registry.get_task(args["task"]).output_kind == "regression")
-  c.best_metric = "mse" if regression else "accuracy"  # mean over eval_lengths; "" = off
+  # The checkpoint kept as best, by this validation metric (mean over eval_lengths); "" = off.
+  c.best_metric = "mse" if regression else "accuracy"
   if args["smoke"]:
     c.model.d_model = 16
     if c.model.get("num_layers"):  # a hybrid's 0 counts the mixers its layers list

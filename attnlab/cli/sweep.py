@@ -4,12 +4,16 @@
   scripts/sweep.py ... --executor slurm --slurm_partition gpu --slurm_gpus_per_trial 1
   scripts/sweep.py ... --executor ray [--ray_address HEAD:6379]
   scripts/sweep.py --workdir runs/distance --status
+  scripts/sweep.py ... --workdir runs/distance2 --resume_from docs/results/distance/results.csv
 
 Writes WORKDIR/<trial>/ (each an ordinary training workdir), WORKDIR/results.csv (one row per trial)
 and WORKDIR/results.md (mean ± std over seeds and the best seed), and prints the table. Running the
-same command again, with any executor, skips finished trials and resumes interrupted ones. On
-SLURM or Ray the workdir must be on a filesystem every node shares (docs/sweeps.md). ``--status``
-prints each trial's state and the table so far, and runs nothing. Exits 1 if a trial failed, 2 on
+same command again, with any executor, skips finished trials and resumes interrupted ones. The
+table is rewritten as each trial ends. ``--resume_from FILE`` (the results.csv of an earlier,
+partial run of the same sweep, whose workdir may be gone) skips the trials FILE has finished, runs
+the others, and writes the merged table. On SLURM or Ray the workdir must be on a filesystem every
+node shares (docs/sweeps.md). ``--status`` prints each trial's state and the table so far, and runs
+nothing. Exits 1 if a trial failed, 2 on
 bad input.
 """
 
@@ -31,6 +35,8 @@ flags.DEFINE_bool("status", False, "print each trial's state and the table so fa
 flags.DEFINE_integer("workers", 1, "local executor: trials run at the same time")
 flags.DEFINE_string("metric", None, "metric for the table (default: accuracy, mse or loss)")
 flags.DEFINE_bool("collect_only", False, "only rebuild results.csv and the table")
+flags.DEFINE_string("resume_from", None, "results.csv of an earlier run of this sweep: its "
+                    "finished trials are recorded in the workdir (recorded.csv) and not run again")
 flags.DEFINE_bool("preflight", True, "build each distinct model/task of the grid first and stop on "
                   "the first that does not build (--nopreflight: such a trial fails on its own)")
 
@@ -114,7 +120,7 @@ def main(argv):
   rows, table = sweep.run_sweep(FLAGS.config, FLAGS.workdir, executor=FLAGS.executor,
                                 workers=FLAGS.workers, metric=FLAGS.metric,
                                 collect_only=FLAGS.collect_only, preflight=FLAGS.preflight,
-                                **options)
+                                resume_from=FLAGS.resume_from, **options)
   print(table)
   print(f"\nresults: {FLAGS.workdir}/results.csv, table: {FLAGS.workdir}/results.md")
   bad = sweep.failed(rows)

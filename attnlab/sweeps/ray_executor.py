@@ -133,8 +133,10 @@ def _outcome(ray, ref, trial: spec.Trial, trial_dir: str, submission: str) -> di
 
 def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str, options: RayOptions,
                train_command: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
-               log: Callable[[str], None] = print, poll_s: float = 1.0) -> dict[str, dict]:
-  """Runs ``trials`` as Ray tasks and waits for them; returns their records.
+               log: Callable[[str], None] = print, poll_s: float = 1.0,
+               on_end: Callable[[str], None] | None = None) -> dict[str, dict]:
+  """Runs ``trials`` as Ray tasks and waits for them; returns their records (``on_end(name)`` is
+  called as each task ends).
 
   ``env`` is added to each worker's environment. Interrupting the sweep cancels the tasks: each
   trial is stopped at a checkpoint (SIGTERM) and resumes when the sweep runs again.
@@ -164,6 +166,8 @@ def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str, optio
         records[trial.name] = _outcome(ray, ref, trial, os.path.join(workdir, trial.name),
                                        submission)
         log(runner.outcome_line(trial.name, records[trial.name]))
+        if on_end is not None:
+          on_end(trial.name)
   except KeyboardInterrupt:
     for ref in refs:  # the task's attempt stops its trial at a checkpoint
       ray.cancel(ref)

@@ -1,9 +1,13 @@
 """Sweep results: one row per trial (``results.csv``) and a Markdown table over seeds.
 
-A row holds the trial's grid values, its seed, its status, the final evaluation metrics per length
-(``accuracy@64``) and averaged over the evaluated lengths (``accuracy``), the model's block,
-initialisation and decoding state size (floats per sequence at the longest evaluation length), the
-parameter count, the wall time, the training throughput and the peak memory of the trial process.
+A row holds the trial's grid values, its seed, its status, ``solved_step`` and ``converged``
+(``train/convergence.py``), the final test evaluation per length (``accuracy@64``) and averaged
+over the evaluated lengths (``accuracy``), the same again as ``test_*`` (means of every metric, the
+task's solve metric per length: ``test_accuracy@64``) with the last validation evaluation beside
+it (``val_*``), the model's block, initialisation and decoding state size (floats per sequence at
+the longest evaluation length), the parameter count, the wall time, the training throughput and
+the peak memory of the trial process. The unprefixed metric columns are the test evaluation under
+the names the report and the plots read.
 """
 
 from __future__ import annotations
@@ -24,6 +28,24 @@ _THROUGHPUT_KEYS = ("tokens_per_s", "tokens/s", "train/tokens_per_s")
 # What the model was, from summary.json: not grid values, but what a table must state.
 FACTS = ("block", "init", "state_size")
 _PEAK_KEYS = ("peak_memory_mb", "peak_mb", "memory/peak_mb")
+OUTCOMES = ("solved_step", "converged")  # from summary.json: how the trial ended
+SPLITS = ("test_", "val_")  # prefixes of the test and validation metric columns
+TIMING = ("wall_s", "tokens_per_s", "peak_mb")  # the columns that differ between identical runs
+
+
+def metric_of(column: str) -> str | None:
+  """The metric a column holds (``val_accuracy@64`` -> ``accuracy``); None for other columns."""
+  name = column.split("@")[0]
+  for prefix in SPLITS:
+    if name.startswith(prefix):
+      name = name[len(prefix):]
+      break
+  return name if name in METRICS else None
+
+
+def is_result(column: str) -> bool:
+  """A column that a trial's outcome fills, not one of its grid values."""
+  return column in OUTCOMES or metric_of(column) is not None or "@" in column
 
 
 def _read_jsonl(path: str) -> list[dict]:
@@ -66,9 +88,11 @@ def trial_row(workdir: str, trial: spec.Trial) -> dict[str, Any]:
   if "seed" not in row:
     row["seed"] = config.get("seed")
   row["step"] = summary.get("step")
+  for key in OUTCOMES:
+    row[key] = summary.get(key)
   final = summary.get("final_eval")
-  if not final:
-    evals = _read_jsonl(os.path.join(trial_dir, "eval.jsonl"))
+  if not final:  # a run from before the validation split logged its test evaluations there
+    evals = [r for r in _read_jsonl(os.path.join(trial_dir, "eval.jsonl")) if "split" not in r]
     final = evals[-1] if evals and status in runner.TERMINAL else None
   if final:
     by_length = sorted(final.get("lengths", {}).items(), key=lambda kv: int(kv[0]))
@@ -80,6 +104,7 @@ def trial_row(workdir: str, trial: spec.Trial) -> dict[str, Any]:
       for name in names:
         if name in metrics:
           row[f"{name}@{length}"] = metrics[name]
+  row.update({k: v for k, v in summary.items() if k.startswith(SPLITS) and metric_of(k)})
   logged = _read_jsonl(os.path.join(trial_dir, "metrics.jsonl"))
   row["tokens_per_s"] = _median_logged(logged, _THROUGHPUT_KEYS)
   for key in FACTS:
@@ -105,23 +130,35 @@ def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     for key in row:
       seen.setdefault(key, None)
   tail = [*FACTS, "param_count", "wall_s", "tokens_per_s", "peak_mb", "error"]
-  head = [k for k in seen if k not in tail and k not in METRICS and "@" not in k]
-  per_length = sorted((k for k in seen if "@" in k),
-                      key=lambda k: (list(METRICS).index(k.split("@")[0])
-                                     if k.split("@")[0] in METRICS else 99, int(k.split("@")[1])))
-  means = [m for m in METRICS if m in seen and m not in tail]
-  return head + means + per_length + [k for k in tail if k in seen]
+  head = [k for k in seen if k not in tail and not is_result(k)]
+  outcomes = [k for k in OUTCOMES if k in seen]
+  prefixes = ("", *SPLITS)
+  means = [p + m for p in prefixes for m in METRICS if p + m in seen and p + m not in tail]
+
+  def order(key):
+    name, length = key.split("@")
+    prefix = next((p for p in SPLITS if name.startswith(p)), "")
+    metric = metric_of(name)
+    return (prefixes.index(prefix), list(METRICS).index(metric) if metric else 99,
+            int(length) if length.isdigit() else 0, key)
+
+  per_length = sorted((k for k in seen if "@" in k), key=order)
+  return head + outcomes + means + per_length + [k for k in tail if k in seen]
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str) -> None:
-  with open(path, "w", newline="") as f:
+  """Written whole or not at all: a sweep rewrites it as trials end, and may be killed meanwhile."""
+  tmp = f"{path}.{os.getpid()}.tmp"
+  with open(tmp, "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=columns(rows), restval="")
     writer.writeheader()
     for row in rows:
       writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+  os.replace(tmp, path)
 
 
-def _parse(value: str) -> Any:
+def parse_cell(value: str) -> Any:
+  """A CSV cell as written by write_csv: None, int, float, bool or str."""
   if value == "":
     return None
   for kind in (int, float):
@@ -134,17 +171,21 @@ def _parse(value: str) -> Any:
   return value
 
 
+TEXT = ("trial", "status", "error")  # read as written: a diverged trial's status "nan" is no float
+
+
 def read_csv(path: str) -> list[dict[str, Any]]:
   if not os.path.isfile(path):
     raise ValueError(f"no results file {path!r}: run scripts/sweep.py first")
   with open(path, newline="") as f:
-    return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return [{k: (v or None) if k in TEXT else parse_cell(v) for k, v in row.items()}
+            for row in csv.DictReader(f)]
 
 
 def grid_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
   """The grid columns other than the seed: what identifies a cell of the table."""
   skip = {"trial", "status", "seed", "step"}
-  return [k for k in columns(rows) if k not in skip and k not in METRICS and "@" not in k
+  return [k for k in columns(rows) if k not in skip and not is_result(k)
           and k not in ("param_count", "wall_s", "error", *FACTS)]
 
 

@@ -306,10 +306,12 @@ def outcome_line(name: str, record: Mapping) -> str:
 
 def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str, workers: int = 1,
                train_command: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
-               log: Callable[[str], None] = print, poll_s: float = 0.2) -> dict[str, dict]:
+               log: Callable[[str], None] = print, poll_s: float = 0.2,
+               on_end: Callable[[str], None] | None = None) -> dict[str, dict]:
   """The local executor: runs ``trials``, ``workers`` at a time; returns their records.
 
-  ``config`` is the ``FILE[:ARG]`` string given to each trial. A failing trial is recorded and the
+  ``config`` is the ``FILE[:ARG]`` string given to each trial; ``on_end(name)`` is called as each
+  trial ends (the sweep rewrites its results then). A failing trial is recorded and the
   others go on. SIGTERM/SIGINT to the sweep is passed on to the running trials (the loop then saves
   a checkpoint and exits), and the sweep waits for them before it exits.
   """
@@ -339,6 +341,8 @@ def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str, worke
         running.remove(job)
         records[job.trial.name] = record
         log(outcome_line(job.trial.name, record))
+        if on_end is not None:
+          on_end(job.trial.name)
   finally:
     for job in running:  # only when interrupted: let each trial checkpoint and exit
       job.terminate()

@@ -196,8 +196,10 @@ def _outcome(job, trial: spec.Trial, trial_dir: str) -> dict:
 def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str,
                options: SlurmOptions, train_command: Sequence[str] | None = None,
                env: Mapping[str, str] | None = None, log: Callable[[str], None] = print,
-               poll_s: float = 2.0) -> dict[str, dict]:
-  """Submits ``trials`` as one job array and waits for the jobs; returns the trials' records.
+               poll_s: float = 2.0, on_end: Callable[[str], None] | None = None
+               ) -> dict[str, dict]:
+  """Submits ``trials`` as one job array and waits for the jobs; returns the trials' records
+  (``on_end(name)`` is called as each job ends).
 
   ``env`` is added to the job's environment (sbatch passes it the submitting shell's). A trial
   whose last job is still queued or running is not submitted again. Interrupting the sweep
@@ -239,6 +241,8 @@ def run_trials(trials: Sequence[spec.Trial], *, config: str, workdir: str,
           records[name] = _outcome(job, trial, trial_dir)
           del waiting[name]
           log(runner.outcome_line(name, records[name]))
+          if on_end is not None:
+            on_end(name)
   except KeyboardInterrupt:
     log(f"[sweep] interrupted: {len(waiting)} {options.cluster} job(s) keep running; the same "
         "command later skips what they finished and does not resubmit them (see --status)")

@@ -1,10 +1,11 @@
 """Checkpoints: orbax CheckpointManager with checksums, damaged-step fallback (and check_config).
 
 Layout of ``directory`` (orbax): one folder per step, ``<step>/state`` (the train state, orbax
-``PyTreeSave``, OCDBT), ``<step>/meta`` (JSON: step and metrics), ``<step>/metrics`` (orbax's own
-copy used to rank the best step) and ``<step>/attnlab_checksums.json`` (size and CRC-32 of every
-16 MB chunk of every file of the step, written inside orbax's temporary folder just before its
-atomic rename, so a committed step always has one).
+``PyTreeSave``, OCDBT), ``<step>/meta`` (JSON: step, metrics and the caller's ``extra``),
+``<step>/metrics`` (orbax's own copy used to rank the best step) and
+``<step>/attnlab_checksums.json`` (size and CRC-32 of every 16 MB chunk of every file of the step,
+written inside orbax's temporary folder just before its atomic rename, so a committed step always
+has one).
 
 Arrays are stored without zstd by default (``compress=False``): float32 parameters barely compress,
 and compression slows saving and restoring several times (``scripts/bench.py checkpoint``).
@@ -167,8 +168,9 @@ class Checkpointer:
         self._pending.remove(step)
 
   def save(self, step: int, state: Any, metrics: Mapping[str, Any] | None = None,
-           force: bool = False) -> bool:
-    """Starts saving ``state`` as ``step`` (asynchronously unless async_save=False).
+           force: bool = False, extra: Mapping[str, Any] | None = None) -> bool:
+    """Starts saving ``state`` as ``step`` (asynchronously unless async_save=False), with
+    ``extra`` (plain JSON data) in its metadata.
 
     Returns False (and saves nothing) if the step already exists or orbax's save policy declines.
     The call returns once the arrays are copied; ``wait()`` blocks until the files are committed.
@@ -181,13 +183,16 @@ class Checkpointer:
       return False
     flat = _scalar_metrics(metrics)
     ranked = flat if self.best_metric else None
+    meta = {"step": step, "metrics": flat, "time": time.time()}
+    if extra:
+      meta["extra"] = dict(extra)
     with self._lock:
       self._pending.append(step)
     saved = self._manager.save(
         step,
         args=ocp.args.Composite(
             state=ocp.args.PyTreeSave(state),
-            meta=ocp.args.JsonSave({"step": step, "metrics": flat, "time": time.time()})),
+            meta=ocp.args.JsonSave(meta)),
         metrics=ranked, force=force)
     if not saved:
       with self._lock:
@@ -230,7 +235,7 @@ class Checkpointer:
     return best
 
   def metadata(self, step: int) -> dict:
-    """The JSON saved beside ``step``: {"step", "metrics", "time"}."""
+    """The JSON saved beside ``step``: {"step", "metrics", "time"[, "extra"]}."""
     restored = self._manager.restore(
         step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
     return dict(restored["meta"])

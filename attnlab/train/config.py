@@ -113,8 +113,26 @@ def validate(config, *, capture_attention: bool = False) -> model_registry.Model
   draw = config.get("train_length_draw", "batch")
   if draw not in LENGTH_DRAWS:
     raise ValueError(f"train_length_draw={draw!r}; allowed: {LENGTH_DRAWS}")
+  _check_stopping(config)
   return model_registry.make_config(_model_fields(config), dtype=COMPUTE_DTYPES[
       config.compute_dtype], max_length=longest, capture_attention=capture_attention)
+
+
+def _check_stopping(config) -> None:
+  """The validation seed, the solve thresholds, patience and the convergence epsilon."""
+  if int(config.val_seed) == int(config.eval_seed):
+    raise ValueError(f"val_seed={config.val_seed!r} equals eval_seed: the validation batches must "
+                     "differ from the test batches; allowed: any other seed")
+  if not 0 < config.solve_accuracy <= 1:
+    raise ValueError(f"solve_accuracy={config.solve_accuracy!r}; allowed: 0 < solve_accuracy <= 1")
+  if not config.solve_mse > 0:
+    raise ValueError(f"solve_mse={config.solve_mse!r}; allowed: solve_mse > 0")
+  if isinstance(config.patience, bool) or int(config.patience) != config.patience \
+      or config.patience < 0:
+    raise ValueError(f"patience={config.patience!r}; allowed: an integer >= 0 "
+                     "(0: never stop early)")
+  if not config.converge_epsilon >= 0:
+    raise ValueError(f"converge_epsilon={config.converge_epsilon!r}; allowed: converge_epsilon >= 0")
 
 
 def check_devices(config) -> None:

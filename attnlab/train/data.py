@@ -1,6 +1,6 @@
 """The data path: which batch each step trains on, the length it is compiled for, and every key.
 
-Keys, from the config's three seeds:
+Keys, from the config's four seeds:
   init     ``PRNGKey(seed)``: the parameters;
   dropout  ``fold_in(PRNGKey(seed), 1)``, folded with the step inside ``step.train_step`` (and
            with the device index under pmap);
@@ -9,8 +9,8 @@ Keys, from the config's three seeds:
            with ``train_examples`` N > 0, batch S takes examples of a fixed set instead
            (``finite.py``): example i from ``fold_in(set_key(data), i)``, epoch e's order from
            ``fold_in(order_key(data), e)``;
-  eval     ``PRNGKey(eval_seed)``: evaluation batch i at length n from
-           ``fold_in(fold_in(eval, n), i)``.
+  eval     ``PRNGKey(eval_seed)`` for the test batches, ``PRNGKey(val_seed)`` for the validation
+           batches: evaluation batch i at length n from ``fold_in(fold_in(eval, n), i)``.
 Step S's training length is drawn on the host from ``(data_seed, S)`` (``lengths.train_length``).
 All of it is a function of the step, so a run resumed at step S sees the batches of the
 uninterrupted run.

@@ -1,10 +1,14 @@
-"""Evaluation of a training state at many lengths: the loop's periodic evaluation and a saved run's.
+"""Evaluation of a training state at many lengths: the loop's validation and test, a saved run's.
 
 Each length is scored on ``num_batches`` fixed batches: sampled on the device from ``seed`` (every
 model sees the same examples), or read from the fixed tfds sets that ``scripts/build_data.py``
 built (``read_sets``: the same examples for every run and every attnlab version that keeps
 ``tfds_builder.VERSION``; a missing or too small set is a ``ValueError`` naming the command that
 builds it, raised before anything compiles).
+
+Two splits (``from_config``): "test" (the ``eval_data_dir`` sets, else batches from ``eval_seed``)
+and "val" (always batches sampled from ``val_seed``). The seed is an argument of the compiled
+program, so sampled validation and test batches share one program per length (``resampled``).
 
 With length buckets one compiled program per bucket serves every length in it: batches are padded
 to the bucket and carry their true lengths, and the models compute on them exactly what they
@@ -13,6 +17,7 @@ compute on the unpadded batch, so each length's metrics are those of its own exa
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Sequence
 
 import jax
@@ -36,15 +41,16 @@ def _jit(fn, mesh: Mesh | None, **kwargs):
   return jax.jit(fn, out_shardings=NamedSharding(mesh, P()), **kwargs)
 
 
-def sampled_eval_fn(task: base.Task, *, batch_size: int, num_batches: int, seed: int,
-                    mesh: Mesh | None):
-  """Jitted ``fn(state, length, padded_length)`` -> metrics averaged over the fixed batches
+def sampled_eval_fn(task: base.Task, *, batch_size: int, num_batches: int, mesh: Mesh | None):
+  """Jitted ``fn(state, seed, length, padded_length)`` -> metrics averaged over the fixed batches
   ``data.eval_batch(task, eval_key(seed), batch_size, i, length, padded_length)``, i <
-  num_batches; ``padded_length`` static (one compile each), ``length`` traced or None (exactly
-  ``padded_length``). A length sees the same examples padded or not."""
-  key, loss_fn = data_lib.eval_key(seed), step_lib.task_loss(task.output_kind)
+  num_batches; ``padded_length`` static (one compile each), ``seed`` traced, ``length`` traced or
+  None (exactly ``padded_length``). A length sees the same examples padded or not."""
+  loss_fn = step_lib.task_loss(task.output_kind)
 
-  def fn(state, length, padded_length):
+  def fn(state, seed, length, padded_length):
+    key = data_lib.eval_key(seed)
+
     def one(i):
       batch = data_lib.eval_batch(task, key, batch_size, i, length, padded_length)
       if mesh is not None:
@@ -52,7 +58,7 @@ def sampled_eval_fn(task: base.Task, *, batch_size: int, num_batches: int, seed:
       return step_lib.eval_step(state, batch, loss_fn)
     return _mean_metrics(jax.lax.map(one, jnp.arange(num_batches)))
 
-  return _jit(fn, mesh, static_argnums=(2,))
+  return _jit(fn, mesh, static_argnums=(3,))
 
 
 def data_eval_fn(mesh: Mesh | None, loss_fn):
@@ -99,11 +105,11 @@ class Evaluation:
     length from ``read_sets`` (None: sampled from ``seed``)."""
     self.buckets = None if buckets is None else tuple(buckets)
     self.sets = sets
+    self.seed = int(seed)
     self._mesh = mesh
     self._task = task
     if sets is None:
-      self._fn = sampled_eval_fn(task, batch_size=batch_size, num_batches=num_batches, seed=seed,
-                                 mesh=mesh)
+      self._fn = sampled_eval_fn(task, batch_size=batch_size, num_batches=num_batches, mesh=mesh)
     else:
       self._fn = data_eval_fn(mesh, step_lib.task_loss(task.output_kind))
     self._data: dict[int, Any] = {}
@@ -113,13 +119,21 @@ class Evaluation:
     """(traced arguments after the state, static ones, the key of the program) for length n."""
     padded = lengths_lib.bucket_of(n, self.buckets)
     if self.sets is None:
-      return (None if self.buckets is None else n,), (padded,), padded
+      return (self.seed, None if self.buckets is None else n), (padded,), padded
     if n not in self._data:
       batches = self.sets[n]
       if self.buckets is not None:
         batches = pad_batches(batches, n, padded, self._task.output_kind)
       self._data[n] = to_devices(batches, self._mesh)
     return (self._data[n],), (), padded
+
+  def resampled(self, seed: int) -> Evaluation:
+    """The same evaluation on the batches sampled from ``seed``, sharing the compiled programs."""
+    if self.sets is not None:
+      raise ValueError("an evaluation read from eval_data_dir sets cannot be resampled")
+    other = copy.copy(self)  # the program caches are shared, not copied
+    other.seed = int(seed)
+    return other
 
   def compile(self, state, lengths: Sequence[int]) -> int:
     """Compiles the programs ``lengths`` need now (a shape error shows at start and no compile
@@ -138,7 +152,7 @@ class Evaluation:
 
 
 def evaluate(evaluation: Evaluation, state, lengths: Sequence[int], step: int) -> dict:
-  """One eval.jsonl record: ``{"step": S, "lengths": {"64": {metric: value}}}``."""
+  """An evaluation record: ``{"step": S, "lengths": {"64": {metric: value}}}``."""
   device_metrics = {n: evaluation(state, n) for n in lengths}  # dispatch all, then fetch
   return {"step": step, "lengths": {str(n): parallel.host_scalars(m)
                                     for n, m in device_metrics.items()}}
@@ -147,6 +161,18 @@ def evaluate(evaluation: Evaluation, state, lengths: Sequence[int], step: int) -
 def mean_over_lengths(record: dict) -> dict:
   per_length = list(record["lengths"].values())
   return {k: float(np.mean([m[k] for m in per_length])) for k in per_length[0]}
+
+
+def flat_metrics(record: dict | None, prefix: str, per_length: Sequence[str]) -> dict[str, float]:
+  """summary.json's and the sweep rows' columns of a record, for prefix "val_": every metric's mean
+  over lengths (``val_loss``), and the ``per_length`` metrics at each length (``val_accuracy@64``:
+  one metric only, or a run at hundreds of lengths would give thousands); empty for no record."""
+  if not record:
+    return {}
+  out = {f"{prefix}{k}": v for k, v in mean_over_lengths(record).items()}
+  for n, metrics in sorted(record["lengths"].items(), key=lambda kv: int(kv[0])):
+    out.update({f"{prefix}{k}@{n}": float(metrics[k]) for k in per_length if k in metrics})
+  return out
 
 
 def build_command(data_dir, task: base.Task, lengths, examples: int, seed: int) -> str:
@@ -178,13 +204,22 @@ def read_sets(data_dir: str, task: base.Task, lengths: Sequence[int], *, batch_s
   return out
 
 
+SPLITS = ("test", "val")
+
+
 def from_config(config, task: base.Task, mesh: Mesh | None, lengths: Sequence[int],
                 buckets: Sequence[int] | None, *, batch_size: int | None = None,
-                num_batches: int | None = None) -> Evaluation:
-  """The run's evaluation, from its config fields (eval_data_dir, eval_seed, batch_size and
-  eval_batches unless given): the sets are read here, before anything compiles."""
+                num_batches: int | None = None, split: str = "test") -> Evaluation:
+  """The run's evaluation of ``split``, from its config fields (eval_data_dir, eval_seed or
+  val_seed, batch_size and eval_batches unless given): the sets are read here, before anything
+  compiles."""
+  if split not in SPLITS:
+    raise ValueError(f"split={split!r}; allowed: {SPLITS}")
   batch_size = batch_size or config.batch_size
   num_batches = num_batches or config.eval_batches
+  if split == "val":
+    return Evaluation(task, batch_size=batch_size, num_batches=num_batches, seed=config.val_seed,
+                      mesh=mesh, buckets=buckets)
   data_dir = config.get("eval_data_dir", "")
   sets = None
   if data_dir:
@@ -192,3 +227,12 @@ def from_config(config, task: base.Task, mesh: Mesh | None, lengths: Sequence[in
                      seed=config.eval_seed)
   return Evaluation(task, batch_size=batch_size, num_batches=num_batches, seed=config.eval_seed,
                     mesh=mesh, buckets=buckets, sets=sets)
+
+
+def splits(config, task: base.Task, mesh: Mesh | None, lengths: Sequence[int],
+           buckets: Sequence[int] | None) -> tuple[Evaluation, Evaluation]:
+  """(validation, test) of a run; sampled test batches share the validation's programs."""
+  test = from_config(config, task, mesh, lengths, buckets, split="test")
+  if test.sets is None:
+    return test.resampled(config.val_seed), test
+  return from_config(config, task, mesh, lengths, buckets, split="val"), test

@@ -5,6 +5,14 @@ Straight-line: build, restore, then per step dispatch the compiled step and do t
 one step late (after the next step is dispatched), so the host never stalls the device. NaN/Inf is
 tracked on the device (``state.nonfinite_step``, the first bad step) and checked at log steps, and
 synchronously before an evaluation or a checkpoint, so a non-finite state is never saved.
+
+Every ``eval_every`` steps (and at the last) the state is scored on the validation batches
+(``val_seed``; eval.jsonl, ``"split": "val"``), and the run stops early once it has solved its
+task (``convergence``: the threshold met at every length for ``patience`` evaluations in a row).
+The validation points travel with each checkpoint, so a resumed run stops where the uninterrupted
+one does. The test batches (``eval_seed`` or the ``eval_data_dir`` sets) are scored once, on the
+state the run ends with (the last, not the best, checkpoint): summary.json's ``final_eval`` and
+``test_*`` keys, beside ``val_*`` (the last validation), ``solved_step`` and ``converged``.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from attnlab.models import task_model
 from attnlab.train import checkpoint as checkpoint_lib
 from attnlab.train import compilation
 from attnlab.train import config as config_lib
+from attnlab.train import convergence
 from attnlab.train import data as data_lib
 from attnlab.train import evaluate as evaluate_lib
 from attnlab.train import optim, parallel
@@ -118,23 +127,29 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
   mesh = parallel.make_mesh()
   devices = parallel.make(config.parallelism, mesh)
   # A missing or small evaluation set raises here, before compiling.
-  evaluation = evaluate_lib.from_config(config, task, devices.eval_mesh, setup.eval_lengths,
-                                        setup.buckets)
+  validation, evaluation = evaluate_lib.splits(config, task, devices.eval_mesh,
+                                               setup.eval_lengths, setup.buckets)
+  criterion = convergence.criterion(task.output_kind, config.solve_accuracy, config.solve_mse)
   lead = jax.process_index() == 0
 
   create = create_fn(config, setup)
   ckpt = checkpointer(config, workdir)
   restored = ckpt.restore_latest(parallel.abstract_state(create, mesh))
+  history = []  # a convergence.Point per validation evaluation so far
   if restored is None:
     state, start = devices.init_state(create), 0
   else:
     state, start = devices.restored(restored[0]), restored[1]
+    history = convergence.from_json((ckpt.metadata(start).get("extra") or {}).get("history", []))
     log.info("resumed from checkpoint step %d", start)
+  stopped = convergence.should_stop(history, config.patience)
 
   data = data_lib.TrainData.from_config(config, task, setup.buckets)
   train = devices.train_fn(data, update_fn(config, setup), data_lib.dropout_key(config.seed))
-  programs = evaluation.compile(devices.saved(state), setup.eval_lengths)
-  log.info("evaluation: %d lengths in %d compiled programs", len(setup.eval_lengths), programs)
+  programs = validation.compile(devices.saved(state), setup.eval_lengths)
+  test_programs = evaluation.compile(devices.saved(state), setup.eval_lengths)
+  log.info("evaluation: %d lengths in %d compiled programs (validation), %d (test)",
+           len(setup.eval_lengths), programs, test_programs)
 
   writer = writer_lib.MetricWriter(workdir, enabled=lead, total_steps=config.num_steps,
                                    initial_step=start)
@@ -144,13 +159,13 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
              "state_size": setup.model_config.state_size(setup.eval_lengths[-1]),
              "final_eval": None, "eval_s": 0.0,
              "buckets": list(setup.buckets) if setup.buckets else None}
-  last_eval = None
+  last_val = last_test = None
   pending = None  # (step, metrics, length) of a log step, read after the next dispatch
   tick = (start, time.time())  # throughput window start: (step, time)
   step = start
   try:
     with _StopRequest() as stop:
-      while step < config.num_steps:
+      while step < config.num_steps and not stopped:
         length = data.length(step)
         state, metrics = train(state, length)
         step += 1
@@ -168,14 +183,16 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
           _check_finite(metrics["nonfinite_step"])
         if evaluate_now:
           t0 = time.time()
-          last_eval = evaluate_lib.evaluate(evaluation, devices.saved(state), setup.eval_lengths,
-                                            step)
-          writer.eval(last_eval)
+          last_val = _validate(validation, devices.saved(state), setup.eval_lengths, step)
+          writer.eval(last_val)
+          history.append(convergence.point(last_val, criterion))
+          stopped = convergence.should_stop(history, config.patience)
           summary["eval_s"] += time.time() - t0
           log.debug("evaluation at step %d took %.3f s", step, time.time() - t0)
-        if save_now:
+        if save_now or stopped:
           t0 = time.time()
-          ckpt.save(step, devices.saved(state), _ckpt_metrics(last_eval, step), force=True)
+          ckpt.save(step, devices.saved(state), _ckpt_metrics(last_val, step), force=True,
+                    extra={"history": convergence.to_json(history)})
           log.debug("checkpoint save of step %d blocked the loop %.3f s", step, time.time() - t0)
         if stopping:
           log.warning("%s received: saved step %d, stopping.", stopping, step)
@@ -185,9 +202,17 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
         _report(writer, pending, tick, config.batch_size)
       if summary["status"] != "preempted":
         summary["status"] = "done"
-        if last_eval is None:  # resumed a finished run: evaluate what it ended with
-          last_eval = evaluate_lib.evaluate(evaluation, devices.saved(state), setup.eval_lengths,
-                                            step)
+        if stopped:
+          log.info("solved at step %d (held for %d evaluations): stopped at step %d",
+                   convergence.solved_step(history, config.patience), config.patience, step)
+        t0 = time.time()
+        if last_val is None:  # resumed a finished run: its validation is evaluated again
+          last_val = _validate(validation, devices.saved(state), setup.eval_lengths, step)
+        last_test = evaluate_lib.evaluate(evaluation, devices.saved(state), setup.eval_lengths,
+                                          step)
+        summary["eval_s"] += time.time() - t0
+        log.info("test step %d (mean over lengths): %s", step,
+                 writer_lib.fmt(evaluate_lib.mean_over_lengths(last_test)))
   except NonFiniteLossError as e:
     summary["status"] = "nan"
     summary["error"] = str(e)
@@ -197,7 +222,12 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
     ckpt.wait()
     ckpt.close()
     writer.close()
-    summary.update(step=step, wall_s=time.time() - start_time, final_eval=last_eval,
+    summary.update(step=step, wall_s=time.time() - start_time, final_eval=last_test,
+                   solved_step=convergence.solved_step(history, config.patience),
+                   converged=summary["status"] == "done" and convergence.converged(
+                       history, config.patience, config.converge_epsilon),
+                   **evaluate_lib.flat_metrics(last_val, "val_", [criterion.metric]),
+                   **evaluate_lib.flat_metrics(last_test, "test_", [criterion.metric]),
                    **compiles.summary())
     _write_summary(workdir, summary)
     log.info("%s at step %d in %.1f s: %d programs compiled in %.1f s, %d loaded from the "
@@ -206,8 +236,14 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
   return summary
 
 
+def _validate(validation, state, lengths, step) -> dict:
+  """One eval.jsonl record of the validation batches: ``{"step", "split": "val", "lengths"}``."""
+  record = evaluate_lib.evaluate(validation, state, lengths, step)
+  return {"step": step, "split": "val", "lengths": record["lengths"]}
+
+
 def _ckpt_metrics(record, step):
-  # Best-checkpoint ranking uses the evaluation of this very step only.
+  # Best-checkpoint ranking uses the validation evaluation of this very step only.
   if record is None or record["step"] != step:
     return None
   return {**evaluate_lib.mean_over_lengths(record), "lengths": record["lengths"]}

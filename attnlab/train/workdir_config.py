@@ -14,22 +14,29 @@ from typing import Any, Mapping
 import jax
 
 from attnlab.models import initializers
+from attnlab.train import convergence
 
 log = logging.getLogger(__name__)
 
 # Fields that only change bookkeeping, never the trained parameters or the evaluations: a resumed run
 # may change them freely. Everything else (num_steps included: it sets the learning-rate schedule's
 # horizon) must match unless allow_mismatch is asked.
-RESULT_NEUTRAL = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+# converge_epsilon only changes the summary's "converged"; eval_every is neutral only without early
+# stopping (patience 0): with it, the evaluations decide the step a run stops at.
+RESULT_NEUTRAL = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
+                  "converge_epsilon")
 _MISSING = "<missing>"
-# Model fields added after runs were saved without them, with the value those runs used: an old
-# config.json reads as the run it describes.
+# Fields added after runs were saved without them, with the value those runs used: an old
+# config.json reads as the run it describes (those runs never stopped early).
 LEGACY_MODEL_FIELDS = {"init": initializers.LEGACY}
+LEGACY_FIELDS = {"val_seed": convergence.VAL_SEED, "solve_accuracy": convergence.SOLVE_ACCURACY,
+                 "solve_mse": convergence.SOLVE_MSE, "patience": 0,
+                 "converge_epsilon": convergence.CONVERGE_EPSILON}
 
 
 def with_legacy_fields(tree: Mapping[str, Any]) -> dict:
   """A saved config (plain data) with the fields it predates filled in as that run used them."""
-  tree = dict(tree)
+  tree = {**LEGACY_FIELDS, **tree}
   if isinstance(tree.get("model"), Mapping):
     tree["model"] = {**LEGACY_MODEL_FIELDS, **tree["model"]}
   return tree
@@ -83,7 +90,8 @@ def check_config(workdir: str, config_dict: Any, *, overwrite: bool = False,
   A workdir holding a different config raises ValueError listing "field: old -> new", unless
   ``overwrite`` (the old workdir is renamed to ``<workdir>.old-<time>`` and a fresh one started) or
   ``allow_mismatch`` (continue; the previous config.json is kept as ``config.old-<time>.json``).
-  Differences only in RESULT_NEUTRAL fields are accepted and recorded. Call it before anything
+  Differences only in RESULT_NEUTRAL fields (eval_every only with patience 0) are accepted and
+  recorded. Call it before anything
   else writes to the workdir. Returns the accepted differences.
   """
   new = _config_tree(config_dict)
@@ -101,7 +109,8 @@ def check_config(workdir: str, config_dict: Any, *, overwrite: bool = False,
   with open(path) as f:
     old = json.load(f)
   diff = config_diff(with_legacy_fields(old), with_legacy_fields(new))
-  blocking = {k: v for k, v in diff.items() if k not in RESULT_NEUTRAL}
+  neutral = [k for k in RESULT_NEUTRAL if k != "eval_every" or not new.get("patience", 0)]
+  blocking = {k: v for k, v in diff.items() if k not in neutral}
   lines = "\n".join(f"  {k}: {o!r} -> {n!r}" for k, (o, n) in diff.items())
   if blocking and not allow_mismatch:
     raise ValueError(

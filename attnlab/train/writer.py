@@ -1,4 +1,5 @@
-"""Where metrics go: absl log lines, metrics.jsonl / eval.jsonl, TensorBoard (tb/), a progress bar.
+"""Where metrics go: absl log lines, metrics.jsonl / eval.jsonl (the validation curve), TensorBoard
+(tb/), a progress bar.
 
 Only the lead process writes; the others get a writer that does nothing but keep the same calls.
 """
@@ -53,7 +54,7 @@ def _drop_records_after(path: str, step: int) -> None:
     os.replace(tmp, path)  # atomic: a kill here leaves the old or the new file, never half of one
 
 
-def _fmt(scalars: dict) -> str:
+def fmt(scalars: dict) -> str:
   return ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items()))
 
 
@@ -76,7 +77,7 @@ class MetricWriter:
   def train(self, step: int, scalars: dict) -> None:
     if not self.enabled:
       return
-    log.info("step %d: %s", step, _fmt(scalars))
+    log.info("step %d: %s", step, fmt(scalars))
     self._metrics.write(json.dumps({"step": step, **scalars}) + "\n")
     self._metrics.flush()
     for k, v in scalars.items():
@@ -85,14 +86,14 @@ class MetricWriter:
       self._bar.set_postfix(loss=f"{scalars.get('loss', float('nan')):.4g}", refresh=False)
 
   def eval(self, record: dict) -> None:
-    """``record = {"step": S, "lengths": {"64": {metric: value}}}``."""
+    """``record = {"step": S[, "split": "val"], "lengths": {"64": {metric: value}}}``."""
     if not self.enabled:
       return
-    step = record["step"]
+    step, split = record["step"], record.get("split", "eval")
     for length, scalars in record["lengths"].items():
-      log.info("eval step %d length %s: %s", step, length, _fmt(scalars))
+      log.info("%s step %d length %s: %s", split, step, length, fmt(scalars))
       for k, v in scalars.items():
-        self._tb.add_scalar(f"eval/{k}/L{length}", v, step)
+        self._tb.add_scalar(f"{split}/{k}/L{length}", v, step)
     self._eval.write(json.dumps(record) + "\n")
     self._eval.flush()
 

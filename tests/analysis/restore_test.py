@@ -26,22 +26,25 @@ def trained(tmp_path_factory):
   config = configs.load_module(os.path.join(ROOT, "experiments", "distance.py")).get_config("smoke,model=transformer")
   config.model.target_params = 0  # a fixed width: no sizing search on every restore
   assert (config.num_steps, config.eval_every, config.checkpoint_every) == (20, 10, 10)
-  loop.train_and_evaluate(config, workdir)
+  summary = loop.train_and_evaluate(config, workdir)
   with open(os.path.join(workdir, "eval.jsonl")) as f:
     logged = {r["step"]: r for r in map(json.loads, f)}
-  return workdir, config, logged
+  return workdir, config, logged, summary
 
 
 def test_evaluation_reproduces_the_logged_metrics(trained):
-  workdir, config, logged = trained
+  workdir, config, logged, summary = trained
   assert sorted(logged) == [10, 20]
-  for checkpoint in (10, 20):
+  # The validation curve at each checkpoint, and the test evaluation of the last one.
+  expected = [(10, "val", logged[10]), (20, "val", logged[20]), (20, "test", summary["final_eval"])]
+  for checkpoint, split, want in expected:
     run = restore.load_run(workdir, checkpoint)
-    record = restore.evaluate_lengths(run, config.eval_lengths)
+    record = restore.evaluate_lengths(run, config.eval_lengths, split=split)
     assert run.step == checkpoint
-    for length, metrics in logged[run.step]["lengths"].items():
+    for length, metrics in want["lengths"].items():
       for name, value in metrics.items():
         np.testing.assert_allclose(record["lengths"][length][name], value, rtol=1e-6, atol=1e-7)
+  assert summary["final_eval"]["lengths"] != logged[20]["lengths"]  # other batches
   assert restore.load_run(workdir, "latest").step == 20
   accuracy = {s: r["lengths"]["5"]["accuracy"] for s, r in logged.items()}
   best = restore.load_run(workdir, "best").step
@@ -49,7 +52,7 @@ def test_evaluation_reproduces_the_logged_metrics(trained):
 
 
 def test_report_with_new_lengths_attention_maps_and_gradient_lag(trained, tmp_path):
-  workdir, _, _ = trained
+  workdir = trained[0]
   out = workdir_lib.evaluate_workdir(workdir, checkpoint="latest", lengths=["9", "5"],
                                 attention_maps_n=2, gradient_lag=True,
                                 plots_dir=str(tmp_path))
@@ -69,21 +72,24 @@ def test_report_with_new_lengths_attention_maps_and_gradient_lag(trained, tmp_pa
 
 
 def test_a_run_saved_before_the_init_field_restores_as_flax(trained, tmp_path):
-  workdir, _, _ = trained
+  workdir = trained[0]
   assert restore.load_run(workdir).setup.model_fields["init"] == "torch"
   old = str(tmp_path / "old")
   shutil.copytree(workdir, old)
   with open(os.path.join(old, "config.json")) as f:
     saved = json.load(f)
   del saved["model"]["init"]
+  for name in ("val_seed", "solve_accuracy", "solve_mse", "patience", "converge_epsilon"):
+    del saved[name]  # nor the early-stopping fields
   with open(os.path.join(old, "config.json"), "w") as f:
     json.dump(saved, f)
   out = workdir_lib.evaluate_workdir(old, checkpoint=20)
   assert out["init"] == "flax" and out["step"] == 20
+  assert restore.load_config(old).patience == 0  # it never stopped early
 
 
 def test_bad_input_raises_clearly(trained, tmp_path):
-  workdir, _, _ = trained
+  workdir = trained[0]
   with pytest.raises(ValueError, match="no config.json"):
     restore.load_run(str(tmp_path))
   bare = tmp_path / "bare"
@@ -120,7 +126,7 @@ def _evaluate_cli(*args):
 
 
 def test_cli_exits_nonzero_with_the_message(trained, tmp_path):
-  workdir, _, _ = trained
+  workdir = trained[0]
   cases = [(["--workdir", workdir, "--lengths", "5,0"], "'0' is not a positive integer"),
            (["--workdir", str(tmp_path)], "no config.json")]
   for args, message in cases:

@@ -152,7 +152,8 @@ def test_a_run_logs_no_third_party_info(tmp_path):
   info = [line for line in (out + err).splitlines() if re.match(r"I\d{4} ", line)]
   sources = {re.search(r" (\S+\.py):\d+\]", line).group(1) for line in info}
   assert sources <= {"train.py", "loop.py", "writer.py", "checkpoint.py", "parallel.py"}, sources
-  assert any("eval step 10" in line for line in info)
+  assert any("val step 10 length 8" in line for line in info)
+  assert any("test step 10 (mean over lengths)" in line for line in info)
 
 
 def test_a_second_run_loads_its_programs_from_the_cache(tmp_path):

@@ -101,6 +101,39 @@ def test_sweep_records_failure_skips_finished_and_tabulates(fake):
   assert any("good-distance4-seed0: finished (done), skipped" in l for l in logs)
 
 
+def _without_timing(rows):
+  return [{k: v for k, v in r.items() if k not in results.TIMING and v is not None} for r in rows]
+
+
+def test_resume_from_runs_only_what_the_file_has_not_finished(fake, tmp_path):
+  command, config, full = fake
+  sweep.run_sweep(config, full, workers=2, train_command=command, log=lambda line: None)
+  # The file of a run that stopped after its first trial, on another machine.
+  rows = results.read_csv(os.path.join(full, "results.csv"))
+  partial = [rows[0]] + [{k: r[k] for k in ("trial", "model.name", "task.distance", "seed")}
+                         | {"status": "not run"} for r in rows[1:]]
+  results.write_csv(partial, str(tmp_path / "partial.csv"))
+  workdir, logs = str(tmp_path / "elsewhere"), []
+  merged, _ = sweep.run_sweep(config, workdir, train_command=command, log=logs.append,
+                              resume_from=str(tmp_path / "partial.csv"))
+  assert "[sweep] good-distance4-seed0: recorded in recorded.csv (done), skipped" in logs
+  assert not os.path.exists(os.path.join(workdir, "good-distance4-seed0"))  # not run here
+  assert len(_runs(workdir, "good-distance4-seed1")) == len(_runs(workdir, "bad-distance4-seed0")) == 1
+  assert _without_timing(merged) == _without_timing(rows)
+  assert (_without_timing(results.read_csv(os.path.join(workdir, "results.csv")))
+          == _without_timing(rows))
+  # The workdir keeps what it was resumed from: a plain rerun, --status and --collect_only agree.
+  sweep.run_sweep(config, workdir, train_command=command, log=lambda line: None)
+  assert not os.path.exists(os.path.join(workdir, "good-distance4-seed0"))
+  states, table = sweep.status(workdir)
+  assert [(s.trial, s.state) for s in states] == [
+      ("good-distance4-seed0", "done"), ("good-distance4-seed1", "done"),
+      ("bad-distance4-seed0", "failed")]
+  assert "2/2" in table
+  again, _ = sweep.run_sweep(config, workdir, train_command=command, collect_only=True)
+  assert _without_timing(again) == _without_timing(rows)
+
+
 def test_workers_must_be_positive(fake):
   command, config, workdir = fake
   with pytest.raises(ValueError, match="workers=0"):

@@ -143,6 +143,47 @@ def test_killed_sweep_resumes_to_the_same_results(experiment, finished, tmp_path
     assert {k: row[k] for k in COMPARED} == {k: uninterrupted[name][k] for k in COMPARED}
 
 
+def _table(path):
+  """results.csv as (header, rows) with the timing columns left out."""
+  rows = results.read_csv(path)
+  header = [k for k in results.columns(rows) if k not in results.TIMING]
+  return header, [{k: r[k] for k in header} for r in rows]
+
+
+def test_sweep_resumed_from_its_results_file_on_a_new_workdir(experiment, finished, tmp_path):
+  workdir = str(tmp_path / "moved")
+  command = ["--config", f"{experiment}:with_bad", "--workdir", workdir, "--workers", "1",
+             "--nopreflight"]
+  proc = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "sweep.py"), *command],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
+  table = os.path.join(workdir, "results.csv")
+  deadline = time.time() + 500
+  try:  # kill the sweep (and its trial) once the table it rewrites shows the first trial done
+    while time.time() < deadline and proc.poll() is None:
+      if os.path.exists(table) and results.read_csv(table)[0]["status"] == "done":
+        break
+      time.sleep(0.02)
+    assert proc.poll() is None, "the sweep finished before it could be killed"
+  finally:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+  kept = shutil.copy(table, tmp_path / "partial.csv")
+  assert [r["status"] for r in results.read_csv(kept)] == ["done", "not run", "not run"]
+  shutil.rmtree(workdir)  # the machine is gone; the table survives (committed, say)
+
+  result = _sweep(*command, "--resume_from", str(kept))
+  assert result.returncode == 1, result.stderr[-3000:]  # the bad trial fails again
+  assert "lstm-distance2-seed0: recorded in recorded.csv (done), skipped" in result.stdout
+  assert "transformer-distance4-seed0: starting" in result.stdout
+  ran = sorted(n for n in os.listdir(workdir)
+               if os.path.isdir(os.path.join(workdir, n)) and not n.startswith("."))
+  assert ran == ["nope-distance2-seed0", "transformer-distance4-seed0"]  # only those
+  with open(os.path.join(workdir, "transformer-distance4-seed0", "train.err")) as f:
+    assert "resumed from checkpoint" not in f.read()  # from scratch: its workdir was gone
+  assert _table(table) == _table(os.path.join(finished[0], "results.csv"))
+
+
 def test_file_without_grid_is_refused(tmp_path):
   path = tmp_path / "single.py"
   path.write_text("def get_config(arg=None):\n  return None\n")

@@ -59,7 +59,7 @@ def test_round_trip_bit_exact_dict_and_train_state(tmp_path):
   state = make_state(3)
   ts = train_state.TrainState.create(apply_fn=None, params=state["params"], tx=optax.adam(1e-3))
   with ckpt.Checkpointer(tmp_path / "a") as c:
-    c.save(3, state)
+    c.save(3, state, extra={"history": [[2, True, 0.5]]})
     c.save(4, ts)
     c.wait()
     assert c.steps() == [3, 4]
@@ -68,6 +68,8 @@ def test_round_trip_bit_exact_dict_and_train_state(tmp_path):
     assert isinstance(restored, train_state.TrainState)
     assert_bit_equal(restored, ts)
     assert c.metadata(3)["step"] == 3
+    assert c.metadata(3)["extra"] == {"history": [[2, True, 0.5]]}
+    assert "extra" not in c.metadata(4)
     inspected = c.restore(3, None)  # no model needed: nested dicts of numpy arrays
     assert isinstance(inspected["params"]["embed"], np.ndarray)
     assert_bit_equal(inspected["params"], state["params"])

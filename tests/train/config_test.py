@@ -25,6 +25,12 @@ from tests.train import helpers
     ({"train_min_length": 2}, "train_min_length: length 2 is below task 'copy'"),
     ({"num_steps": 0}, "num_steps=0"),
     ({"optimizer.grad_accum_steps": 3}, "optimizer.grad_accum_steps=3"),
+    ({"patience": -1}, "patience=-1; allowed: an integer >= 0 (0: never stop early)"),
+    ({"solve_accuracy": 0.0}, "solve_accuracy=0.0; allowed: 0 < solve_accuracy <= 1"),
+    ({"solve_accuracy": 1.5}, "solve_accuracy=1.5; allowed: 0 < solve_accuracy <= 1"),
+    ({"solve_mse": 0.0}, "solve_mse=0.0; allowed: solve_mse > 0"),
+    ({"converge_epsilon": -0.1}, "converge_epsilon=-0.1; allowed: converge_epsilon >= 0"),
+    ({"val_seed": 1234}, "val_seed=1234 equals eval_seed: the validation batches must differ"),
 ])
 def test_bad_config_raises_before_compiling(tmp_path, monkeypatch, overrides, message):
   def no_compiling(*args, **kwargs):
@@ -63,4 +69,16 @@ def test_train_script_reports_unknown_override(tmp_path):
       capture_output=True, text=True, timeout=120, env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert result.returncode != 0
   assert "optimizer.learning_rate" in result.stderr and "learnin_rate" in result.stderr
+  assert not os.listdir(tmp_path)
+
+
+def test_train_script_reports_bad_patience_in_one_line(tmp_path):
+  result = subprocess.run(
+      [sys.executable, os.path.join(helpers.REPO, "scripts", "train.py"),
+       f"--config={helpers.DEFAULT}:model=lstm,task=copy,smoke", f"--workdir={tmp_path}",
+       "--config.patience=-2"],
+      capture_output=True, text=True, timeout=120, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1] == (
+      "train: error: patience=-2; allowed: an integer >= 0 (0: never stop early)")
   assert not os.listdir(tmp_path)

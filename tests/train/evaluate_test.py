@@ -70,12 +70,13 @@ def test_loop_evaluates_on_the_set(data_dir, tmp_path):
   summary = loop.train_and_evaluate(config, str(tmp_path))
   with open(os.path.join(tmp_path, "eval.jsonl")) as f:
     records = [json.loads(line) for line in f]
-  assert [r["step"] for r in records] == [2]
-  assert summary["final_eval"] == records[-1]
-  # Checkpoint evaluation of the run reads the same set and reproduces the logged evaluation.
+  assert [(r["step"], r["split"]) for r in records] == [(2, "val")]  # sampled from val_seed
+  n = str(config.train_min_length)
+  assert summary["final_eval"]["lengths"][n] != records[-1]["lengths"][n]
+  # Checkpoint evaluation of the run reads the same set and reproduces the test evaluation.
   again = restore.evaluate_lengths(restore.load_run(str(tmp_path)), [config.train_min_length])
-  for k, v in records[-1]["lengths"][str(config.train_min_length)].items():
-    np.testing.assert_allclose(again["lengths"][str(config.train_min_length)][k], v, rtol=1e-5)
+  for k, v in summary["final_eval"]["lengths"][n].items():
+    np.testing.assert_allclose(again["lengths"][n][k], v, rtol=1e-5)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -134,3 +135,53 @@ def test_sets_are_padded_to_their_bucket(data_dir):
   want, got = (parallel.host_scalars(e(state, n)) for e in (plain, bucketed))
   for k, v in want.items():
     np.testing.assert_allclose(got[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def _by_hand(state, task, seed, n, batch_size, num_batches):
+  """Mean metrics of eval_step over the batches sampled from ``seed``, one call per batch."""
+  from attnlab.train import data as data_lib  # pylint: disable=import-outside-toplevel
+  loss_fn = step.task_loss(task.output_kind)
+  key = jax.random.PRNGKey(seed)
+  per_batch = [jax.device_get(step.eval_step(state, data_lib.eval_batch(task, key, batch_size, i,
+                                                                        None, n), loss_fn))
+               for i in range(num_batches)]
+  return {k: np.mean([m[k] for m in per_batch]) for k in per_batch[0]}
+
+
+def test_validation_and_test_batches_share_programs_not_examples():
+  config = helpers.tiny_config("lstm", "copy", eval_batches=2, val_seed=77)
+  task = config_lib.build(config).task
+  state = _state(config, task)
+  n = config.train_min_length
+  val, test = evaluate_lib.splits(config, task, None, [n], None)
+  assert (val.seed, test.seed) == (77, SEED) and val.sets is None and test.sets is None
+  jax.block_until_ready(jax.random.key(0))
+  with compilation.Compilations() as counted:
+    assert val.compile(state, [n]) == 1
+    assert test.compile(state, [n]) == 1  # the validation's program
+    got = {s: parallel.host_scalars(e(state, n)) for s, e in (("val", val), ("test", test))}
+  assert counted.requests <= 1, counted
+  for split, seed in (("val", 77), ("test", SEED)):
+    want = _by_hand(state, task, seed, n, config.batch_size, 2)
+    for k, v in want.items():
+      np.testing.assert_allclose(got[split][k], v, rtol=1e-5, atol=1e-6, err_msg=f"{split} {k}")
+  assert got["val"]["loss"] != got["test"]["loss"]
+
+
+def test_validation_is_sampled_when_the_test_is_read_from_sets(data_dir):
+  root, config, task = data_dir
+  config.eval_data_dir = root
+  val, test = evaluate_lib.splits(config, task, None, [config.train_min_length], None)
+  assert test.sets is not None and val.sets is None and val.seed == config.val_seed
+  with pytest.raises(ValueError, match="split='train'"):
+    evaluate_lib.from_config(config, task, None, [8], None, split="train")
+
+
+def test_flat_metrics_per_split_and_length():
+  record = {"step": 5, "lengths": {"16": {"accuracy": 0.5, "loss": 2.0},
+                                   "8": {"accuracy": 1.0, "loss": 1.0}}}
+  assert evaluate_lib.flat_metrics(record, "val_", ["accuracy"]) == {
+      "val_accuracy": 0.75, "val_loss": 1.5, "val_accuracy@8": 1.0, "val_accuracy@16": 0.5}
+  assert list(evaluate_lib.flat_metrics(record, "test_", ["loss", "mse"])) == [
+      "test_accuracy", "test_loss", "test_loss@8", "test_loss@16"]
+  assert evaluate_lib.flat_metrics(None, "test_", ["accuracy"]) == {}

@@ -108,7 +108,8 @@ def test_two_processes_equal_one_process(tmp_path):
   with open(tmp_path / "eval.json") as f:
     scored = json.load(f)
   assert scored["step"] == 20
-  final = _last_record(single, "eval.jsonl")
+  with open(os.path.join(single, "summary.json")) as f:
+    final = json.load(f)["final_eval"]  # the test evaluation, as scripts/evaluate.py scores
   for length, metrics in final["lengths"].items():
     for k, v in metrics.items():
       np.testing.assert_allclose(scored["lengths"][length][k], v, rtol=TOL, atol=TOL)

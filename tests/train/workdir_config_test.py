@@ -77,3 +77,24 @@ def test_a_config_json_from_before_the_init_field_reads_as_flax(tmp_path):
   assert workdir_config.check_config(str(tmp_path), _changed(model__init="flax")) == {}
   with pytest.raises(ValueError, match=r"model.init: 'flax' -> 'torch'"):
     workdir_config.check_config(str(tmp_path), _changed(model__init="torch"))
+
+
+def test_a_run_saved_before_early_stopping_reads_as_patience_0(tmp_path):
+  from attnlab.train import convergence  # pylint: disable=import-outside-toplevel
+  workdir_config.check_config(str(tmp_path), CONFIG)  # written without the stopping fields
+  stopping = dict(val_seed=convergence.VAL_SEED, solve_accuracy=convergence.SOLVE_ACCURACY,
+                  solve_mse=convergence.SOLVE_MSE, converge_epsilon=0.5)
+  assert workdir_config.check_config(str(tmp_path), _changed(patience=0, **stopping)) == {
+      "converge_epsilon": (convergence.CONVERGE_EPSILON, 0.5)}  # result-neutral
+  with pytest.raises(ValueError, match="patience: 0 -> 3"):
+    workdir_config.check_config(str(tmp_path), _changed(patience=3, **stopping))
+
+
+def test_eval_every_is_neutral_only_without_early_stopping(tmp_path):
+  off, on = str(tmp_path / "off"), str(tmp_path / "on")
+  workdir_config.check_config(off, _changed(patience=0, eval_every=5))
+  assert workdir_config.check_config(off, _changed(patience=0, eval_every=7)) == {
+      "eval_every": (5, 7)}
+  workdir_config.check_config(on, _changed(patience=3, eval_every=5))
+  with pytest.raises(ValueError, match="eval_every: 5 -> 7"):  # it would move the stop
+    workdir_config.check_config(on, _changed(patience=3, eval_every=7))

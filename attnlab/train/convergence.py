@@ -1,0 +1,119 @@
+"""When a run has solved its task, when it stops early, and whether it converged.
+
+Pure functions of the run's validation evaluations (``evaluate.evaluate`` records on the
+``val_seed`` batches), each reduced to a ``Point``. The loop saves the points with every
+checkpoint, so a resumed run decides exactly as the uninterrupted one.
+
+  solved       an evaluation meets the task's threshold at every evaluated length: accuracy >=
+               ``solve_accuracy`` (tasks scored by accuracy), MSE <= ``solve_mse`` (regression);
+  solved_step  the step of the first evaluation of the first run of ``max(patience, 1)``
+               consecutive solved evaluations; None if there is none;
+  stop         ``patience > 0`` and that run exists: the run stops at its last evaluation;
+  converged    solved, or the validation metric (mean over lengths) moved by less than
+               ``epsilon`` (max - min) over the last third of the run: the evaluations from the
+               last one at or before 2/3 of the final step through the final one (at least two).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+
+from attnlab.tasks import base
+
+# The defaults of the config fields (experiments/base.py), also what a run saved before these
+# fields existed is read with (workdir_config.LEGACY_FIELDS gives such a run patience 0).
+SOLVE_ACCURACY = 0.99
+SOLVE_MSE = 0.01
+PATIENCE = 3
+CONVERGE_EPSILON = 0.01
+VAL_SEED = 4321
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+  """What "solved" means for a task: ``metric`` at or past ``threshold`` at every length."""
+  metric: str  # an evaluation metric: "accuracy" or "mse"
+  threshold: float
+  higher: bool  # solved when metric >= threshold (else metric <= threshold)
+
+  def met(self, value: float) -> bool:
+    """NaN never meets it (every comparison with NaN is False)."""
+    return value >= self.threshold if self.higher else value <= self.threshold
+
+
+def criterion(output_kind: str, solve_accuracy: float, solve_mse: float) -> Criterion:
+  """Regression tasks are solved by MSE, every other task by accuracy."""
+  if output_kind == base.REGRESSION:
+    return Criterion("mse", float(solve_mse), higher=False)
+  return Criterion("accuracy", float(solve_accuracy), higher=True)
+
+
+class Point(NamedTuple):
+  """One validation evaluation, as much of it as the decisions need."""
+  step: int
+  solved: bool  # the criterion met at every length
+  value: float  # the criterion's metric, mean over lengths
+
+
+def point(record: Mapping[str, Any], crit: Criterion) -> Point:
+  """The ``Point`` of an evaluation record ``{"step", "lengths": {"64": {metric: value}}}``."""
+  values = [float(m[crit.metric]) for m in record["lengths"].values()]
+  return Point(int(record["step"]), all(crit.met(v) for v in values),
+               math.fsum(values) / len(values))
+
+
+def solved_step(history: Sequence[Point], patience: int) -> int | None:
+  """The first step of the first ``max(patience, 1)`` consecutive solved evaluations."""
+  need, held, first = max(int(patience), 1), 0, None
+  for p in history:
+    if not p.solved:
+      held = 0
+      continue
+    if held == 0:
+      first = p.step
+    held += 1
+    if held >= need:
+      return first
+  return None
+
+
+def should_stop(history: Sequence[Point], patience: int) -> bool:
+  """Whether a run with this history has solved its task and stops (never with patience 0)."""
+  return int(patience) > 0 and solved_step(history, patience) is not None
+
+
+def last_third(history: Sequence[Point]) -> list[Point]:
+  """The evaluations from the last one at or before 2/3 of the final step through the final one
+  (all of them when none is that early)."""
+  if not history:
+    return []
+  final = history[-1].step
+  early = [i for i, p in enumerate(history) if 3 * p.step <= 2 * final]
+  return list(history[early[-1] if early else 0:])
+
+
+def converged(history: Sequence[Point], patience: int, epsilon: float) -> bool:
+  """Solved, or the validation metric moved by less than ``epsilon`` over the last third."""
+  if solved_step(history, patience) is not None:
+    return True
+  values = [p.value for p in last_third(history)]
+  if len(values) < 2 or not all(math.isfinite(v) for v in values):
+    return False
+  return max(values) - min(values) < float(epsilon)
+
+
+def outcome(history: Sequence[Point], patience: int, epsilon: float) -> dict[str, Any]:
+  """``{"solved_step", "converged"}`` of summary.json and the sweep's results rows."""
+  return {"solved_step": solved_step(history, patience),
+          "converged": converged(history, patience, epsilon)}
+
+
+def to_json(history: Sequence[Point]) -> list[list]:
+  """Plain JSON (a non-finite value as null: checkpoint metadata is strict JSON)."""
+  return [[p.step, p.solved, p.value if math.isfinite(p.value) else None] for p in history]
+
+
+def from_json(data: Iterable[Sequence]) -> list[Point]:
+  return [Point(int(s), bool(b), math.nan if v is None else float(v)) for s, b, v in data]
