@@ -109,7 +109,7 @@ def test_bad_input_raises_clearly(trained, tmp_path):
 
 
 def test_another_task_config_of_the_same_task(trained):
-  workdir, config, _ = trained
+  workdir, config, _, _ = trained
   out = workdir_lib.evaluate_workdir(workdir, task_config={"noise_rate": "0.9"})
   assert out["task_fields"]["noise_rate"] == 0.9
   assert out["task_fields"]["distance"] == config.task.distance
