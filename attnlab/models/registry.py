@@ -19,6 +19,7 @@ from attnlab.models import stack
 from attnlab.models.hawk.backbone import HawkStackConfig
 from attnlab.models.linear_attention.backbone import (DeltaNetConfig, GatedLinearConfig,
                                                     LinearAttentionConfig)
+from attnlab.models.linear_attention.gated_deltanet import GatedDeltaNetConfig
 from attnlab.models.mamba.backbone import MambaStackConfig
 from attnlab.models.rnn.backbone import RecurrentBackbone, RecurrentConfig
 from attnlab.models.scan.backbone import GatedStackConfig, LRUStackConfig
@@ -49,6 +50,7 @@ MODELS = {
     "retnet": Entry(GatedLinearConfig, stack.from_config, {"decay": "fixed"}),
     "gla": Entry(GatedLinearConfig, stack.from_config, {"decay": "data"}),
     "deltanet": Entry(DeltaNetConfig, stack.from_config),
+    "gated_deltanet": Entry(GatedDeltaNetConfig, stack.from_config),
     "mamba": Entry(MambaStackConfig, stack.from_config),
     "hawk": Entry(HawkStackConfig, stack.from_config),
     "transformer": Entry(TransformerConfig, _transformer("encoder")),

@@ -76,6 +76,7 @@ class DeltaNetConfig:
   num_layers: int = 2  # blocks
   num_heads: int = 4  # heads N (must divide d_model)
   chunk: int = 64  # time steps per chunk of the chunked form
+  allow_negative_eigenvalues: bool = False  # beta in (0, 2): transition eigenvalues in (-1, 1]
   d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
   dropout_rate: float = 0.0  # on each block's residual branches
   init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
@@ -84,7 +85,11 @@ class DeltaNetConfig:
   def __post_init__(self):
     stack.check_stack_fields(self)
     fields.check_delta(self.d_model, self.num_heads, self.chunk)
+    if not isinstance(self.allow_negative_eigenvalues, bool):
+      raise ValueError(f"allow_negative_eigenvalues={self.allow_negative_eigenvalues!r}; "
+                       "allowed: (True, False)")
 
   def mixer(self, i: int) -> nn.Module:
-    return DeltaNet(num_heads=self.num_heads, chunk=self.chunk, dtype=self.dtype,
+    return DeltaNet(num_heads=self.num_heads, chunk=self.chunk,
+                    allow_negative_eigenvalues=self.allow_negative_eigenvalues, dtype=self.dtype,
                     init_scheme=self.init, name=f"deltanet_{i}")

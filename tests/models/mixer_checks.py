@@ -1,0 +1,117 @@
+"""The mixer contract's checks, shared by the families' tests: a mixer module maps
+``(x_BLD, lengths_B=None, state=None) -> (y_BLD, state)`` and has ``impl`` ("fast" | "reference"),
+``state_size(d_model, length)`` and float32 parameters and states under bf16 compute."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def close(got, want, tol=1e-5):
+  """|got - want| <= tol * max|want| elementwise (and got finite)."""
+  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+  assert got.shape == want.shape, (got.shape, want.shape)
+  assert np.all(np.isfinite(got))
+  scale = max(np.abs(want).max(), 1e-30)
+  np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=tol)
+
+
+def tree_close(got, want, tol=1e-5):
+  jax.tree_util.tree_map(lambda g, w: close(g, w, tol), got, want)
+
+
+def _weights(tree):
+  return jax.tree_util.tree_map(
+      lambda a: jnp.cos(jnp.arange(a.size, dtype=jnp.float32)).reshape(a.shape), tree)
+
+
+def outputs_and_grads(module):
+  """jit of (params, x, lengths, state) -> ((y, final state), gradients of a loss reading every
+  output and the final state, with respect to the parameters, x and the initial state)."""
+
+  def loss(params, x, lengths, state):
+    y, last = module.apply(params, x, lengths, state)
+    value = jnp.sum(y.astype(jnp.float32) * _weights(y)) + sum(
+        jnp.sum(jnp.sin(s) * w) for s, w in zip(jax.tree_util.tree_leaves(last),
+                                                jax.tree_util.tree_leaves(_weights(last))))
+    return value, (y, last)
+
+  grads = jax.grad(loss, argnums=(0, 1, 3), has_aux=True)
+  return jax.jit(lambda *args: grads(*args)[::-1])
+
+
+def random_state(module, params, x, seed=3, scale=0.5):
+  """A non-zero state of the right structure: the state after a random prefix of 5 steps."""
+  prefix = scale * jax.random.normal(jax.random.PRNGKey(seed), (x.shape[0], 5, x.shape[2]))
+  return jax.jit(module.apply)(params, prefix)[1]
+
+
+def check_fast_equals_reference(module, params, x, lengths, state, tol=1e-5):
+  """impl="fast" and impl="reference": outputs, final states and every gradient."""
+  got = outputs_and_grads(module.clone(impl="fast"))(params, x, lengths, state)
+  want = outputs_and_grads(module.clone(impl="reference"))(params, x, lengths, state)
+  tree_close(got, want, tol)
+  return got
+
+
+def check_decoding(module, params, x, pieces, tol=1e-5):
+  """Calls on consecutive pieces of x, each from the last call's state, equal one call on x."""
+  apply = jax.jit(module.apply)
+  y, final = apply(params, x)
+  ys, state, start = [], None, 0
+  for size in pieces:
+    y_piece, state = apply(params, x[:, start:start + size], None, state)
+    ys.append(y_piece)
+    start += size
+  assert start == x.shape[1]
+  close(jnp.concatenate(ys, axis=1), y, tol)
+  tree_close(state, final, tol)
+
+
+def check_padding(module, params, x, lengths, tol=1e-5):
+  """Garbage past each length changes no valid output nor the final state, which equals the
+  unpadded sequence's; the valid outputs equal those of each sequence run alone."""
+  apply = jax.jit(module.apply)
+  valid = jnp.arange(x.shape[1])[None, :, None] < lengths[:, None, None]
+  garbage = jnp.where(valid, x, 30.0 * jax.random.normal(jax.random.PRNGKey(9), x.shape))
+  y, state = apply(params, x, lengths)
+  y_garbage, state_garbage = apply(params, garbage, lengths)
+  close(jnp.where(valid, y_garbage, 0.0), jnp.where(valid, y, 0.0), tol)
+  tree_close(state_garbage, state, tol)
+  for i, n in enumerate(np.asarray(lengths)):
+    y_alone, state_alone = apply(params, x[i:i + 1, :n])
+    close(y[i:i + 1, :n], y_alone, tol)
+    tree_close(jax.tree_util.tree_map(lambda s: s[i:i + 1], state), state_alone, tol)
+
+
+def check_causal(module, params, x):
+  """dy_t / dx_s is zero for every s > t and not zero at s = t."""
+  jac = jax.jit(jax.jacrev(lambda x: module.apply(params, x)[0][0]))(x[:1])[:, :, 0]
+  norms_TS = np.abs(np.asarray(jac)).sum(axis=(1, 3))
+  length = x.shape[1]
+  assert np.all(norms_TS[np.triu_indices(length, k=1)] == 0.0)
+  assert np.all(np.diag(norms_TS) > 0.0)
+
+
+def check_state_size(module, params, x):
+  state = jax.eval_shape(module.apply, params, x)[1]
+  floats = sum(int(np.prod(s.shape[1:])) for s in jax.tree_util.tree_leaves(state))
+  assert module.state_size(x.shape[-1], x.shape[1]) == floats
+
+
+def check_bf16(module, params, x, lengths, state, reference, tol=0.05):
+  """bf16 compute: float32 parameters, bf16 outputs, float32 states and gradients, each within
+  bf16's tolerance of ``reference`` (the float32 run's outputs_and_grads)."""
+  assert {p.dtype for p in jax.tree_util.tree_leaves(params)} == {jnp.dtype(jnp.float32)}
+  (y16, last16), grads16 = outputs_and_grads(module.clone(dtype=jnp.bfloat16))(
+      params, x, lengths, state)
+  (y32, last32), grads32 = reference
+  assert y16.dtype == jnp.bfloat16
+  assert {s.dtype for s in jax.tree_util.tree_leaves(last16)} == {jnp.dtype(jnp.float32)}
+  close(y16.astype(jnp.float32), y32, tol)
+  tree_close(last16, last32, tol)
+  for g16, g32 in zip(jax.tree_util.tree_leaves(grads16[0]), jax.tree_util.tree_leaves(grads32[0])):
+    assert g16.dtype == jnp.float32
+    close(g16, g32, 2 * tol)
