@@ -78,8 +78,8 @@ class GatedDeltaNet(nn.Module):
     a_log_N = self.param("A_log", a_log_init, (n,), self.param_dtype)
     dt_bias_N = self.param("dt_bias", dt_bias_init(0.001, 0.1, 1e-4), (n,), self.param_dtype)
     dt_BLN = jax.nn.softplus(dense(n, "decay")(x_BLD).astype(jnp.float32)
-                             + dt_bias_N.astype(jnp.float32))
-    log_a_BLN = -jnp.exp(a_log_N.astype(jnp.float32)) * dt_BLN
+                             + dt_bias_N.astype(jnp.float32)[None, None])
+    log_a_BLN = -jnp.exp(a_log_N.astype(jnp.float32))[None, None] * dt_BLN
     args = (q_BLNK * kd ** -0.5, k_BLNK, v_BLNK, beta_BLN, log_a_BLN)
     kwargs = dict(lengths_B=lengths_B, state_BNKU=state)
     if self.impl == "fast":
