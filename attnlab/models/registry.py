@@ -21,6 +21,7 @@ from attnlab.models.linear_attention.backbone import (DeltaNetConfig, GatedLinea
                                                     LinearAttentionConfig)
 from attnlab.models.linear_attention.gated_deltanet import GatedDeltaNetConfig
 from attnlab.models.mamba.backbone import MambaStackConfig
+from attnlab.models.mamba2.backbone import Mamba2Config
 from attnlab.models.rnn.backbone import RecurrentBackbone, RecurrentConfig
 from attnlab.models.scan.backbone import GatedStackConfig, LRUStackConfig
 from attnlab.models.transformer.backbone import TransformerBackbone
@@ -52,6 +53,7 @@ MODELS = {
     "deltanet": Entry(DeltaNetConfig, stack.from_config),
     "gated_deltanet": Entry(GatedDeltaNetConfig, stack.from_config),
     "mamba": Entry(MambaStackConfig, stack.from_config),
+    "mamba2": Entry(Mamba2Config, stack.from_config),
     "hawk": Entry(HawkStackConfig, stack.from_config),
     "transformer": Entry(TransformerConfig, _transformer("encoder")),
     "decoder": Entry(TransformerConfig, _transformer("decoder")),
