@@ -12,7 +12,8 @@ reference; ``chunked_form`` is the SSD algorithm: inside chunks of T steps matri
 (Q K^T is shared by all heads; only L is per head), and the states between chunks from one
 ``lax.scan`` over chunks, S_next = d_T S_0 + K^T diag(L_T.) V. The products of decays are
 exp(b_t - b_s) of the cumulative log |a| (every exponent <= 0: nothing overflows), times the sign
-(-1)^(negatives between s and t) when decays may be negative; log |a| is floored at LOG_FLOOR so
+(-1)^(negatives between s and t) when decays may be negative (then the exponents are segment sums,
+``_segment_sums``); log |a| is floored at LOG_FLOOR so
 that a decay of exactly 0 (2 exp(dt A) = 1) stays finite (exp(LOG_FLOOR) is below float32's
 resolution of any product it multiplies).
 Per-sequence lengths: a = 1 and v = 0 past each end (the state stops changing), outputs 0.
@@ -54,6 +55,18 @@ def _mask(lengths_B, length, x, fill):
 def _zero_or(state_BNKU, b, n, k, u):
   return (jnp.zeros((b, n, k, u), jnp.float32) if state_BNKU is None
           else state_BNKU.astype(jnp.float32))
+
+
+def _segment_sums(x_XT):
+  """S_ts = x_{s+1} + ... + x_t for s < t (0 on the diagonal, unspecified above), each a sum of
+  its own terms (Mamba-2's segsum) rather than the difference of two cumulative sums: a term x_r
+  then receives gradient only from the sums that contain it. The difference form's rounding
+  leaves ~1e-7 of every other sum in d x_r, harmless for d log a (log a = dt A) but multiplied by
+  1 / a in d(dt A) when a = 2 exp(dt A) - 1 nears 0."""
+  t = x_XT.shape[-1]
+  strict_TS = jnp.tril(jnp.ones((t, t), bool), -1)
+  terms_XTS = jnp.where(strict_TS, jnp.broadcast_to(x_XT[..., :, None], x_XT.shape + (t,)), 0.0)
+  return jnp.cumsum(terms_XTS, axis=-2)
 
 
 def step(s_BNKU, q_BK, k_BK, v_BNU, a_BN):
@@ -99,12 +112,16 @@ def chunked_form(q_BLK, k_BLK, v_BLNU, log_a_BLN, negative_BLN=None, *, lengths_
   dot = lambda spec, x, y: jnp.einsum(spec, x.astype(dtype), y.astype(dtype),  # noqa: E731
                                       preferred_element_type=jnp.float32)
   q_BJTK, k_BJTK, v_BNJTU = shared(q_BLK), shared(k_BLK), per_head(v_BLNU)
-  cum_BNJT = jnp.cumsum(per_head(log_a_BLN), axis=-1)  # b_t
+  log_a_BNJT = per_head(log_a_BLN)
+  cum_BNJT = jnp.cumsum(log_a_BNJT, axis=-1)  # b_t
   causal_TS = jnp.tril(jnp.ones((t, t), bool)).reshape(1, 1, 1, t, t)
-  exponent_BNJTS = jnp.where(causal_TS, cum_BNJT[..., :, None] - cum_BNJT[..., None, :], -jnp.inf)
-  lower_BNJTS = jnp.exp(exponent_BNJTS)
+  if negative_BLN is None:
+    sums_BNJTS = cum_BNJT[..., :, None] - cum_BNJT[..., None, :]
+  else:
+    sums_BNJTS = _segment_sums(log_a_BNJT)
+  lower_BNJTS = jnp.exp(jnp.where(causal_TS, sums_BNJTS, -jnp.inf))
   start_BNJT = jnp.exp(cum_BNJT)  # d_t: decay from the chunk's start to t
-  end_BNJT = jnp.exp(cum_BNJT[..., -1:] - cum_BNJT)  # from s to the chunk's end
+  end_BNJT = jnp.exp(sums_BNJTS[..., -1, :])  # from s to the chunk's end
   if negative_BLN is not None:  # signs (-1)^(negatives in (s, t]) from the parities' cumsum
     negative_BLN = _mask(lengths_B, l, negative_BLN, False)
     parity_BNJT = jnp.cumsum(per_head(negative_BLN.astype(jnp.int32)), axis=-1) % 2
