@@ -48,7 +48,8 @@ def check_fields(d_model, expand, num_heads, d_state, d_conv, chunk, impl="fast"
     fields.check_positive(name, value)
   fields.check_positive("num_heads", num_heads)
   if (expand * d_model) % num_heads:
-    raise ValueError(f"num_heads={num_heads}; must divide expand * d_model={expand * d_model}")
+    raise ValueError(f"num_heads={num_heads}; must divide the inner width expand * d_model "
+                     f"({expand * d_model})")
   fields.check_choice("impl", impl, IMPLS)
 
 
