@@ -26,6 +26,8 @@ from attnlab.models.rnn.backbone import RecurrentBackbone, RecurrentConfig
 from attnlab.models.scan.backbone import GatedStackConfig, LRUStackConfig
 from attnlab.models.transformer.backbone import TransformerBackbone
 from attnlab.models.transformer.config import SlidingWindowConfig, TransformerConfig
+from attnlab.models.xlstm.backbone import (MLSTMStackConfig, SLSTMStackConfig, XLSTMConfig,
+                                           xlstm_backbone)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +57,9 @@ MODELS = {
     "mamba": Entry(MambaStackConfig, stack.from_config),
     "mamba2": Entry(Mamba2Config, stack.from_config),
     "hawk": Entry(HawkStackConfig, stack.from_config),
+    "slstm": Entry(SLSTMStackConfig, stack.from_config),
+    "mlstm": Entry(MLSTMStackConfig, stack.from_config),
+    "xlstm": Entry(XLSTMConfig, xlstm_backbone),
     "transformer": Entry(TransformerConfig, _transformer("encoder")),
     "decoder": Entry(TransformerConfig, _transformer("decoder")),
     "swa": Entry(SlidingWindowConfig, _transformer("decoder")),
