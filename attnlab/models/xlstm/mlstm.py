@@ -134,10 +134,11 @@ def chunked_form(q_BLNK, k_BLNK, v_BLNU, i_BLN, f_BLN, *, lengths_B=None, state=
   w_BNJTS = jnp.exp(log_w_BNJTS - m_BNJT[..., None])
   carried_BNJT = jnp.exp(log_carried_BNJT - m_BNJT)
   scores_BNJTS = dot("bnjtk,bnjsk->bnjts", q, k) * w_BNJTS
+  # (Batch axes leading in both operands: XLA:CPU fails some bf16 dots with them elsewhere.)
   numerator = dot("bnjts,bnjsu->bnjtu", scores_BNJTS, v) + carried_BNJT[..., None] * dot(
-      "bnjtk,jbnku->bnjtu", q, c0_JBNKU)
+      "bnjtk,bnjku->bnjtu", q, jnp.moveaxis(c0_JBNKU, 0, 2))
   qn_BNJT = jnp.sum(scores_BNJTS, axis=-1) + carried_BNJT * jnp.einsum(
-      "bnjtk,jbnk->bnjt", q.astype(jnp.float32), n0_JBNK)
+      "bnjtk,bnjk->bnjt", q.astype(jnp.float32), jnp.moveaxis(n0_JBNK, 0, 2))
   h_BNJTU = numerator / (jnp.maximum(jnp.abs(qn_BNJT), jnp.exp(-m_BNJT)) + EPS)[..., None]
   h_BLNU = jnp.moveaxis(h_BNJTU.reshape(b, n, j * t, u)[:, :, :l], 1, 2)
   return _mask_outputs(h_BLNU, lengths_B), final

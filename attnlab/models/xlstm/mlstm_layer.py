@@ -112,10 +112,11 @@ class MLSTMLayer(nn.Module):
     skip_H = self.param("skip", nn.initializers.ones_init(), (h,), pdt)
 
     def block_dot(x_H, name):  # [..., H] -> [..., H] through the block-diagonal projection
-      w = blocks[name]
-      y = jnp.einsum("...ji,jio->...jo", x_H.reshape(x_H.shape[:-1] + (h // blk, blk)).astype(
-          self.dtype), w.astype(self.dtype), preferred_element_type=jnp.float32)
-      return y.reshape(x_H.shape)
+      # The block axis leads (XLA:CPU fails some bf16 dots whose batch axes are elsewhere).
+      x_JMI = jnp.swapaxes(x_H.reshape(-1, h // blk, blk), 0, 1).astype(self.dtype)
+      y_JMO = jnp.einsum("jmi,jio->jmo", x_JMI, blocks[name].astype(self.dtype),
+                         preferred_element_type=jnp.float32)
+      return jnp.swapaxes(y_JMO, 0, 1).reshape(x_H.shape)
 
     def gates(q, kk, v):  # [..., H] each -> (i~, f~) [..., N]
       qkv = jnp.concatenate([q, kk, v], axis=-1).astype(self.dtype)

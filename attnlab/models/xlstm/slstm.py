@@ -136,9 +136,11 @@ class SLSTMLayer(nn.Module):
     f32 = lambda a: a.astype(jnp.float32)  # noqa: E731
 
     def project(x_conv, x):  # [..., D] -> the gates' input part [..., N, 4, K] + b
-      dot = lambda v, w: jnp.einsum(  # noqa: E731
-          "...nk,nkgj->...ngj", v.reshape(v.shape[:-1] + (n, k)).astype(self.dtype),
-          w.astype(self.dtype), preferred_element_type=jnp.float32)
+      def dot(v, w):  # the head axis leads (XLA:CPU fails some bf16 dots with it elsewhere)
+        v_NMK = jnp.swapaxes(v.reshape(-1, n, k), 0, 1).astype(self.dtype)
+        y_NMGJ = jnp.einsum("nmk,nkgj->nmgj", v_NMK, w.astype(self.dtype),
+                            preferred_element_type=jnp.float32)
+        return jnp.swapaxes(y_NMGJ, 0, 1).reshape(v.shape[:-1] + (n, 2, k))
       raw = jnp.concatenate([dot(x_conv, w_conv), dot(x, w_input)], axis=-2)
       return raw + f32(bias).reshape((1,) * (raw.ndim - 3) + bias.shape)
 
