@@ -4,8 +4,11 @@
   scan/         parallel-scan recurrences: minGRU, minLSTM, LRU
   attention/    scaled dot-product attention, its memory-efficient kernel, multi-head, positions
   transformer/  encoder, decoder, encoder-decoder, mixture-of-experts feed-forward
-  linear_attention/  linear attention (elu1, Based's taylor map), RetNet, GLA, DeltaNet
+  linear_attention/  linear attention (elu1, Based's taylor map), RetNet, GLA, DeltaNet, Gated
+                DeltaNet
   mamba/        Mamba: the selective SSM in the Mamba block; the causal convolution
+  mamba2/       Mamba-2: SSD (one scalar decay per head) in the Mamba-2 block
+  xlstm/        xLSTM: the sLSTM and mLSTM layers, their blocks, xLSTM[a:b]
   hawk/         Hawk: the RG-LRU in Hawk's recurrent block
   stack.py      the residual stack (pre-norm, MLP) the non-Transformer mixers train in
   registry.py   registered model names -> family config and backbone
