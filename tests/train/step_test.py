@@ -19,7 +19,8 @@ from attnlab.models import registry, task_model
 from tests.train import helpers
 
 STEPS = 25
-FAMILIES = ("lstm", "mingru", "lru", "transformer", "decoder", "encoder_decoder")
+FAMILIES = ("lstm", "mingru", "lru", "transformer", "decoder", "encoder_decoder", "xlstm", "mamba2",
+            "gated_deltanet")
 
 
 def test_families_cover_the_registry():
@@ -29,9 +30,11 @@ def test_families_cover_the_registry():
 @pytest.fixture(scope="module", params=FAMILIES)
 def run(request):
   """Trains one tiny model on one fixed batch; returns the params after 0, 1 and STEPS steps."""
+  # xlstm: two blocks, so that both kinds (mLSTM, then an sLSTM block) are trained.
+  layers = {"model.num_layers": 2} if request.param == "xlstm" else {}
   config = helpers.tiny_config(request.param, "copy", **{"optimizer.learning_rate": 1e-2,
                                                          "optimizer.warmup_steps": 0,
-                                                         "optimizer.decay": "constant"})
+                                                         "optimizer.decay": "constant"}, **layers)
   setup = config_lib.build(config)
   tx, schedule = optim.make_optimizer(config.optimizer, STEPS)
   state = jax.jit(lambda: state_lib.create(
