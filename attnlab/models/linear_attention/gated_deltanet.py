@@ -3,10 +3,10 @@
 
 As fla's GatedDeltaNet, less its short convolutions (as attnlab's DeltaNet, deltanet.py, so that
 the two differ by the gates alone): q, k = l2norm(silu(x W)), v = silu(x W_v),
-beta_t = sigmoid(x_t W_beta) per head; the decay is Mamba-2's, log a_t = -exp(A_log) softplus(x_t W_a
-+ dt_bias) per head (A uniform in [1, 16], the step's bias the inverse softplus of a step
-log-uniform in [0.001, 0.1]); the output a per-head RMSNorm of o (one learned scale [K]) times
-silu(x W_g), then the output projection.
+beta_t = sigmoid(x_t W_beta) per head; the decay is Mamba-2's,
+log a_t = -exp(A_log) softplus(x_t W_a + dt_bias) per head (A uniform in [1, 16], the step's bias
+the inverse softplus of a step log-uniform in [0.001, 0.1]); the output a per-head RMSNorm of o
+(one learned scale [K]) times silu(x W_g), then the output projection.
 
 ``allow_negative_eigenvalues`` (Grazzi et al. 2025): beta_t = 2 sigmoid(.) in (0, 2), so that
 I - beta k k^T has the eigenvalue 1 - beta in (-1, 1) and a_t (I - beta k k^T) eigenvalues in

@@ -96,7 +96,7 @@ def chunked_form(q_BLNK, k_BLNK, v_BLNU, i_BLN, f_BLN, *, lengths_B=None, state=
       *(s.astype(jnp.float32) for s in state))
   i_BLN, log_f_BLN = _masked_gates(i_BLN, f_BLN, lengths_B)
 
-  def chunks(x, fill=0.0):  # [B, L, N, ...] -> [B, N, J, T, ...], padded with steps that change nothing
+  def chunks(x, fill=0.0):  # [B, L, N, ...] -> [B, N, J, T, ...], padded with no-op steps
     x = jnp.moveaxis(x, 2, 1)
     x = jnp.pad(x, [(0, 0), (0, 0), (0, j * t - l)] + [(0, 0)] * (x.ndim - 3),
                 constant_values=fill)

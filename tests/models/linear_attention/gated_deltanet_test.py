@@ -76,8 +76,9 @@ def _torch_layer(p, x, state, negative):
   state_t, outs = s, []
   for i in range(L):
     k_i = k[:, i][..., :, None]
-    state_t = a[:, i][..., None, None] * (state_t - beta[:, i][..., None, None] * k_i @ (
-        k_i.transpose(-1, -2) @ state_t)) + beta[:, i][..., None, None] * k_i @ v[:, i][..., None, :]
+    beta_i = beta[:, i][..., None, None]
+    erased = state_t - beta_i * k_i @ (k_i.transpose(-1, -2) @ state_t)
+    state_t = a[:, i][..., None, None] * erased + beta_i * k_i @ v[:, i][..., None, :]
     outs.append((state_t.transpose(-1, -2) @ q[:, i][..., None])[..., 0])
   o = torch.stack(outs, 1)
   o = o / torch.sqrt((o ** 2).mean(-1, keepdim=True) + 1e-6) * t["norm_scale"]

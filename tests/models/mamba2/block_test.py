@@ -95,7 +95,8 @@ def torch_block(p, x, negative):
 def test_block_equals_a_float64_torch_loop(setup, negative):
   x, params, _, _ = setup
   module = MODULE.clone(allow_negative_eigenvalues=negative)
-  (y, _), (grads, dx, _) = mixer_checks.outputs_and_grads(module, read_state=False)(params, x, None, None)
+  (y, _), (grads, dx, _) = mixer_checks.outputs_and_grads(module, read_state=False)(
+      params, x, None, None)
   y_t, t, x_t = torch_block(params["params"], x, negative)
   (y_t * torch.tensor(np.cos(np.arange(y.size)).reshape(y.shape))).sum().backward()
   mixer_checks.close(y, y_t.detach().numpy())
@@ -113,8 +114,8 @@ def test_block_equals_a_float64_torch_loop(setup, negative):
 def test_registry_fields_and_bad_values():
   section = registry.section("mamba2")
   assert section["allow_negative_eigenvalues"] is False and section["init"] == "torch"
-  with pytest.raises(ValueError,
-                     match=r"model.num_heads=3; must divide the inner width expand \* d_model \(16\)"):
+  message = r"model.num_heads=3; must divide the inner width expand \* d_model \(16\)"
+  with pytest.raises(ValueError, match=message):
     registry.make_config({"name": "mamba2", "d_model": 8, "num_heads": 3})
   with pytest.raises(ValueError, match=r"model.allow_negative_eigenvalues=1"):
     registry.make_config({"name": "mamba2", "allow_negative_eigenvalues": 1})

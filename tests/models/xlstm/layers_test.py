@@ -55,7 +55,8 @@ def test_slstm_without_convolution():
 
 @pytest.mark.parametrize("module, x, message", [
     (SLSTMLayer(num_heads=3), jnp.zeros((1, 3, 8)), r"num_heads=3; must divide d_model=8"),
-    (SLSTMLayer(impl="cuda"), jnp.zeros((1, 3, 8)), r"impl='cuda'; allowed: \('fast', 'reference'\)"),
+    (SLSTMLayer(impl="cuda"), jnp.zeros((1, 3, 8)),
+     r"impl='cuda'; allowed: \('fast', 'reference'\)"),
     (MLSTMLayer(num_heads=3), jnp.zeros((1, 3, 8)), r"num_heads=3; must divide the inner width"),
     (MLSTMLayer(qkv_block=3), jnp.zeros((1, 3, 8)), r"qkv_block=3; must divide the inner width"),
     (MLSTMLayer(), jnp.zeros((3, 8)), r"must be rank 3"),

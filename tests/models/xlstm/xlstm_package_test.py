@@ -70,8 +70,8 @@ def test_slstm_layer_equals_the_packages_vanilla_slstm():
             "gates_input_z": "gates_input", "gates_input_o": "gates_input"}
   for name, (tensor, layout) in moved.items():
     _copy(tensor, layout(p[source.get(name, name)]))
-  ext2int = lambda w: cell._recurrent_kernel_ext2int(torch.tensor(np.asarray(w, np.float64)))  # noqa: E731
-  _copy(cell._recurrent_kernel_, ext2int(p["recurrent"]))
+  recurrent = torch.tensor(np.asarray(p["recurrent"], np.float64))
+  _copy(cell._recurrent_kernel_, cell._recurrent_kernel_ext2int(recurrent))
   _copy(cell._bias_, cell._bias_ext2int(torch.tensor(np.asarray(p["bias"], np.float64))))
 
   x_t = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
