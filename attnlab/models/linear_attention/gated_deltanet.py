@@ -46,7 +46,7 @@ class GatedDeltaNet(nn.Module):
   """``(x_BLD, lengths_B=None, state=None, *, deterministic=True) -> (y_BLD, state_BNKK)``;
   K = D / N. y is in ``dtype`` (zero past each sequence's end), the state float32."""
   num_heads: int  # N; head size K = D / N (queries, keys and values)
-  chunk: int = 64  # time steps per chunk of the chunked form
+  chunk: int = 32  # time steps per chunk of the chunked form (32: docs/benchmarks.md)
   allow_negative_eigenvalues: bool = False  # beta in (0, 2) instead of (0, 1)
   impl: str = "fast"  # one of IMPLS ("reference": the step-by-step recurrence)
   dtype: Any = jnp.float32  # compute dtype of the projections and the chunked matmuls
@@ -102,7 +102,7 @@ class GatedDeltaNetConfig:
   d_model: int = 64  # residual width D
   num_layers: int = 2  # blocks
   num_heads: int = 4  # heads N (must divide d_model)
-  chunk: int = 64  # time steps per chunk of the chunked form
+  chunk: int = 32  # time steps per chunk of the chunked form (32: docs/benchmarks.md)
   allow_negative_eigenvalues: bool = False  # beta in (0, 2): transition eigenvalues in (-1, 1]
   d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
   dropout_rate: float = 0.0  # on each block's residual branches
