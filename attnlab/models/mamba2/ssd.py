@@ -13,9 +13,8 @@ reference; ``chunked_form`` is the SSD algorithm: inside chunks of T steps matri
 ``lax.scan`` over chunks, S_next = d_T S_0 + K^T diag(L_T.) V. The products of decays are
 exp(b_t - b_s) of the cumulative log |a| (every exponent <= 0: nothing overflows), times the sign
 (-1)^(negatives between s and t) when decays may be negative (then the exponents are segment sums,
-``_segment_sums``); log |a| is floored at LOG_FLOOR so
-that a decay of exactly 0 (2 exp(dt A) = 1) stays finite (exp(LOG_FLOOR) is below float32's
-resolution of any product it multiplies).
+``_segment_sums``); log |a| is floored at LOG_FLOOR so that a decay of exactly 0 (2 exp(dt A) = 1)
+stays finite (exp(LOG_FLOOR) is below float32's resolution of any product it multiplies).
 Per-sequence lengths: a = 1 and v = 0 past each end (the state stops changing), outputs 0.
 """
 
