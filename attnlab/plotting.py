@@ -153,6 +153,34 @@ def sweep_figures(rows: Sequence[Mapping[str, Any]], grid_keys: Sequence[str], m
   return paths
 
 
+# Grid keys that only set a model's size: a figure against a size-derived column (state_size)
+# folds them into the x axis instead of drawing a line per value.
+_SIZE_KEYS = ("model.d_model", "model.target_params")
+
+
+def metric_against(rows: Sequence[Mapping[str, Any]], x_key: str, metric: str,
+                   grid_keys: Sequence[str], out_dir: str) -> str:
+  """``METRIC_vs_X.png``: ``metric`` against the numeric results column ``x_key`` (e.g.
+  state_size), one line per model and per other varying grid value; ValueError for a column the
+  rows do not hold as numbers."""
+  done = _finished(rows)
+  if not done or not _numbers([r.get(x_key) for r in done]):
+    columns = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float))})
+    raise ValueError(f"--x={x_key!r}: not a numeric column of the finished trials; numeric "
+                     f"columns: {columns}")
+  labels = [k for k in grid_keys if k not in _SIZE_KEYS and k != x_key
+            and len({str(r.get(k)) for r in done}) > 1]
+  for model_key in ("arg.model", "model.name"):
+    if model_key in grid_keys and model_key not in labels:
+      labels.insert(0, model_key)
+  series = series_over(done, x_key, metric, labels)
+  xs = sorted({x for s in series.values() for x in s[0]})
+  logx = min(xs) > 0 and max(xs) / min(xs) >= 16
+  return line_plot(series, os.path.join(out_dir, f"{metric}_vs_{_leaf(x_key)}.png"), xlabel=x_key,
+                   ylabel=metric, logx=logx, ylim=_ylim(metric),
+                   title=f"{metric} vs {_leaf(x_key)} (mean ± std over seeds)")
+
+
 def cost_figure(rows, length_key: str, label_keys: Sequence[str], path: str) -> str:
   """Training throughput and peak memory against sequence length, side by side, log-log."""
   fig = Figure(figsize=(11, 4.2), layout="constrained")

@@ -62,7 +62,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data_seed = 0  # training batches and lengths
   c.eval_seed = 1234  # the fixed evaluation batches (and the seed of the tfds sets)
   # "" = evaluate on batches sampled from eval_seed; a tfds data_dir = read the fixed sets that
-  # scripts/build_data.py --seed <eval_seed> built there (attnlab/train/eval_sets.py).
+  # scripts/build_data.py --seed <eval_seed> built there (attnlab/tasks/tfds_builder.py).
   c.eval_data_dir = ""
   c.optimizer = ml_collections.ConfigDict(dict(
       name="adamw", learning_rate=1e-3, warmup_steps=100, decay="cosine", weight_decay=0.01,
@@ -78,7 +78,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                 and task_registry.get_task(args["task"]).output_kind == "regression")
   c.best_metric = "mse" if regression else "accuracy"  # mean over eval_lengths; "" = off
   if args["smoke"]:
-    c.model.d_model, c.model.num_layers = 16, 1
+    c.model.d_model = 16
+    if c.model.get("num_layers"):  # a hybrid's 0 counts the mixers its layers list
+      c.model.num_layers = 1
     if "num_heads" in c.model:
       c.model.num_heads = 2
     c.batch_size, c.num_steps = 8, 20

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmarks: ``python scripts/bench.py SUITE [--json FILE] [--malloc reuse] [suite options]``.
 
-Suites: recurrent, products, attention, data, loop, checkpoint, compile, experiment, long_context.
+Suites: recurrent, products, attention, data, loop, checkpoint, compile, experiment, long_context,
+mfu.
 Each prints a table of medians and ratios against its named reference, and with ``--json FILE``
 writes a list of records. ``--malloc reuse`` runs the whole benchmark (attnlab and its references
 alike) with glibc malloc keeping freed memory (attnlab/cli/malloc.py); the first line printed says
@@ -28,6 +29,7 @@ SUITES = {
     "compile": "benchmarks.compile",
     "experiment": "benchmarks.experiment",
     "long_context": "benchmarks.long_context",
+    "mfu": "benchmarks.mfu",
 }
 
 

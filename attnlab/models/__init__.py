@@ -10,9 +10,32 @@
   mamba2/       Mamba-2: SSD (one scalar decay per head) in the Mamba-2 block
   xlstm/        xLSTM: the sLSTM and mLSTM layers, their blocks, xLSTM[a:b]
   hawk/         Hawk: the RG-LRU in Hawk's recurrent block
-  stack.py      the residual stack (pre-norm, MLP) the non-Transformer mixers train in
-  registry.py   registered model names -> family config and backbone
+  blocks.py     the residual and stacked blocks every mixer sits in (the model section's ``block``)
+  hybrid.py     a residual stack of different mixers, one per block (``model=hybrid``)
+  initializers.py  the ``init`` schemes (torch, flax) of every embedding and dense projection
+  masks.py      the valid-position mask of per-sequence lengths
+  registry.py   registered model names -> config, blocks, backbone
   task_model.py embedding -> backbone -> task head; parameter counts and width sizing
+
+Mixers. Every sequence-mixing layer (the classic cells, the scans, attention, the linear-attention
+family, Mamba, Mamba-2, Hawk, the sLSTM and mLSTM layers) is a Linen module called as
+
+  y_BLD, state = mixer(x_BLD, lengths_B=None, state=None, *, deterministic=True)
+
+- y has the width the block gives the mixer (d_model), in the compute dtype.
+- lengths_B (int [B], optional) is each sequence's valid prefix: outputs at valid positions equal
+  those of the unpadded sequence and never depend on padded inputs; padded outputs are unspecified.
+- state is None (nothing seen yet) or what a previous call returned; the returned state is the
+  decoding state after each sequence's last valid position, a pytree of arrays, batch first. Calling
+  on x[:, :k] and then on x[:, k:] with the first call's state equals one call on x (decoding); a
+  bidirectional mixer returns None.
+- Every mixer has the fields ``impl`` ("fast", or "reference": the step-by-step form the fast one
+  is tested against; attention names its kernels in ``attention_impl`` instead), ``init_scheme``
+  (initializers.py; ``init`` is a Linen method, so the module field has the longer name), ``dtype``
+  and ``param_dtype``, and a method ``state_size(d_model, length)``: the floats per sequence its
+  state holds after ``length`` tokens (None when it cannot decode).
+tests/models/mixers_test.py holds every mixer the registry builds to this contract. Adding a mixer
+is its module, its config (``module(d_model, *, dtype, init, name)``) and one registry line.
 
 Each family's ``__init__`` says where its math is, which code computes it fast (the kernels, which
 a reader does not need in order to understand the model) and which test proves they agree.

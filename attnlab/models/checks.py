@@ -1,5 +1,5 @@
-"""Input checks of the recurrent layers (RNN, minGRU, minLSTM, LRU): a ValueError naming what was
-wrong and what is allowed, raised before anything is compiled."""
+"""Input checks of the mixers (RNN, minGRU, minLSTM, LRU, Mamba, Hawk; every mixer's ``impl``): a
+ValueError naming what was wrong and what is allowed, raised before anything is compiled."""
 
 from __future__ import annotations
 
@@ -7,16 +7,23 @@ import jax
 import jax.numpy as jnp
 
 
-def check_inputs(name, x_BLD, lengths_B, initial_state, sizes, state_shape, in_features, mode,
-                 modes):
+IMPLS = ("fast", "reference")  # every mixer's ``impl``: its fast kernel, or the step-by-step reference
+
+
+def check_impl(impl: str, name: str = "") -> None:
+  """ValueError unless ``impl`` is one of IMPLS (``name``: the layer, for a module's message)."""
+  if impl not in IMPLS:
+    raise ValueError(f"{name + ' ' if name else ''}impl={impl!r}; allowed: {IMPLS}")
+
+
+def check_inputs(name, x_BLD, lengths_B, state, sizes, state_shape, in_features, impl):
   """Raises ValueError for inputs a scan layer cannot take, before anything is compiled.
 
   ``sizes`` maps size fields to values (ints >= 1); ``state_shape`` is the final state's shape
   without batch; ``in_features`` is the input size the existing parameters expect (None before
   initialisation).
   """
-  if mode not in modes:
-    raise ValueError(f"{name} mode must be one of {modes}; got {mode!r}")
+  check_impl(impl, name)
   for field, value in sizes.items():
     if not isinstance(value, int) or value < 1:
       raise ValueError(f"{name} {field} must be an int >= 1; got {value!r}")
@@ -31,9 +38,9 @@ def check_inputs(name, x_BLD, lengths_B, initial_state, sizes, state_shape, in_f
     if jnp.ndim(lengths_B) == 1 and not jnp.issubdtype(jnp.asarray(lengths_B).dtype, jnp.integer):
       raise ValueError(f"{name} lengths must be integers; got dtype {jnp.asarray(lengths_B).dtype}")
     check_lengths(name, lengths_B, batch, steps)
-  if initial_state is not None and tuple(jnp.shape(initial_state)) != (batch,) + tuple(state_shape):
+  if state is not None and tuple(jnp.shape(state)) != (batch,) + tuple(state_shape):
     raise ValueError(f"{name} initial state must have shape {[batch, *state_shape]}; "
-                     f"got {list(jnp.shape(initial_state))}")
+                     f"got {list(jnp.shape(state))}")
 
 
 def check_lengths(name, lengths_B, batch, steps):

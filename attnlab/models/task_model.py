@@ -57,12 +57,18 @@ def last_valid(y_BLD, lengths_B):
 def build(fields, task: base.Task, dtype=jnp.float32, *, max_length: int = 0,
           capture_attention: bool = False) -> SequenceModel:
   """The full model for ``task`` from a model section (see ``registry``)."""
-  backbone = registry.backbone(fields, dtype=dtype, max_length=max_length,
+  model = registry.make_config(fields, dtype=dtype, max_length=max_length,
                                capture_attention=capture_attention)
-  return SequenceModel(backbone=backbone, d_model=fields["d_model"], vocab_size=task.vocab_size,
-                       input_kind=task.input_kind, output_size=task.output_size,
-                       output_kind=task.output_kind, dtype=dtype,
-                       init_scheme=fields.get("init", initializers.DEFAULT))
+  return from_model(model, task, dtype)
+
+
+def from_model(model: registry.Model, task: base.Task, dtype=jnp.float32) -> SequenceModel:
+  """The full model for ``task`` around a resolved ``registry.Model`` (built with ``dtype``)."""
+  resolved = model.fields()
+  return SequenceModel(backbone=model.backbone(), d_model=resolved["d_model"],
+                       vocab_size=task.vocab_size, input_kind=task.input_kind,
+                       output_size=task.output_size, output_kind=task.output_kind, dtype=dtype,
+                       init_scheme=resolved["init"])
 
 
 def dummy_inputs(task: base.Task, batch_size: int = 1, length: int = 4):

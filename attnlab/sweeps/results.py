@@ -1,8 +1,9 @@
 """Sweep results: one row per trial (``results.csv``) and a Markdown table over seeds.
 
 A row holds the trial's grid values, its seed, its status, the final evaluation metrics per length
-(``accuracy@64``) and averaged over the evaluated lengths (``accuracy``), the parameter count, the
-wall time, the training throughput and the peak memory of the trial process.
+(``accuracy@64``) and averaged over the evaluated lengths (``accuracy``), the model's block,
+initialisation and decoding state size (floats per sequence at the longest evaluation length), the
+parameter count, the wall time, the training throughput and the peak memory of the trial process.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from attnlab.sweeps import runner, spec
 METRICS = {"accuracy": True, "sequence_accuracy": True, "mse": False, "loss": False,
            "tokens_per_s": True, "peak_mb": False}
 _THROUGHPUT_KEYS = ("tokens_per_s", "tokens/s", "train/tokens_per_s")
+# What the model was, from summary.json: not grid values, but what a table must state.
+FACTS = ("block", "init", "state_size")
 _PEAK_KEYS = ("peak_memory_mb", "peak_mb", "memory/peak_mb")
 
 
@@ -79,6 +82,8 @@ def trial_row(workdir: str, trial: spec.Trial) -> dict[str, Any]:
           row[f"{name}@{length}"] = metrics[name]
   logged = _read_jsonl(os.path.join(trial_dir, "metrics.jsonl"))
   row["tokens_per_s"] = _median_logged(logged, _THROUGHPUT_KEYS)
+  for key in FACTS:
+    row[key] = summary.get(key)
   row["param_count"] = summary.get("param_count")
   row["wall_s"] = attempt.get("total_wall_s", summary.get("wall_s"))
   device_peak = _median_logged(logged[-1:], _PEAK_KEYS)
@@ -99,7 +104,7 @@ def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
   for row in rows:
     for key in row:
       seen.setdefault(key, None)
-  tail = ["param_count", "wall_s", "tokens_per_s", "peak_mb", "error"]
+  tail = [*FACTS, "param_count", "wall_s", "tokens_per_s", "peak_mb", "error"]
   head = [k for k in seen if k not in tail and k not in METRICS and "@" not in k]
   per_length = sorted((k for k in seen if "@" in k),
                       key=lambda k: (list(METRICS).index(k.split("@")[0])
@@ -140,7 +145,7 @@ def grid_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
   """The grid columns other than the seed: what identifies a cell of the table."""
   skip = {"trial", "status", "seed", "step"}
   return [k for k in columns(rows) if k not in skip and k not in METRICS and "@" not in k
-          and k not in ("param_count", "wall_s", "error")]
+          and k not in ("param_count", "wall_s", "error", *FACTS)]
 
 
 def default_metric(rows: Sequence[Mapping[str, Any]]) -> str:

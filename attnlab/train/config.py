@@ -29,6 +29,7 @@ _POSITIVE = ("batch_size", "num_steps", "log_every", "eval_every", "eval_batches
 class Setup:
   """What a run is made of, resolved from its config."""
   task: base.Task  # the task instance
+  model_config: model_registry.Model  # the typed model config, placeholders resolved
   model_fields: dict  # the model's fields, placeholders resolved (d_model after sizing, max_len)
   model: task_model.SequenceModel  # the full model
   param_counts: dict  # {"total", "embed"/"input_proj", "backbone", "head"}
@@ -107,11 +108,9 @@ def build(config, capture_attention: bool = False) -> Setup:
   if m.get("target_params"):
     m = task_model.size_to_target(m, task, int(m["target_params"]), max_length=longest)
   dtype = COMPUTE_DTYPES[config.compute_dtype]
-  model = task_model.build(m, task, dtype, max_length=longest,
-                           capture_attention=capture_attention)
-  resolved = dataclasses.asdict(model_registry.make_config(m, max_length=longest))
-  fields = {"name": m["name"], **{k: v for k, v in resolved.items()
-                                  if k in model_registry.own_fields(m["name"])}}
+  model_config = model_registry.make_config(m, dtype=dtype, max_length=longest,
+                                            capture_attention=capture_attention)
+  model = task_model.from_model(model_config, task, dtype)
   counts = task_model.param_counts(task_model.abstract_params(model, task))
   lengths = list(range(int(config.train_min_length), int(config.train_max_length) + 1))
   buckets = lengths_lib.resolve_buckets(config.get("length_buckets", "auto"),
@@ -119,8 +118,9 @@ def build(config, capture_attention: bool = False) -> Setup:
   if config.get("train_length_draw", "batch") == "example" and buckets is None:
     raise ValueError("train_length_draw='example' pads every batch: it needs length buckets "
                      f"(length_buckets={config.get('length_buckets', 'auto')!r} gives none here)")
-  return Setup(task=task, model_fields=fields, model=model, param_counts=counts,
-               eval_lengths=eval_lengths, dtype=dtype, buckets=buckets)
+  return Setup(task=task, model_config=model_config, model_fields=model_config.fields(),
+               model=model, param_counts=counts, eval_lengths=eval_lengths, dtype=dtype,
+               buckets=buckets)
 
 
 def _model_fields(config) -> dict:

@@ -128,6 +128,8 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
                                    initial_step=start)
   summary = {"status": "failed", "step": start, "param_count": setup.param_counts["total"],
              "d_model": setup.model_fields["d_model"], "init": setup.model_fields["init"],
+             "block": setup.model_fields["block"],
+             "state_size": setup.model_config.state_size(setup.eval_lengths[-1]),
              "final_eval": None, "eval_s": 0.0,
              "buckets": list(setup.buckets) if setup.buckets else None}
   last_eval = None

@@ -1,16 +1,20 @@
 """Attention benchmark: forward+backward time and peak memory, one fresh process per configuration.
 
   python scripts/bench.py attention [--json FILE] [--lengths 256 1024 ...] [--impls naive chunked ...]
-      [--causal both|yes|no] [--max_gb 16] [--repeats 3] [--rounds 1] [--timeout 900] [--quick]
+      [--causal both|yes|no] [--dtype float32|bfloat16] [--max_gb 16] [--repeats 3] [--rounds 1]
+      [--timeout 900] [--quick]
 
-Batch 4, 8 heads, head dim 64, float32, loss = sum(out), gradients for q, k, v. ``median_s`` is wall
+Batch 4, 8 heads, head dim 64, float32 (``--dtype``), loss = sum(out), gradients for q, k, v. ``median_s`` is wall
 time, ``cpu_s`` the process CPU time per step (all threads; on a shared machine the steadier figure,
 and wall ~ cpu_s / threads in use on an idle one). Each configuration
 runs in its own child process so that peak memory is its own: ``peak_mb`` is the child's peak RSS
 (``resource.getrusage``) minus the peak RSS of an idle child that imported the same libraries.
 Configurations predicted above ``--max_gb`` are skipped, and a child that dies (out of memory) or
-exceeds ``--timeout`` is recorded with that status. Impls: naive, xla, chunked, default (what
-``implementation=None`` picks), torch (``torch.nn.functional.scaled_dot_product_attention``).
+exceeds ``--timeout`` is recorded with that status. On a GPU ``device_mb`` is the peak of the
+device's own allocator (JAX's ``peak_bytes_in_use``, PyTorch's ``max_memory_allocated``). Impls:
+naive, xla, chunked, cudnn (a GPU only: skipped, saying so, elsewhere; bfloat16 or float16), default
+(what ``implementation=None`` picks), torch (``torch.nn.functional.scaled_dot_product_attention``,
+on the GPU when PyTorch sees one).
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import time
 
 from benchmarks import timing
 
-IMPLS = ("naive", "xla", "chunked", "default", "torch")
-_LOGITS_FACTOR = {"naive": 6.0, "xla": 7.0}  # peak / one f32 [B,N,L,S] buffer, measured at 1024
+IMPLS = ("naive", "xla", "chunked", "cudnn", "default", "torch")
+DTYPES = ("float32", "bfloat16")
+# Peak / one f32 [B,N,L,S] buffer, measured at 1024; chunked and cudnn (a fused kernel) keep none.
+_LOGITS_FACTOR = {"naive": 6.0, "xla": 7.0}
 
 
 def _predicted_gb(impl, b, n, l, k):
@@ -45,16 +51,26 @@ def _child(cfg: dict) -> dict:
   """Runs one configuration in this (fresh) process and returns its record."""
   import resource
   impl, b, n, l, k = cfg["impl"], cfg["batch"], cfg["heads"], cfg["length"], cfg["head_dim"]
+  dtype = cfg.get("dtype", "float32")
   if impl.startswith("idle"):
     if impl == "idle_torch":
       import torch  # noqa: F401
-    else:
-      import jax
-      jax.numpy.zeros(1).block_until_ready()
-    return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+      return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    import jax
+    jax.numpy.zeros(1).block_until_ready()
+    return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "backend": jax.default_backend()}
+  sync, device_mb = timing.block, timing.device_peak_mb
   if impl == "torch":
     import torch
-    q, kk, v = (torch.randn(b, n, l, k, requires_grad=True) for _ in range(3))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    q, kk, v = (torch.randn(b, n, l, k, dtype=getattr(torch, dtype), device=device,
+                            requires_grad=True) for _ in range(3))
+    if device == "cuda":
+      sync = lambda out: torch.cuda.synchronize()  # noqa: E731
+      device_mb = lambda: torch.cuda.max_memory_allocated() / 2**20  # noqa: E731
+    else:
+      device_mb = lambda: None  # noqa: E731
 
     def step():
       out = torch.nn.functional.scaled_dot_product_attention(q, kk, v, is_causal=cfg["causal"])
@@ -63,18 +79,20 @@ def _child(cfg: dict) -> dict:
     import jax
     from attnlab.models.attention import dot_product as attention
     name = None if impl == "default" else impl
-    q, kk, v = (jax.random.normal(key, (b, l, n, k)) for key in jax.random.split(jax.random.key(0), 3))
+    q, kk, v = (jax.random.normal(key, (b, l, n, k), dtype)
+                for key in jax.random.split(jax.random.key(0), 3))
     grad = jax.jit(jax.grad(lambda q, k, v: attention.dot_product_attention(
-        q, k, v, causal=cfg["causal"], implementation=name).sum(), argnums=(0, 1, 2)))
+        q, k, v, causal=cfg["causal"], implementation=name).astype(jax.numpy.float32).sum(),
+        argnums=(0, 1, 2)))
 
     def step():
       return grad(q, kk, v)
-  timing.block(step())  # compile and warm up
+  sync(step())  # compile and warm up
   cpu0 = time.process_time()
-  median, times = timing.median_seconds(step, repeats=cfg["repeats"], warmup=0)
+  median, times = timing.median_seconds(step, repeats=cfg["repeats"], warmup=0, sync=sync)
   # CPU seconds (all threads) per step: steadier than wall time on a shared machine.
   cpu_s = (time.process_time() - cpu0) / cfg["repeats"]
-  return {"median_s": median, "times": times, "cpu_s": cpu_s,
+  return {"median_s": median, "times": times, "cpu_s": cpu_s, "device_mb": device_mb(),
           "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -98,7 +116,8 @@ def spawn(cfg: dict, timeout: float, module: str = "benchmarks.attention") -> di
 def merge(rounds: list[dict], length, causal, impl, opts, idle) -> dict:
   """One record from a configuration's rounds: medians of time, max of peak memory."""
   rec = {"impl": impl, "length": length, "causal": causal, "batch": opts.batch,
-         "heads": opts.heads, "head_dim": opts.head_dim, "rounds": len(rounds)}
+         "heads": opts.heads, "head_dim": opts.head_dim, "dtype": getattr(opts, "dtype", "float32"),
+         "rounds": len(rounds)}
   ok = [r for r in rounds if r["status"] == "ok"]
   if len(ok) < len(rounds):
     return dict(rec, status=next(r["status"] for r in rounds if r["status"] != "ok"))
@@ -107,6 +126,9 @@ def merge(rounds: list[dict], length, causal, impl, opts, idle) -> dict:
              round_medians=[r["median_s"] for r in ok], times=[t for r in ok for t in r["times"]],
              peak_mb=max(r["rss_mb"] for r in ok) - idle["torch" if impl == "torch" else "jax"],
              status="ok")
+  device = [r["device_mb"] for r in ok if r.get("device_mb") is not None]
+  if device:
+    rec["device_mb"] = max(device)
   return rec
 
 
@@ -116,6 +138,8 @@ def main(args: list[str], json_path: str | None) -> list[dict]:
   parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096, 16384])
   parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
   parser.add_argument("--causal", choices=("both", "yes", "no"), default="both")
+  parser.add_argument("--dtype", choices=DTYPES, default="float32",
+                      help="of q, k and v (cudnn needs bfloat16)")
   parser.add_argument("--max_gb", type=float, default=16.0, help="skip configurations predicted above")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--rounds", type=int, default=1,
@@ -136,9 +160,11 @@ def main(args: list[str], json_path: str | None) -> list[dict]:
     except ImportError:
       opts.impls = [i for i in opts.impls if i != "torch"]
   base = {"batch": opts.batch, "heads": opts.heads, "head_dim": opts.head_dim, "length": 1,
-          "causal": False, "repeats": 1}
-  idle = {family: spawn(dict(base, impl=f"idle_{family}"), 300).get("rss_mb", 0.0)
-          for family in ("jax", "torch")}
+          "causal": False, "repeats": 1, "dtype": opts.dtype}
+  families = ("jax", "torch") if "torch" in opts.impls else ("jax",)
+  idle_runs = {family: spawn(dict(base, impl=f"idle_{family}"), 300) for family in families}
+  idle = {"torch": 0.0, **{family: r.get("rss_mb", 0.0) for family, r in idle_runs.items()}}
+  backend = idle_runs["jax"].get("backend", "?")
 
   causals = {"both": (False, True), "yes": (True,), "no": (False,)}[opts.causal]
   configs = [(length, causal, impl) for length in opts.lengths for causal in causals
@@ -150,7 +176,9 @@ def main(args: list[str], json_path: str | None) -> list[dict]:
       if done and done[-1]["status"] != "ok":
         continue  # out of memory, time or skipped once: not again
       gb = _predicted_gb(impl, opts.batch, opts.heads, length, opts.head_dim)
-      if gb > opts.max_gb:
+      if impl == "cudnn" and backend != "gpu":
+        rec = {"status": f"skipped: needs a GPU (backend {backend})"}
+      elif gb > opts.max_gb:
         rec = {"status": f"skipped: predicted {gb:.0f} GB > --max_gb {opts.max_gb:g}"}
       else:
         cfg = dict(base, impl=impl, length=length, causal=causal, repeats=opts.repeats)
@@ -167,14 +195,17 @@ def main(args: list[str], json_path: str | None) -> list[dict]:
       r["time_vs_torch"] = r["median_s"] / t["median_s"]
       r["cpu_vs_torch"] = r["cpu_s"] / t["cpu_s"]
       r["mem_vs_torch"] = r["peak_mb"] / max(t["peak_mb"], 1.0)
-  print(f"forward+backward, batch {opts.batch}, {opts.heads} heads, head dim {opts.head_dim}, float32;"
+  print(f"forward+backward, batch {opts.batch}, {opts.heads} heads, head dim {opts.head_dim}, "
+        f"{opts.dtype}, backend {backend};"
         f" median of {opts.repeats} steps, median over {max(opts.rounds, 1)} round(s) of fresh processes;"
         f" peak_mb = child peak RSS - idle child RSS "
         f"(jax {idle['jax']:.0f} MB, torch {idle['torch']:.0f} MB); cpu_s = CPU seconds per step; "
         f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-  print(timing.format_table(records, ["impl", "length", "causal", "median_s", "time_vs_torch",
-                                      "cpu_s", "cpu_vs_torch", "peak_mb", "mem_vs_torch",
-                                      "status"]))
+  columns = ["impl", "length", "causal", "median_s", "time_vs_torch", "cpu_s", "cpu_vs_torch",
+             "peak_mb", "mem_vs_torch"]
+  if any("device_mb" in r for r in records):
+    columns.append("device_mb")
+  print(timing.format_table(records, columns + ["status"]))
   timing.write_json(json_path, records)
   return records
 

@@ -1,7 +1,7 @@
 """The LSTM training step's matrix products alone, XLA:CPU against PyTorch: ``scripts/bench.py
 products [--json FILE]``.
 
-attnlab's LSTM (models/recurrence.py) at batch B, length L, input D, hidden H does, per step:
+attnlab's LSTM (models/rnn/kernel.py) at batch B, length L, input D, hidden H does, per step:
 
   step       L products [B, D+H] x [D+H, 4H]   forward, one per time step
   step_back  L products [B, 4H] x [4H, H]      backward loop, dh_prev = dg W_hh^T

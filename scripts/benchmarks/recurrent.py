@@ -104,7 +104,7 @@ def _cases_at(length, args, torch, notes):
       if note not in notes:
         notes.append(note)
       continue
-    kwargs = {"hidden_size": h, **({"state_size": args.lru_state} if case == "lru" else {})}
+    kwargs = {"hidden_size": h, **({"d_state": args.lru_state} if case == "lru" else {})}
     try:  # another part's layer: a failure there is reported, not fatal to the suite
       runs[(case, "attnlab", layer.__name__)] = jax_step(layer(**kwargs), b, length, d)
     except Exception as e:  # pylint: disable=broad-except
@@ -143,7 +143,7 @@ def main(argv: list[str], json_path: str | None) -> list[dict]:
   parser.add_argument("--long_repeats", type=int, default=5, help="timed rounds at long_length")
   parser.add_argument("--features", type=int, default=64)
   parser.add_argument("--hidden", type=int, default=256)
-  parser.add_argument("--lru_state", type=int, default=256, help="LRU state_size")
+  parser.add_argument("--lru_state", type=int, default=256, help="LRU d_state (complex state dimensions)")
   torch_reference.add_flags(parser)
   args = parser.parse_args(argv)
   if args.quick:

@@ -16,6 +16,17 @@ def block(tree):
       lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
 
 
+def device_peak_mb() -> float | None:
+  """The most memory the first device's allocator has held, in MB; None where JAX keeps no such
+  count (the CPU)."""
+  try:
+    stats = jax.local_devices()[0].memory_stats() or {}
+  except Exception:  # noqa: BLE001 (backends without memory statistics raise or return None)
+    return None
+  peak = stats.get("peak_bytes_in_use")
+  return None if peak is None else peak / 2**20
+
+
 def median_seconds(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1,
                    sync: Callable[[object], object] = block) -> tuple[float, list[float]]:
   """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed calls."""

@@ -6,9 +6,19 @@ from __future__ import annotations
 from benchmarks import long_context
 
 
-def test_every_layer_builds():
+def test_every_layer_maps_d_to_d_and_trains_every_parameter():
+  import jax
+  import jax.numpy as jnp
+  x = jax.random.normal(jax.random.key(0), (2, 5, 16))
   for name in long_context.LAYERS:
-    assert long_context.make_layer(name, 2, 8) is not None
+    layer = long_context.make_layer(name, 2, 8)
+    params = jax.jit(layer.init)(jax.random.key(1), x)
+    y, _ = jax.jit(layer.apply)(params, x)
+    grads = jax.jit(jax.grad(lambda p: jnp.sum(layer.apply(p, x)[0] ** 2)))(params)
+    assert y.shape == x.shape and bool(jnp.all(jnp.isfinite(y))), name
+    unchanged = [jax.tree_util.keystr(k) for k, g in jax.tree_util.tree_leaves_with_path(grads)
+                 if not float(jnp.abs(g).sum()) > 0]
+    assert not unchanged, (name, unchanged)
 
 
 def test_projection_bounds_map_d_to_d_and_train_every_matrix():

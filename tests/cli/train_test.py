@@ -33,6 +33,10 @@ MISTAKES = [
     ([SMOKE, "--config.compute_dtype=float16"], r"compute_dtype='float16'; allowed"),
     ([SMOKE, "--config.parallelism=pjit"], r"parallelism='pjit'; allowed"),
     ([SMOKE, "--config.optimizer.name=adamax"], r"optimizer.name='adamax'; allowed"),
+    ([f"--config={BASE}:model=hybrid", "--config.model.layers=gru,atention"],
+     r"model.layers='gru,atention': \['atention'\] not a mixer name; allowed"),
+    ([f"--config={BASE}:model=mamba", "--config.model.block=stacked"],
+     r"model.block='stacked'; allowed for 'mamba': \('residual',\)"),
 ]
 
 
@@ -120,3 +124,23 @@ def test_a_second_run_loads_its_programs_from_the_cache(tmp_path):
   assert first["compilations"] > 5 and first["compile_s"] > 0
   assert second["compile_cache_hits"] >= first["compilations"] - 2
   assert second["compilations"] <= 2, second
+
+
+def test_a_hybrid_and_a_block_from_the_command_line(tmp_path):
+  """model=hybrid with its layers, and the LSTM in the residual block, as a user types them: the
+  summary names the block and the decoding state's size."""
+  runs = {"hybrid": [f"--config={BASE}:model=hybrid,task=copy,smoke",
+                     "--config.model.layers=gru,attention", "--config.model.num_heads=2"],
+          "lstm": [SMOKE, "--config.model.block=residual"]}
+  for name, args in runs.items():
+    proc = subprocess.run([sys.executable, TRAIN, *args, "--config.num_steps=2",
+                           f"--workdir={tmp_path / name}"], capture_output=True, text=True,
+                          env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / name / "summary.json") as f:
+      summary = json.load(f)
+    assert summary["block"] == "residual", summary
+    assert summary["state_size"] > 0, summary
+    with open(tmp_path / name / "config.json") as f:
+      model = json.load(f)["model"]
+    assert model.get("layers", "gru,attention") == "gru,attention" and model["name"] == name

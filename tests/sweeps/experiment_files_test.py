@@ -18,8 +18,8 @@ FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "experiments", "*.py"))
 
 def test_all_experiments_present():
   names = {os.path.basename(p)[:-3] for p in FILES}
-  assert {"distance", "length_generalization", "mqar", "adding", "copy", "selective_copy",
-          "noise", "cost", "moe"} <= names
+  assert names == {"distance", "length_generalization", "mqar", "adding", "copy", "selective_copy",
+                   "noise", "cost", "moe"}
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: os.path.basename(p))

@@ -76,6 +76,11 @@ def test_smoke_sweep_writes_results_and_table(finished):
     assert row["status"] == "done" and row["step"] == 200 and row["seed"] == 0
     assert 0.0 <= row["accuracy@5"] <= 1.0 and row["accuracy"] == row["accuracy@5"]
     assert row["param_count"] > 0 and row["wall_s"] > 0 and row["tokens_per_s"] > 0
+    assert row["init"] == "torch"
+  lstm, transformer = rows["lstm-distance2-seed0"], rows["transformer-distance4-seed0"]
+  assert lstm["block"] == "stacked" and transformer["block"] == "residual"
+  d = 16  # distance.py's smoke width (target_params 0 here); one layer: h and c
+  assert lstm["state_size"] == 2 * d and transformer["state_size"] is None  # an encoder
   bad = rows["nope-distance2-seed0"]
   assert bad["status"] == "failed" and "nope" in bad["error"]
   assert "nope-distance2-seed0" in result.stderr  # named in the summary line
@@ -89,6 +94,14 @@ def test_smoke_sweep_writes_results_and_table(finished):
   assert plot.returncode == 0, plot.stderr[-2000:]
   assert plot.stdout.split() == [os.path.join(workdir, "accuracy_vs_distance.png")]
   assert_png(plot.stdout.split()[0])
+  by_state = subprocess.run([sys.executable, os.path.join(SCRIPTS, "plot.py"), "--workdir", workdir,
+                             "--x", "state_size"], capture_output=True, text=True, timeout=300)
+  assert by_state.returncode == 0, by_state.stderr[-2000:]
+  assert by_state.stdout.split() == [os.path.join(workdir, "accuracy_vs_state_size.png")]
+  assert_png(by_state.stdout.split()[0])
+  bad_x = subprocess.run([sys.executable, os.path.join(SCRIPTS, "plot.py"), "--workdir", workdir,
+                          "--x", "width"], capture_output=True, text=True, timeout=300)
+  assert bad_x.returncode == 2 and "--x='width': not a numeric column" in bad_x.stderr
 
 
 def test_killed_sweep_resumes_to_the_same_results(experiment, finished, tmp_path):

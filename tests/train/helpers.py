@@ -20,8 +20,6 @@ def tiny_config(model: str = "lstm", task: str = "copy", **overrides):
   """experiments/base.py:...,smoke with width 8, one eval length and dotted overrides."""
   config = configs.load_config_file(f"{DEFAULT}:model={model},task={task},smoke")
   config.model.d_model = 8
-  if "d_ff" in config.model:
-    config.model.d_ff = 16
   config.eval_lengths = [config.train_min_length]
   for dotted, value in overrides.items():
     node = config
@@ -29,6 +27,8 @@ def tiny_config(model: str = "lstm", task: str = "copy", **overrides):
     for p in parents:
       node = node[p]
     node[leaf] = value
+  if config.model.get("block") == "residual" and "model.d_ff" not in overrides:
+    config.model.d_ff = 16  # the residual block's MLP (the stacked block has none)
   return config
 
 

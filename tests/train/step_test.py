@@ -1,7 +1,6 @@
-"""Each model family: one step changes every parameter, a short run lowers the loss.
-
-One representative per distinct code path in attnlab.train.models (rnn/gru share lstm's backbone,
-minlstm shares mingru's residual stack); the cells themselves are tested in tests/models.
+"""Every registered model in every block it supports (and under each initialisation scheme): one
+step changes every parameter, a short run on one batch lowers the loss. The mixers themselves are
+tested in tests/models.
 """
 
 from __future__ import annotations
@@ -19,22 +18,21 @@ from attnlab.models import registry, task_model
 from tests.train import helpers
 
 STEPS = 25
-FAMILIES = ("lstm", "mingru", "lru", "transformer", "decoder", "encoder_decoder", "xlstm", "mamba2",
-            "gated_deltanet")
+# Every name in every block it supports under the default scheme, and in its default block under
+# Flax's initialisation.
+CASES = ([(name, block, "torch") for name, e in registry.MODELS.items() for block in e.blocks]
+         + [(name, e.blocks[0], "flax") for name, e in registry.MODELS.items()])
+# xlstm: two blocks, so that both kinds (an mLSTM block, then an sLSTM block) are trained.
+OVERRIDES = {"xlstm": {"model.num_layers": 2}}
 
 
-def test_families_cover_the_registry():
-  assert set(FAMILIES) <= set(registry.MODELS)
-
-
-@pytest.fixture(scope="module", params=FAMILIES)
+@pytest.fixture(scope="module", params=CASES, ids=["-".join(c) for c in CASES])
 def run(request):
   """Trains one tiny model on one fixed batch; returns the params after 0, 1 and STEPS steps."""
-  # xlstm: two blocks, so that both kinds (mLSTM, then an sLSTM block) are trained.
-  layers = {"model.num_layers": 2} if request.param == "xlstm" else {}
-  config = helpers.tiny_config(request.param, "copy", **{"optimizer.learning_rate": 1e-2,
-                                                         "optimizer.warmup_steps": 0,
-                                                         "optimizer.decay": "constant"}, **layers)
+  name, block, init = request.param
+  config = helpers.tiny_config(name, "copy", **{
+      "model.block": block, "model.init": init, "optimizer.learning_rate": 1e-2,
+      "optimizer.warmup_steps": 0, "optimizer.decay": "constant", **OVERRIDES.get(name, {})})
   setup = config_lib.build(config)
   tx, schedule = optim.make_optimizer(config.optimizer, STEPS)
   state = jax.jit(lambda: state_lib.create(
@@ -49,7 +47,7 @@ def run(request):
     losses.append(float(metrics["loss"]))
     if i == 0:
       params1 = jax.device_get(state.params)
-  return request.param, params0, params1, losses, metrics
+  return "-".join(request.param), params0, params1, losses, metrics
 
 
 def test_one_step_changes_every_parameter(run):

@@ -9,10 +9,10 @@ Real-Gated Linear Recurrent Unit in Hawk's recurrent block.
   kernels  scan/linear_scan.py's segmented parallel scan over the whole sequence
            (``rg_lru.whole_sequence``) or, on CPU from length 512, time chunks (scan/time_chunks.py
            + scan/step_scan.py, ``rg_lru.one_chunk``)
-  model    backbone.py: the registered ``hawk`` model (the block as the residual stack's mixer,
-           the stack's MLP as Hawk's)
+  config   config.py: the ``hawk`` mixer's fields (the block as a mixer; in the residual block
+           that block's MLP as Hawk's)
 
-``HawkBlock(mode="sequential")`` is the reference: a plain ``lax.scan`` of the convolution and the
+``HawkBlock(impl="reference")`` is the reference: a plain ``lax.scan`` of the convolution and the
 RG-LRU one step at a time. tests/models/hawk/ compares every fast path with it and the block with
 the paper's equations in float64 NumPy (recurrentgemma, the paper's JAX code, pins absl-py < 2 and
 numpy < 2.4, which conflict with attnlab's own requirements).

@@ -8,7 +8,7 @@ H = lru_width. Parameter layout and initialisation as recurrentgemma's ``Recurre
 layers with biases (Flax defaults), the convolution [d_conv, H] normal with variance 0.01 / d_conv
 and a zero bias, the gates' blocks normal with variance 1 / K and zero biases.
 
-Decoding: the block returns (y_BLD, HawkState) and takes ``initial_state``, the state a previous
+Decoding: the block returns (y_BLD, HawkState) and takes ``state``, the state a previous
 call returned: a call with L = 1 is one decoding step, a longer one a prompt (any mix equals one
 call over the concatenated inputs). The state is the RG-LRU's h [B, H] and the convolution's last
 Z = d_conv - 1 inputs [B, Z, H], both float32.
@@ -28,7 +28,6 @@ from attnlab.models.hawk import rg_lru
 from attnlab.models.mamba import causal_conv
 from attnlab.models.scan import linear_scan, time_chunks
 
-MODES = ("linear", "sequential")  # the parallel / time-chunked scan, or the step-by-step reference
 
 
 class HawkState(NamedTuple):
@@ -59,7 +58,7 @@ def check_fields(lru_width, num_heads, d_conv, a_min=0.9, a_max=0.999, c=rg_lru.
 
 
 class HawkBlock(nn.Module):
-  """``(x_BLD, lengths_B=None, initial_state=None) -> (y_BLD, HawkState)``.
+  """A mixer (models/__init__.py): ``(x_BLD, lengths_B=None, state=None) -> (y_BLD, HawkState)``.
 
   y is zero past each sequence's length and in ``dtype``; the final state is the state after
   position length - 1 (the initial one for length 0).
@@ -70,28 +69,29 @@ class HawkBlock(nn.Module):
   a_min: float = 0.9  # a^c is uniform in [a_min, a_max] at initialisation
   a_max: float = 0.999
   c: float = rg_lru.C  # scale of the recurrence gate's exponent
-  mode: str = "linear"  # one of MODES
+  impl: str = "fast"  # "fast": the parallel / time-chunked scan; "reference": step by step
   segment: int = linear_scan.SEGMENT  # steps per sequential run of the parallel scan (0: none)
-  # "linear" mode: time steps per chunk of scan/time_chunks.py (None: its default, chunks of 128 on
+  # "fast": time steps per chunk of scan/time_chunks.py (None: its default, chunks of 128 on
   # CPU from length 512; 0: the whole sequence at once).
   time_chunk: int | None = None
   dtype: Any = jnp.float32  # compute dtype of the projections and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
   init_scheme: str = initializers.DEFAULT  # linear_x/y/out's (initializers.SCHEMES)
 
-  def _check(self, x_BLD, lengths_B, initial_state):
+  def _check(self, x_BLD, lengths_B, state):
     width = self.lru_width or (x_BLD.shape[-1] if jnp.ndim(x_BLD) == 3 else 0)
     check_fields(width, self.num_heads, self.d_conv, self.a_min, self.a_max, self.c)
     time_chunks.check_fields(self.segment, self.time_chunk)
     fitted = self.get_variable("params", "linear_x")["kernel"].shape[0] if self.has_variable(
         "params", "linear_x") else None
-    checks.check_inputs("HawkBlock", x_BLD, lengths_B, None, {}, (), fitted, self.mode, MODES)
+    checks.check_inputs("HawkBlock", x_BLD, lengths_B, None, {}, (), fitted, self.impl)
     b = x_BLD.shape[0]
-    causal_conv.check_state("HawkBlock", initial_state, (b, width), b, self.d_conv, width)
+    causal_conv.check_state("HawkBlock", state, (b, width), b, self.d_conv, width)
 
   @nn.compact
-  def __call__(self, x_BLD, lengths_B=None, initial_state=None):
-    self._check(x_BLD, lengths_B, initial_state)
+  def __call__(self, x_BLD, lengths_B=None, state=None, *, deterministic=True):
+    del deterministic  # no dropout inside
+    self._check(x_BLD, lengths_B, state)
     b, _, d = x_BLD.shape
     h, n = self.lru_width or d, self.num_heads
     pdt = self.param_dtype
@@ -111,9 +111,9 @@ class HawkBlock(nn.Module):
               self.param("x_gate_bias", nn.initializers.zeros_init(), (h,), pdt),
               self.param("Lambda", rg_lru.lambda_init(self.a_min, self.a_max, self.c), (h,), pdt))
 
-    lru0, conv0 = (None, None) if initial_state is None else initial_state
+    lru0, conv0 = (None, None) if state is None else state
     lru0 = None if lru0 is None else lru0.astype(jnp.float32)
-    if self.mode == "sequential":
+    if self.impl == "reference":
       cell = functools.partial(rg_lru.step, self.dtype, self.c, params)
       h0 = jnp.zeros((b, h), jnp.float32) if lru0 is None else lru0
       y_BLH, last, conv_last = causal_conv.sequential(cell, conv_kernel, conv_bias_H, x_BLH, conv0,
@@ -127,7 +127,7 @@ class HawkBlock(nn.Module):
                                                                                       conv_last)
 
   def _scan(self, params, x_BLH, h0_BH, lengths_B):
-    """The "linear" mode's RG-LRU: (y_BLH, final state), in time chunks or whole."""
+    """The fast RG-LRU: (y_BLH, final state), in time chunks or whole."""
     size = time_chunks.resolve(self.time_chunk, x_BLH.shape[1])
     if size:
       h0_BH = jnp.zeros(x_BLH.shape[:1] + x_BLH.shape[2:], jnp.float32) if h0_BH is None else h0_BH
@@ -136,3 +136,9 @@ class HawkBlock(nn.Module):
     y_LBH, last = rg_lru.whole_sequence(self.dtype, self.c, self.segment, params,
                                         jnp.swapaxes(x_BLH, 0, 1), h0_BH, lengths_B)
     return jnp.swapaxes(y_LBH, 0, 1), last
+
+  def state_size(self, d_model: int, length: int) -> int:
+    """The RG-LRU's h [H] and the convolution's last d_conv - 1 inputs [H], H = lru_width (or D),
+    whatever the length."""
+    del length
+    return (self.lru_width or d_model) * self.d_conv

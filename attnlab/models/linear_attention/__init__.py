@@ -10,15 +10,14 @@
            gated_delta_rule.py: the same with a decay per head and step (Gated DeltaNet)
   layers   linear.py: ``LinearAttention`` (Katharopoulos et al. 2020; no decay);
            gated.py: ``GatedLinearAttention``, decay none / fixed (RetNet) / data (GLA);
-           deltanet.py: ``DeltaNet``; gated_deltanet.py: ``GatedDeltaNet`` and its config
-  model    backbone.py: the registered linear_attention, retnet, gla and deltanet models
-           (residual stack); gated_deltanet.py's ``GatedDeltaNetConfig``, gated_deltanet
+           deltanet.py: ``DeltaNet``; gated_deltanet.py: ``GatedDeltaNet``
+  config   config.py: the linear_attention, retnet, gla, deltanet and gated_deltanet mixers' fields
 
 tests/models/linear_attention/chunked_test.py checks ``chunked_form`` against ``recurrent_form``
 (outputs, final states and gradients; chunk sizes that do and do not divide the length; lengths;
 length 4096 with strong decays) and both against plain masked einsum products; delta_rule_test.py
 does the same for the delta rule; gated_delta_rule_test.py checks both gated forms against a
-float64 PyTorch loop, and gated_deltanet_test.py the layer against one and its mixer contract;
-layers_test.py checks each layer's chunked mode against its "sequential" mode, causality, padding
-and step-by-step decoding.
+float64 PyTorch loop, and gated_deltanet_test.py the layer against one; layers_test.py checks each
+layer's fast (chunked) form against its reference (step by step), causality, padding and
+step-by-step decoding.
 """

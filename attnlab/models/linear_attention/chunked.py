@@ -29,6 +29,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from attnlab.models import masks
 from attnlab.models.linear_attention.recurrent import EPS
 
 SUB_CHUNK = 16  # steps per sub-block of the per-feature decay's intra-chunk term (gcd with T)
@@ -161,7 +162,7 @@ def chunked_form(q_BLNK, k_BLNK, v_BLNU, log_a=None, *, lengths_B=None, state_BN
   if normalize:  # z is the state of a constant value 1: one more value column
     v_BLNU = jnp.concatenate([v_BLNU, jnp.ones_like(v_BLNU[..., :1])], axis=-1)
   if lengths_B is not None:  # past each end: keys 0 and decay 1, so the state stops changing
-    valid_BL = jnp.arange(l)[None, :] < lengths_B[:, None]
+    valid_BL = masks.valid_BL(lengths_B, l)
     k_BLNK = jnp.where(valid_BL[:, :, None, None], k_BLNK, jnp.zeros_like(k_BLNK))
     if log_a is not None:
       valid = valid_BL.reshape(valid_BL.shape + (1,) * (log_a.ndim - 2))

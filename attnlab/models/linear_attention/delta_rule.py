@@ -21,6 +21,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from attnlab.models import masks
+
 
 def unit_lower_inverse(m_XTT):
   """The inverses of unit lower-triangular matrices [..., T, T], by block doubling: from the
@@ -54,14 +56,14 @@ def unit_lower_inverse(m_XTT):
 def _masked(beta_BLN, lengths_B):
   if lengths_B is None:
     return beta_BLN
-  valid_BL1 = (jnp.arange(beta_BLN.shape[1])[None, :] < lengths_B[:, None])[..., None]
+  valid_BL1 = masks.valid_BL(lengths_B, beta_BLN.shape[1])[..., None]
   return jnp.where(valid_BL1, beta_BLN, jnp.zeros_like(beta_BLN))
 
 
 def _mask_outputs(o_BLNU, lengths_B):
   if lengths_B is None:
     return o_BLNU
-  valid_BL11 = (jnp.arange(o_BLNU.shape[1])[None, :] < lengths_B[:, None])[..., None, None]
+  valid_BL11 = masks.valid_BL(lengths_B, o_BLNU.shape[1])[..., None, None]
   return jnp.where(valid_BL11, o_BLNU, 0.0)
 
 

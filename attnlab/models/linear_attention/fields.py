@@ -8,7 +8,6 @@ import jax.numpy as jnp
 from attnlab.models import checks
 from attnlab.models.linear_attention import feature_maps
 
-MODES = ("chunked", "sequential")  # the fast form, or recurrent.py's step-by-step reference
 DECAYS = ("none", "fixed", "data")  # no decay, RetNet's fixed per-head gamma, GLA's gate
 
 
@@ -22,36 +21,41 @@ def check_positive(field: str, value) -> None:
     raise ValueError(f"{field}={value!r}; must be an int >= 1")
 
 
+def check_bool(field: str, value) -> None:
+  if not isinstance(value, bool):
+    raise ValueError(f"{field}={value!r}; allowed: (True, False)")
+
+
 def check_heads(d_model: int, num_heads: int) -> None:
   check_positive("num_heads", num_heads)
   if d_model % num_heads:
     raise ValueError(f"num_heads={num_heads}; must divide d_model={d_model}")
 
 
-def check_linear(d_model, num_heads, feature_map, key_dim, chunk, mode=MODES[0]) -> None:
+def check_linear(d_model, num_heads, feature_map, key_dim, chunk, impl="fast") -> None:
   check_heads(d_model, num_heads)
   check_choice("feature_map", feature_map, feature_maps.FEATURE_MAPS)
   if isinstance(key_dim, bool) or not isinstance(key_dim, int) or key_dim < 0:
     raise ValueError(f"key_dim={key_dim!r}; must be an int >= 1 (0: the default)")
   check_positive("chunk", chunk)
-  check_choice("mode", mode, MODES)
+  check_choice("impl", impl, checks.IMPLS)
 
 
 def check_gated(d_model, num_heads, decay, chunk, gate_rank, gate_temperature,
-                mode=MODES[0]) -> None:
+                impl="fast") -> None:
   check_heads(d_model, num_heads)
   check_choice("decay", decay, DECAYS)
   check_positive("chunk", chunk)
   check_positive("gate_rank", gate_rank)
   if not gate_temperature > 0:
     raise ValueError(f"gate_temperature={gate_temperature!r}; must be > 0")
-  check_choice("mode", mode, MODES)
+  check_choice("impl", impl, checks.IMPLS)
 
 
-def check_delta(d_model, num_heads, chunk, mode=MODES[0]) -> None:
+def check_delta(d_model, num_heads, chunk, impl="fast") -> None:
   check_heads(d_model, num_heads)
   check_positive("chunk", chunk)
-  check_choice("mode", mode, MODES)
+  check_choice("impl", impl, checks.IMPLS)
 
 
 def default_key_dim(feature_map: str, key_dim: int, d_model: int, num_heads: int) -> int:

@@ -11,7 +11,7 @@ shared by the heads), times a swish gate swish(x W_g), then the output projectio
 output differs in small ways not kept here: a GroupNorm instead of the RMSNorm, xPos rotations of q
 and k.
 
-Decoding: (x_BLD, lengths_B, initial_state_BNKK) -> (y_BLD, final_state_BNKK) on one step at a time
+Decoding: (x_BLD, lengths_B, state) -> (y_BLD, final_state_BNKK) on one step at a time
 (L = 1), passing each call's final state to the next.
 """
 
@@ -42,7 +42,7 @@ def rms_norm(o_BLNK, scale_K):
 
 
 class GatedLinearAttention(nn.Module):
-  """(x_BLD, lengths_B=None, initial_state_BNKK=None) -> (y_BLD, final_state_BNKK); K = D / N.
+  """A mixer (models/__init__.py): (x_BLD, lengths_B=None, state=None) -> (y_BLD, final_state_BNKK); K = D / N.
 
   y is in ``dtype`` (zero past each sequence's end), the state float32.
   """
@@ -51,7 +51,7 @@ class GatedLinearAttention(nn.Module):
   chunk: int = 64  # time steps per chunk of the chunked form
   gate_rank: int = 16  # "data": rank of W_a
   gate_temperature: float = 16.0  # "data": tau, alpha = sigmoid(.)^(1/tau) (near 1 at init)
-  mode: str = "chunked"  # one of fields.MODES ("sequential": the step-by-step reference)
+  impl: str = "fast"  # "fast": chunked.py's chunked form; "reference": recurrent.py, step by step
   dtype: Any = jnp.float32  # compute dtype of the projections and the chunked matmuls
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
   init_scheme: str = initializers.DEFAULT  # dense projections' init (initializers.SCHEMES)
@@ -72,13 +72,14 @@ class GatedLinearAttention(nn.Module):
     return jax.nn.log_sigmoid(logits_BLNK.astype(jnp.float32)) / self.gate_temperature
 
   @nn.compact
-  def __call__(self, x_BLD, lengths_B=None, initial_state_BNKK=None):
+  def __call__(self, x_BLD, lengths_B=None, state=None, *, deterministic=True):
+    del deterministic  # no dropout inside
     d = x_BLD.shape[-1]
     n = self.num_heads
     fields.check_gated(d, n, self.decay, self.chunk, self.gate_rank, self.gate_temperature,
-                       self.mode)
+                       self.impl)
     kd = d // n
-    fields.check_inputs("GatedLinearAttention", x_BLD, lengths_B, initial_state_BNKK,
+    fields.check_inputs("GatedLinearAttention", x_BLD, lengths_B, state,
                         (n, kd, kd))
     linear = initializers.linear(self.init_scheme, d)
     dense = lambda name: nn.DenseGeneral(  # noqa: E731
@@ -88,8 +89,8 @@ class GatedLinearAttention(nn.Module):
     k_BLNK = dense("key")(x_BLD)
     v_BLNK = dense("value")(x_BLD)
     log_a = self._log_decay(x_BLD, n, kd)
-    kwargs = dict(lengths_B=lengths_B, state_BNKU=initial_state_BNKK)
-    if self.mode == "chunked":
+    kwargs = dict(lengths_B=lengths_B, state_BNKU=state)
+    if self.impl == "fast":
       o_BLNK, state_BNKK = chunked.chunked_form(q_BLNK, k_BLNK, v_BLNK, log_a, chunk=self.chunk,
                                                 dtype=self.dtype, **kwargs)
     else:
@@ -101,3 +102,8 @@ class GatedLinearAttention(nn.Module):
     y_BLD = nn.Dense(d, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
                      name="out", **linear)((o_BLD.astype(self.dtype) * nn.swish(gate_BLD)))
     return y_BLD, state_BNKK
+
+  def state_size(self, d_model: int, length: int) -> int:
+    """S: N heads of [K, K], K = D / N, whatever the length."""
+    del length
+    return d_model * (d_model // self.num_heads)

@@ -15,26 +15,28 @@ I - beta k k^T has the eigenvalue 1 - beta in (-1, 1) and a_t (I - beta k k^T) e
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import initializers, stack
+from attnlab.models import checks, initializers
 from attnlab.models.linear_attention import fields, gated_delta_rule
 from attnlab.models.linear_attention.deltanet import l2_normalize
 from attnlab.models.linear_attention.gated import rms_norm
 from attnlab.models.mamba.block import dt_bias_init
 
-IMPLS = ("fast", "reference")  # the chunked form, or gated_delta_rule.recurrent_form
 
-
-def check_fields(d_model, num_heads, chunk, impl="fast") -> None:
-  fields.check_heads(d_model, num_heads)
+def check_fields(d_model, num_heads, chunk, impl="fast", allow_negative_eigenvalues=False) -> None:
+  """ValueError naming the first bad field (d_model None: before the width is known)."""
+  if d_model is None:
+    fields.check_positive("num_heads", num_heads)
+  else:
+    fields.check_heads(d_model, num_heads)
   fields.check_positive("chunk", chunk)
-  fields.check_choice("impl", impl, IMPLS)
+  checks.check_impl(impl)
+  fields.check_bool("allow_negative_eigenvalues", allow_negative_eigenvalues)
 
 
 def a_log_init(key, shape, dtype=jnp.float32):
@@ -48,7 +50,7 @@ class GatedDeltaNet(nn.Module):
   num_heads: int  # N; head size K = D / N (queries, keys and values)
   chunk: int = 32  # time steps per chunk of the chunked form (32: docs/benchmarks.md)
   allow_negative_eigenvalues: bool = False  # beta in (0, 2) instead of (0, 1)
-  impl: str = "fast"  # one of IMPLS ("reference": the step-by-step recurrence)
+  impl: str = "fast"  # "fast": the chunked form; "reference": the step-by-step recurrence
   dtype: Any = jnp.float32  # compute dtype of the projections and the chunked matmuls
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
   init_scheme: str = initializers.DEFAULT  # dense projections' init (initializers.SCHEMES)
@@ -62,7 +64,7 @@ class GatedDeltaNet(nn.Module):
     del deterministic
     d = x_BLD.shape[-1]
     n = self.num_heads
-    check_fields(d, n, self.chunk, self.impl)
+    check_fields(d, n, self.chunk, self.impl, self.allow_negative_eigenvalues)
     kd = d // n
     fields.check_inputs("GatedDeltaNet", x_BLD, lengths_B, state, (n, kd, kd))
     linear = initializers.linear(self.init_scheme, d)
@@ -94,34 +96,3 @@ class GatedDeltaNet(nn.Module):
     y_BLD = nn.Dense(d, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
                      name="out", **linear)(o_BLD.astype(self.dtype) * nn.silu(gate_BLD))
     return y_BLD, state_BNKK
-
-
-@dataclasses.dataclass(frozen=True)
-class GatedDeltaNetConfig:
-  """Gated DeltaNet layers in the residual stack; checked on creation."""
-  d_model: int = 64  # residual width D
-  num_layers: int = 2  # blocks
-  num_heads: int = 4  # heads N (must divide d_model)
-  chunk: int = 32  # time steps per chunk of the chunked form (32: docs/benchmarks.md)
-  allow_negative_eigenvalues: bool = False  # beta in (0, 2): transition eigenvalues in (-1, 1]
-  d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
-  dropout_rate: float = 0.0  # on each block's residual branches
-  init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
-  dtype: Any = jnp.float32  # compute dtype
-
-  def __post_init__(self):
-    stack.check_stack_fields(self)
-    check_fields(self.d_model, self.num_heads, self.chunk)
-    check_bool("allow_negative_eigenvalues", self.allow_negative_eigenvalues)
-
-  def mixer(self, i: int) -> nn.Module:
-    return GatedDeltaNet(num_heads=self.num_heads, chunk=self.chunk,
-                         allow_negative_eigenvalues=self.allow_negative_eigenvalues,
-                         dtype=self.dtype, init_scheme=self.init, name=f"gated_deltanet_{i}")
-
-
-def check_bool(field: str, value) -> None:
-  if not isinstance(value, bool):
-    raise ValueError(f"{field}={value!r}; allowed: (True, False)")
-
-

@@ -19,6 +19,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from attnlab.models import masks
+
 EPS = 1e-6  # added to the normaliser q . z
 
 
@@ -45,8 +47,7 @@ def recurrent_form(q_BLNK, k_BLNK, v_BLNU, log_a=None, *, lengths_B=None, state_
     s_BNKU = state_BNKU[..., :u]
     if normalize:
       z_BNK = state_BNKU[..., u]
-  lengths_B = jnp.full((b,), l, jnp.int32) if lengths_B is None else lengths_B
-  keep_LB = jnp.arange(l)[:, None] < lengths_B[None, :]
+  keep_LB = jnp.ones((l, b), bool) if lengths_B is None else masks.valid_BL(lengths_B, l).T
 
   def step(carry, xs):
     s_BNKU, z_BNK = carry

@@ -11,9 +11,9 @@
            state ([B, T, P, H]) from 4 chunks' length, the backward pass recomputing each chunk;
            off CPU (and with time_chunk=0) scan/linear_scan.py's segmented parallel scan over the
            whole sequence (``ssm.whole_sequence``), whose [L, B, P, H] arrays grow with L
-  model    backbone.py: the registered ``mamba`` model (the block as the residual stack's mixer)
+  config   config.py: the ``mamba`` mixer's fields (the block as a mixer)
 
-``MambaBlock(mode="sequential")`` is the reference: a plain ``lax.scan`` of the convolution and the
+``MambaBlock(impl="reference")`` is the reference: a plain ``lax.scan`` of the convolution and the
 SSM one step at a time. tests/models/mamba/ compares every fast path with it (outputs, gradients,
 lengths, chunk sizes, length 4096, decoding) and the block with ``mambapy`` (PyTorch) weight for
 weight.

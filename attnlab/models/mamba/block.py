@@ -8,10 +8,11 @@
 Parameters and their initialisation follow the reference implementation (mamba_simple.py, as
 ``mambapy`` copies it): dt_proj's weight uniform in +-dt_rank^-1/2 and its bias the inverse softplus
 of a step log-uniform in [dt_min, dt_max]; A_log = log(1..P) for every channel (S4D-real), D = 1;
-the conv's PyTorch default (uniform in +-1/sqrt(d_conv)). The dense projections use Flax's default
-(lecun normal) where PyTorch's Linear draws uniformly.
+the conv's PyTorch default (uniform in +-1/sqrt(d_conv)). The dense projections (in_proj, x_proj,
+out_proj) follow ``init_scheme`` (models/initializers.py; "torch": PyTorch's Linear, as the
+reference).
 
-Decoding: the block returns (y_BLD, MambaState) and takes ``initial_state``, the state a previous
+Decoding: the block returns (y_BLD, MambaState) and takes ``state``, the state a previous
 call returned: a call with L = 1 is one decoding step, a longer one a prompt (any mix of the two
 equals one call over the concatenated inputs). The state is the SSM's h [B, P, H] and the
 convolution's last Z = d_conv - 1 inputs [B, Z, H], both float32.
@@ -30,8 +31,6 @@ import jax.numpy as jnp
 from attnlab.models import checks, initializers
 from attnlab.models.mamba import causal_conv, ssm
 from attnlab.models.scan import linear_scan, time_chunks
-
-MODES = ("linear", "sequential")  # the fast paths (see chunk_size), or the step-by-step reference
 
 
 class MambaState(NamedTuple):
@@ -74,7 +73,7 @@ def check_fields(expand, d_state, d_conv, dt_rank, dt_min=0.001, dt_max=0.1):
 
 
 class MambaBlock(nn.Module):
-  """``(x_BLD, lengths_B=None, initial_state=None) -> (y_BLD, MambaState)``.
+  """A mixer (models/__init__.py): ``(x_BLD, lengths_B=None, state=None) -> (y_BLD, MambaState)``.
 
   y is zero past each sequence's length and in ``dtype``; the final state is the state after
   position length - 1 (the initial one for length 0).
@@ -86,9 +85,9 @@ class MambaBlock(nn.Module):
   dt_min: float = 0.001  # initial step sizes are log-uniform in [dt_min, dt_max]
   dt_max: float = 0.1
   dt_init_floor: float = 1e-4  # smallest initial step size
-  mode: str = "linear"  # one of MODES
+  impl: str = "fast"  # "fast": the paths below (see chunk_size); "reference": step by step
   segment: int = linear_scan.SEGMENT  # steps per sequential run of the parallel scan (0: none)
-  # "linear" mode: time steps per chunk of scan/time_chunks.py, each run by selective_scan.py's
+  # "fast": time steps per chunk of scan/time_chunks.py, each run by selective_scan.py's
   # loop (None: chunk_size's default; 0: linear_scan.py's parallel scan over the whole sequence,
   # which holds [L, B, P, H] arrays; ``segment`` applies only then).
   time_chunk: int | None = None
@@ -96,18 +95,19 @@ class MambaBlock(nn.Module):
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
   init_scheme: str = initializers.DEFAULT  # in/x/out projections' (initializers.SCHEMES)
 
-  def _check(self, x_BLD, lengths_B, initial_state):
+  def _check(self, x_BLD, lengths_B, state):
     check_fields(self.expand, self.d_state, self.d_conv, self.dt_rank, self.dt_min, self.dt_max)
     time_chunks.check_fields(self.segment, self.time_chunk)
     fitted = self.get_variable("params", "in_proj").shape[0] if self.has_variable(
         "params", "in_proj") else None
-    checks.check_inputs("MambaBlock", x_BLD, lengths_B, None, {}, (), fitted, self.mode, MODES)
+    checks.check_inputs("MambaBlock", x_BLD, lengths_B, None, {}, (), fitted, self.impl)
     b, h = x_BLD.shape[0], self.expand * x_BLD.shape[-1]
-    causal_conv.check_state("MambaBlock", initial_state, (b, self.d_state, h), b, self.d_conv, h)
+    causal_conv.check_state("MambaBlock", state, (b, self.d_state, h), b, self.d_conv, h)
 
   @nn.compact
-  def __call__(self, x_BLD, lengths_B=None, initial_state=None):
-    self._check(x_BLD, lengths_B, initial_state)
+  def __call__(self, x_BLD, lengths_B=None, state=None, *, deterministic=True):
+    del deterministic  # no dropout inside
+    self._check(x_BLD, lengths_B, state)
     b, length, d = x_BLD.shape
     h, p = self.expand * d, self.d_state
     rank = self.dt_rank or ssm.dt_rank(d)
@@ -130,8 +130,8 @@ class MambaBlock(nn.Module):
     # Two dots, not one sliced: their weight gradients are then two dots too.
     x_BLH = linear_scan.matmul(x_BLD, in_proj_DW[:, :h], self.dtype)
     z_BLH = linear_scan.matmul(x_BLD, in_proj_DW[:, h:], self.dtype)
-    ssm0, conv0 = (None, None) if initial_state is None else initial_state
-    if self.mode == "sequential":
+    ssm0, conv0 = (None, None) if state is None else state
+    if self.impl == "reference":
       cell = lambda s, c: ssm.step(self.dtype, params, s, jax.nn.silu(c))  # noqa: E731
       s0 = jnp.zeros((b, p, h), jnp.float32) if ssm0 is None else ssm0.astype(jnp.float32)
       y_BLH, last, conv_last = causal_conv.sequential(cell, conv_kernel, conv_bias_H, x_BLH, conv0,
@@ -146,7 +146,7 @@ class MambaBlock(nn.Module):
     return out_BLD, MambaState(last, conv_last)
 
   def _scan(self, params, u_BLH, h0_BPH, lengths_B):
-    """The "linear" mode's SSM: (y_BLH, final state), whole, as one chunk or in time chunks."""
+    """The fast SSM: (y_BLH, final state), whole, as one chunk or in time chunks."""
     b, length, h = u_BLH.shape
     h0_BPH = None if h0_BPH is None else h0_BPH.astype(jnp.float32)
     size = chunk_size(self.time_chunk, b, length, h * self.d_state)
@@ -160,6 +160,13 @@ class MambaBlock(nn.Module):
     run = functools.partial(ssm.one_chunk, self.dtype)
     return time_chunks.over_time_chunks(run, size, params, u_BLH, h0_BPH, lengths_B)
 
+
+  def state_size(self, d_model: int, length: int) -> int:
+    """h [P, H] and the convolution's last d_conv - 1 inputs [H], H = expand * D, whatever the
+    length."""
+    del length
+    h = self.expand * d_model
+    return h * (self.d_state + self.d_conv - 1)
 
 def chunk_size(time_chunk: int | None, batch: int, length: int, state: int) -> int:
   """Time steps per chunk (0: the whole sequence's parallel scan) for ``state`` float32 values per

@@ -29,7 +29,7 @@ def check_state(name, state, recurrent_shape, batch, d_conv, width):
   want = (tuple(recurrent_shape), (batch, d_conv - 1, width))
   got = tuple(tuple(jnp.shape(s)) for s in state)
   if got != want:
-    raise ValueError(f"{name} initial_state must have shapes {want} (recurrence, convolution); "
+    raise ValueError(f"{name} state must have shapes {want} (recurrence, convolution); "
                      f"got {got}")
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from attnlab.models import masks
 from attnlab.models.mamba import selective_scan
 from attnlab.models.scan import linear_scan
 
@@ -83,7 +84,7 @@ def one_chunk(dtype, params, u_BTH, h0_BPH, lengths_B, y_saved_BTH):
   delta_TBH, b_TBP, c_TBP = selective_inputs(dtype, params, u_TBH)
   if lengths_B is not None:
     # delta = 0 past each end: a = 1, b = 0, so the state stops at length - 1.
-    valid_TB1 = (jnp.arange(u_TBH.shape[0])[:, None] < lengths_B[None, :])[..., None]
+    valid_TB1 = masks.valid_BL(lengths_B, u_TBH.shape[0]).T[..., None]
     delta_TBH = jnp.where(valid_TB1, delta_TBH, jnp.zeros_like(delta_TBH))
   y_TBH, last_BPH = selective_scan.selective_scan(a_matrix(params[3]), u_TBH.astype(jnp.float32),
                                                   delta_TBH, b_TBP, c_TBP, h0_BPH)

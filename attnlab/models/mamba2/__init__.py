@@ -7,7 +7,7 @@
            decoding state and its step-by-step reference (``impl="reference"``)
   fast     ssd.chunked_form: matrix products inside chunks (C B^T shared by the heads, one decay
            matrix per head), one ``lax.scan`` across chunks for the states
-  model    backbone.py: the registered ``mamba2`` model (the block as the residual stack's mixer)
+  config   config.py: the ``mamba2`` mixer (the block in models/blocks.py's blocks or a hybrid)
 
 tests/models/mamba2/ssd_test.py compares the chunked form with the recurrent one and both with a
 float64 PyTorch loop (outputs, states, gradients; negative decays; strong decays over many

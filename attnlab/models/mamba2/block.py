@@ -24,14 +24,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import initializers
+from attnlab.models import checks, initializers, masks
 from attnlab.models.linear_attention import fields
 from attnlab.models.linear_attention.gated_deltanet import a_log_init
 from attnlab.models.mamba import causal_conv
 from attnlab.models.mamba.block import dt_bias_init
 from attnlab.models.mamba2 import ssd
 
-IMPLS = ("fast", "reference")  # ssd.chunked_form, or the step-by-step lax.scan of conv and SSD
 NORM_EPS = 1e-5  # the gated RMSNorm's epsilon (the reference's)
 
 
@@ -41,16 +40,18 @@ class Mamba2State(NamedTuple):
   conv_BZW: jax.Array  # the last Z = d_conv - 1 inputs of the convolution ([x, B, C])
 
 
-def check_fields(d_model, expand, num_heads, d_state, d_conv, chunk, impl="fast") -> None:
-  """ValueError naming the first bad field."""
+def check_fields(d_model, expand, num_heads, d_state, d_conv, chunk, impl="fast",
+                 allow_negative_eigenvalues=False) -> None:
+  """ValueError naming the first bad field (d_model None: before the width is known)."""
   for name, value in (("expand", expand), ("d_state", d_state), ("d_conv", d_conv),
                       ("chunk", chunk)):
     fields.check_positive(name, value)
   fields.check_positive("num_heads", num_heads)
-  if (expand * d_model) % num_heads:
+  if d_model is not None and (expand * d_model) % num_heads:
     raise ValueError(f"num_heads={num_heads}; must divide the inner width expand * d_model "
                      f"({expand * d_model})")
-  fields.check_choice("impl", impl, IMPLS)
+  checks.check_impl(impl)
+  fields.check_bool("allow_negative_eigenvalues", allow_negative_eigenvalues)
 
 
 def gated_rms_norm(y_BLH, z_BLH, scale_H):
@@ -70,7 +71,7 @@ class Mamba2Block(nn.Module):
   allow_negative_eigenvalues: bool = False  # a_t = 2 exp(dt A) - 1 in (-1, 1)
   dt_min: float = 0.001  # initial step sizes are log-uniform in [dt_min, dt_max]
   dt_max: float = 0.1
-  impl: str = "fast"  # one of IMPLS
+  impl: str = "fast"  # "fast": ssd.chunked_form; "reference": conv and SSD step by step
   dtype: Any = jnp.float32  # compute dtype of the projections and the chunked matmuls
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
   init_scheme: str = initializers.DEFAULT  # in/out projections' (initializers.SCHEMES)
@@ -85,7 +86,7 @@ class Mamba2Block(nn.Module):
     del deterministic
     b, l, d = x_BLD.shape if x_BLD.ndim == 3 else (None, None, None)
     check_fields(x_BLD.shape[-1], self.expand, self.num_heads, self.d_state, self.d_conv,
-                 self.chunk, self.impl)
+                 self.chunk, self.impl, self.allow_negative_eigenvalues)
     h, n, k = self.expand * d, self.num_heads, self.d_state
     u, w = h // n, h + 2 * k
     fields.check_inputs("Mamba2Block", x_BLD, lengths_B, None, ())
@@ -134,10 +135,10 @@ class Mamba2Block(nn.Module):
     normed_BLH = gated_rms_norm(y_BLH, z_BLH, scale_H.astype(jnp.float32)[None, None])
     out_BLD = nn.Dense(d, use_bias=False, dtype=self.dtype, param_dtype=pdt, name="out_proj",
                        **initializers.linear(self.init_scheme, h))(normed_BLH.astype(self.dtype))
-    valid_BL = jnp.ones((b, l), bool) if lengths_B is None else (
-        jnp.arange(l)[None, :] < lengths_B[:, None])
-    return jnp.where(valid_BL[..., None], out_BLD, 0).astype(self.dtype), Mamba2State(
-        last, conv_last)
+    valid_BL = masks.valid_BL(lengths_B, l)
+    if valid_BL is not None:
+      out_BLD = jnp.where(valid_BL[..., None], out_BLD, 0)
+    return out_BLD.astype(self.dtype), Mamba2State(last, conv_last)
 
 
 def _sequential(cell, kernel, bias, xbc_BLW, dt_raw_BLN, conv_BZW, state, lengths_B):

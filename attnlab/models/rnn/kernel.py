@@ -1,4 +1,4 @@
-"""The time loops of the classic cells with hand-written backward passes (used by ``recurrent.RNN``).
+"""The time loops of the classic cells with hand-written backward passes (run by ``layer.RNN``).
 
 ``elman_recurrence``, ``lstm_recurrence`` and ``gru_recurrence`` run one direction of one layer over
 time-major inputs ``x_LBD``. Forward: one matmul per step [x_t, h] [W_ih | W_hh]^T (two for the GRU,
@@ -9,7 +9,9 @@ the weight and input gradients are big matmuls over all steps after it, in the d
 fastest (``_weight_grads``). The LSTM's and GRU's backward passes write dg over the saved factors in
 place: XLA:CPU page-faults fresh temporary memory on every call, so a buffer less is time saved.
 ``autodiff_recurrence`` is the plain scan differentiated by JAX, the reference the tests compare the
-hand-written passes against.
+hand-written passes against. ``recurrence`` is the one entry the layer calls: every form returns
+batch-major y (the LSTM's loop writes it so; the others' loops scan time-major, and their y is
+transposed once, as the cotangent is).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
+
+from attnlab.models.rnn import cells
 
 def _masked(new, y_BH, carry, valid_B):
   """Past a sequence's end the carry is frozen and the output is zero."""
@@ -129,7 +133,7 @@ def _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def lstm_recurrence(unroll: int, weights, x_LBD, carry0, valid_LB):
-  """(y_BLH, final carry) of the LSTM, hand-written backward; y batch-major, unlike the others'."""
+  """(y_BLH, final carry) of the LSTM, hand-written backward; the loop writes y batch-major."""
   return _lstm_forward(unroll, weights, x_LBD, carry0, valid_LB)[:2]
 
 
@@ -340,6 +344,21 @@ def _elman_recurrence_bwd(relu, unroll, res, cotangents):
 
 
 elman_recurrence.defvjp(_elman_recurrence_fwd, _elman_recurrence_bwd)
+
+
+def recurrence(kind: str, impl: str, unroll: int, weights, x_LBD, carry0, valid_LB):
+  """One direction of one layer of cell ``kind`` ("fast": the hand-written backward passes;
+  "reference": ``autodiff_recurrence``): (y_BLH, final carry)."""
+  if impl == "fast" and kind == "lstm":
+    return lstm_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
+  if impl == "reference":
+    _, _, combine, fused = cells.KINDS[kind]
+    y_LBH, final = autodiff_recurrence(combine, fused, unroll, weights, x_LBD, carry0, valid_LB)
+  elif kind == "gru":
+    y_LBH, final = gru_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
+  else:
+    y_LBH, final = elman_recurrence(kind == "rnn_relu", unroll, weights, x_LBD, carry0, valid_LB)
+  return jnp.swapaxes(y_LBH, 0, 1), final
 
 
 def autodiff_recurrence(combine, fused, unroll, weights, x_LBD, carry0, valid_LB):

@@ -8,8 +8,8 @@ shapes, carries PyTorch's ``[num_layers * num_directions, B, H]`` layout.
 The time loop is a ``lax.scan`` with a hand-written backward pass per cell kind (the kernel,
 ``attnlab.models.rnn.kernel``): forward one matmul per step, saving the gate-gradient factors so the
 backward loop needs one matmul per step and the weight gradients become big matmuls after it.
-``implementation="autodiff"`` runs the plain scan of ``cells.py`` differentiated by JAX instead:
-the reference the kernel is tested against. Speed: ``scripts/benchmarks/recurrent.py``.
+``impl="reference"`` runs the plain scan of ``cells.py`` differentiated by JAX instead: the
+reference the kernel is tested against. Speed: ``scripts/benchmarks/recurrent.py``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from attnlab.models import checks
+from attnlab.models import checks, masks
 from attnlab.models.rnn import cells, kernel
-
-IMPLEMENTATIONS = ("custom_vjp", "autodiff")  # how the time loop is differentiated
-
 
 def reverse_prefix_BL(x_BL_, lengths_B):
   """Reverses each row's first lengths[b] steps and leaves the padding in place (an involution)."""
@@ -37,29 +34,16 @@ def reverse_prefix_BL(x_BL_, lengths_B):
 
 
 def run_direction(kind: str, params: dict, x_BLD, carry0, lengths_B, *, reverse: bool = False,
-                  dtype=jnp.float32, implementation: str = "custom_vjp", unroll: int = 1):
+                  dtype=jnp.float32, impl: str = "fast", unroll: int = 1):
   """One layer, one direction: (y_BLH in ``dtype``, final carry in float32)."""
-  _, _, combine, fused = cells.KINDS[kind]
   if reverse:
     x_BLD = reverse_prefix_BL(x_BLD, lengths_B)
-  valid_LB = None
-  if lengths_B is not None:
-    valid_LB = jnp.arange(x_BLD.shape[1])[:, None] < lengths_B[None, :]
+  valid_BL = masks.valid_BL(lengths_B, x_BLD.shape[1])
+  valid_LB = None if valid_BL is None else valid_BL.T
   x_LBD = jnp.swapaxes(x_BLD, 0, 1).astype(dtype)
   weights = (params["weight_ih"].T, params["weight_hh"].T, params["bias_ih"], params["bias_hh"])
   weights = tuple(w.astype(dtype) for w in weights)
-  if implementation == "custom_vjp" and kind == "lstm":  # y comes batch-major: no transposes of y, dy
-    y_BLH, final = kernel.lstm_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
-  else:
-    if implementation == "autodiff":
-      y_LBH, final = kernel.autodiff_recurrence(combine, fused, unroll, weights, x_LBD, carry0,
-                                                    valid_LB)
-    elif kind == "gru":
-      y_LBH, final = kernel.gru_recurrence(unroll, weights, x_LBD, carry0, valid_LB)
-    else:
-      y_LBH, final = kernel.elman_recurrence(kind == "rnn_relu", unroll, weights, x_LBD, carry0,
-                                                 valid_LB)
-    y_BLH = jnp.swapaxes(y_LBH, 0, 1)
+  y_BLH, final = kernel.recurrence(kind, impl, unroll, weights, x_LBD, carry0, valid_LB)
   y_BLH = y_BLH.astype(dtype)
   if reverse:
     y_BLH = reverse_prefix_BL(y_BLH, lengths_B)
@@ -67,11 +51,13 @@ def run_direction(kind: str, params: dict, x_BLD, carry0, lengths_B, *, reverse:
 
 
 class RNN(nn.Module):
-  """Stacked (bi)directional RNN/LSTM/GRU over ``x_BLD``, PyTorch's ``nn.RNN``/``LSTM``/``GRU``.
+  """Stacked (bi)directional RNN/LSTM/GRU over ``x_BLD``, PyTorch's ``nn.RNN``/``LSTM``/``GRU``; a
+  mixer (models/__init__.py) with one layer, and the stacked block of the classic cells with more.
 
-  Returns ``(y_BLH, final_carry)``: y has 2H features when bidirectional (forward first), zeros past
-  each sequence's length. Carries use PyTorch's layout, ``h`` of shape [num_layers * num_directions,
-  B, H] (index ``layer * num_directions + direction``) and, for the LSTM, a tuple ``(h, c)``.
+  Returns ``(y_BLH, state)``: y has 2H features when bidirectional (forward first), zeros past
+  each sequence's length. The state is ``h`` of shape [B, num_layers * num_directions, H] (index
+  ``layer * num_directions + direction``; batch first, as every mixer's state: PyTorch's h_n with its
+  first two axes swapped) and, for the LSTM, a tuple ``(h, c)``.
   """
   cell: str  # a cells.CELLS key, or "rnn" (= "rnn_tanh")
   hidden_size: int  # H
@@ -80,11 +66,11 @@ class RNN(nn.Module):
   dropout_rate: float = 0.0  # dropout on the outputs of every layer but the last
   dtype: Any = jnp.float32  # compute dtype (matmuls, outputs); gate math and carries stay float32
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
-  implementation: str = "custom_vjp"  # IMPLEMENTATIONS: hand-written or autodiff backward
+  impl: str = "fast"  # "fast": the hand-written backward passes; "reference": JAX's autodiff
   unroll: int = 1  # time steps per scan iteration
   forget_bias: float | None = None  # LSTM: the forget gate's total bias at init (None: PyTorch's)
 
-  def _check(self, x_BLD, lengths_B, initial_carry):
+  def _check(self, x_BLD, lengths_B, state):
     kind = cells.resolve(self.cell)
     if x_BLD.ndim != 3:
       raise ValueError(f"RNN input x must be rank 3 [batch, length, features]; got shape {x_BLD.shape}")
@@ -96,8 +82,7 @@ class RNN(nn.Module):
       raise ValueError(f"RNN dropout_rate must be in [0, 1); got {self.dropout_rate}")
     if self.forget_bias is not None and kind != "lstm":
       raise ValueError(f"RNN forget_bias={self.forget_bias} is for the LSTM only; cell={self.cell!r}")
-    if self.implementation not in IMPLEMENTATIONS:
-      raise ValueError(f"RNN implementation must be one of {IMPLEMENTATIONS}; got {self.implementation!r}")
+    checks.check_impl(self.impl, "RNN")
     if self.has_variable("params", "weight_ih_l0"):
       expected = self.get_variable("params", "weight_ih_l0").shape[1]
       if expected != x_BLD.shape[-1]:
@@ -107,31 +92,31 @@ class RNN(nn.Module):
     batch, steps = x_BLD.shape[:2]
     if lengths_B is not None:
       checks.check_lengths("RNN", lengths_B, batch, steps)
-    if initial_carry is not None:
-      want = (self.num_layers * (2 if self.bidirectional else 1), batch, self.hidden_size)
-      parts = initial_carry if kind == "lstm" else (initial_carry,)
-      if kind == "lstm" and (not isinstance(initial_carry, (tuple, list)) or len(initial_carry) != 2):
-        raise ValueError("RNN initial_carry for an LSTM must be a tuple (h, c)")
+    if state is not None:
+      want = (batch, self.num_layers * (2 if self.bidirectional else 1), self.hidden_size)
+      parts = state if kind == "lstm" else (state,)
+      if kind == "lstm" and (not isinstance(state, (tuple, list)) or len(state) != 2):
+        raise ValueError("RNN state for an LSTM must be a tuple (h, c)")
       for p in parts:
         if jnp.shape(p) != want:
-          raise ValueError(f"RNN initial_carry entries must have shape [num_layers * num_directions, "
-                           f"batch, hidden] = {list(want)}; got {list(jnp.shape(p))}")
+          raise ValueError(f"RNN state entries must have shape [batch, num_layers * "
+                           f"num_directions, hidden] = {list(want)}; got {list(jnp.shape(p))}")
     return kind
 
   @nn.compact
-  def __call__(self, x_BLD, lengths_B=None, initial_carry=None, *, reverse: bool = False,
+  def __call__(self, x_BLD, lengths_B=None, state=None, *, reverse: bool = False,
                deterministic: bool = True):
-    kind = self._check(x_BLD, lengths_B, initial_carry)
+    kind = self._check(x_BLD, lengths_B, state)
     gates, n_carry, _, _ = cells.KINDS[kind]
     dirs = 2 if self.bidirectional else 1
     batch = x_BLD.shape[0]
     if lengths_B is not None:
       lengths_B = jnp.asarray(lengths_B, jnp.int32)
-    if initial_carry is None:
-      parts = tuple(jnp.zeros((self.num_layers * dirs, batch, self.hidden_size), jnp.float32)
+    if state is None:
+      parts = tuple(jnp.zeros((batch, self.num_layers * dirs, self.hidden_size), jnp.float32)
                     for _ in range(n_carry))
     else:
-      parts = tuple(initial_carry) if kind == "lstm" else (initial_carry,)
+      parts = tuple(state) if kind == "lstm" else (state,)
       parts = tuple(jnp.asarray(p, jnp.float32) for p in parts)
     finals = []
     h_BLD = x_BLD
@@ -141,14 +126,20 @@ class RNN(nn.Module):
         suffix = f"_l{layer}" + ("_reverse" if d else "")
         params = cells.make_params(self, suffix, h_BLD.shape[-1], self.hidden_size, gates,
                                    self.param_dtype, self.forget_bias)
-        carry0 = tuple(p[layer * dirs + d] for p in parts)
+        carry0 = tuple(p[:, layer * dirs + d] for p in parts)
         y_BLH, final = run_direction(
             kind, params, h_BLD, carry0, lengths_B, reverse=reverse != bool(d), dtype=self.dtype,
-            implementation=self.implementation, unroll=self.unroll)
+            impl=self.impl, unroll=self.unroll)
         outputs.append(y_BLH)
         finals.append(final)
       h_BLD = outputs[0] if dirs == 1 else jnp.concatenate(outputs, axis=-1)
       if layer < self.num_layers - 1 and self.dropout_rate > 0.0:
         h_BLD = nn.Dropout(self.dropout_rate)(h_BLD, deterministic=deterministic)
-    stacked = tuple(jnp.stack([f[i] for f in finals]) for i in range(n_carry))
+    stacked = tuple(jnp.stack([f[i] for f in finals], axis=1) for i in range(n_carry))
     return h_BLD, (stacked if kind == "lstm" else stacked[0])
+
+  def state_size(self, d_model: int, length: int) -> int:
+    """h (and the LSTM's c) of every layer and direction, whatever the length."""
+    del d_model, length
+    carries = cells.KINDS[cells.resolve(self.cell)][1]
+    return carries * self.hidden_size * self.num_layers * (2 if self.bidirectional else 1)

@@ -3,12 +3,13 @@
   torch_lstm = torch.nn.LSTM(64, 256, num_layers=2, bidirectional=True, batch_first=True)
   layer = rnn_from_torch(torch_lstm)            # RNN(cell="lstm", hidden_size=256, ...)
   variables = import_torch_rnn(torch_lstm)      # {"params": {"weight_ih_l0": ..., ...}}
-  y_BLH, (h, c) = layer.apply(variables, x_BLD, lengths_B)
+  y_BLH, (h, c) = layer.apply(variables, x_BLD, lengths_B)  # h, c: [B, layers * dirs, H]
 
 attnlab's parameters have PyTorch's ``state_dict`` names and shapes, so the import is a copy. The
 attnlab layer is always batch-first: for a module built with ``batch_first=False`` transpose the
-inputs ``[L, B, D] -> [B, L, D]`` (the weights do not depend on it). ``h0``/``c0`` and the final
-``h_n``/``c_n`` share PyTorch's ``[num_layers * num_directions, B, H]`` layout. torch is imported
+inputs ``[L, B, D] -> [B, L, D]`` (the weights do not depend on it). Its state is batch first,
+[B, num_layers * num_directions, H]: PyTorch's ``h0``/``c0`` and ``h_n``/``c_n`` with their first two
+axes swapped. torch is imported
 only by the caller; this module never imports it.
 """
 

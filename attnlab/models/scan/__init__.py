@@ -4,8 +4,8 @@
            and parallel forms; gated.py, mingru.py, minlstm.py, lru.py: each layer's (a, b)
   kernels  step_scan.py (a serial loop inside a chunk), time_chunks.py (long sequences in chunks,
            recomputed in the backward pass), the hand-written gate backward passes
-  model    backbone.py: the registered mingru, minlstm and lru models (residual stack)
+  config   config.py: the mingru, minlstm and lru mixers' fields
 
-Every layer has a ``mode="sequential"`` reference; tests/models/scan/ compares every fast path
+Every layer has an ``impl="reference"`` form; tests/models/scan/ compares every fast path
 with it (outputs and gradients, lengths, initial states, length 4096, bf16).
 """

@@ -2,7 +2,7 @@
 
 ``num`` projections of x give (a, b) of the linear recurrence h_t = a_t h_{t-1} + b_t
 (``linear_scan.py``); minGRU (``mingru.py``) and minLSTM (``minlstm.py``) differ only in their gate
-functions. This file holds the modes, input checks, parameters and layouts they share, and the
+functions. This file holds the forms, input checks, parameters and layouts they share, and the
 paper's positive activation g that keeps h~ positive so that the log-space form applies.
 """
 
@@ -18,7 +18,6 @@ import jax.numpy as jnp
 from attnlab.models import checks, initializers
 from attnlab.models.scan import linear_scan, step_scan, time_chunks
 
-MODES = ("log", "linear", "sequential")  # log-space scan, plain (a, b) scan, step-by-step lax.scan
 
 
 def g(x):
@@ -41,7 +40,7 @@ def _projections(num, dtype, params, x):
 
 
 def whole_sequence(gates, num, dtype, segment, params, x_LBD, h0_BH, lengths_B):
-  """The "linear" mode on a whole time-major sequence: (y_LBH in ``dtype``, final state), from
+  """The fast (a, b) form on a whole time-major sequence: (y_LBH in ``dtype``, final state), from
   state h0 (or None), with linear_scan.py's segmented parallel scan (``segment`` steps each)."""
   h_LBH = linear_scan.linear_scan_time_major(*gates(*_projections(num, dtype, params, x_LBD)), h0_BH,
                                       segment)
@@ -50,7 +49,7 @@ def whole_sequence(gates, num, dtype, segment, params, x_LBD, h0_BH, lengths_B):
 
 
 def one_chunk(gates, num, dtype, params, x_BTD, h0_BH, lengths_B, y_saved_BTH):
-  """The "linear" mode on one batch-major time chunk (the chunk function of ``time_chunks``):
+  """The fast (a, b) form on one batch-major time chunk (the chunk function of ``time_chunks``):
   (y_BTH in ``dtype``, final state) from state h0, the chunk's steps run by ``step_scan``.
 
   When the backward pass recomputes the chunk, its saved y is its states h where it matters (y is
@@ -68,21 +67,22 @@ def one_chunk(gates, num, dtype, params, x_BTD, h0_BH, lengths_B, y_saved_BTH):
 
 class GatedScan(nn.Module):
   """A layer whose gates see only the input: ``num`` projections of x give (a, b) of linear_scan.py's
-  linear recurrence. Subclasses set ``num`` and the three gate functions; the modes, checks,
+  linear recurrence. Subclasses set ``num`` and the three gate functions; the forms, checks,
   parameters and layouts are shared here.
 
-  ``(x_BLD, lengths_B=None, initial_state_BH=None) -> (y_BLH, final_state_BH)``: outputs are zero
-  past each sequence's length and the final state is h at length - 1. The scan always runs in
-  float32; y is returned in ``dtype``, the final state in float32.
+  A mixer (models/__init__.py): ``(x_BLD, lengths_B=None, state=None) -> (y_BLH, state_BH)``:
+  outputs are zero past each sequence's length and the state is h at length - 1. The scan always
+  runs in float32; y is returned in ``dtype``, the state in float32.
   """
   hidden_size: int  # H
-  # One of MODES; "sequential" is the plain reference the tests compare against. "linear" is the
-  # default: the (a, b) pair combine never divides (products of a in (0, 1) only shrink), so it is
-  # as stable as the log-space form at any length, rounds less, and is cheaper (no
-  # exp/log/logaddexp per combine). "log" is the paper's form.
-  mode: str = "linear"
+  # "fast" scans the (a, b) pairs in parallel; "reference" is the plain step-by-step lax.scan the
+  # tests compare against. The (a, b) pair combine never divides (products of a in (0, 1) only
+  # shrink), so it is as stable as the paper's log-space form at any length, rounds less, and is
+  # cheaper (no exp/log/logaddexp per combine).
+  impl: str = "fast"
+  log_space: bool = False  # "fast" in log space instead, the paper's form (log a, log b)
   segment: int = linear_scan.SEGMENT  # steps per sequential segment of the parallel scan (0: none)
-  # "linear" mode: time steps per chunk of time_chunks (None: its default, chunks of 128 on CPU
+  # "fast": time steps per chunk of time_chunks (None: its default, chunks of 128 on CPU
   # from length 512; 0: none). Each time chunk is scanned step by step (step_scan.py); ``segment``
   # applies only without time chunks.
   time_chunk: int | None = None
@@ -91,18 +91,19 @@ class GatedScan(nn.Module):
   init_scheme: str = initializers.DEFAULT  # dense projections' init (initializers.SCHEMES)
 
   # Class constants a subclass sets (not fields): ``num``, the projections of x in the kernel's
-  # column order; ``gates(*k)`` -> (a, b) with a hand-written backward ("linear" mode);
-  # ``plain_gates(*k)``, the same by autodiff ("sequential"); ``log_coefficients(*k)`` ->
-  # (log a, log b) ("log").
+  # column order; ``gates(*k)`` -> (a, b) with a hand-written backward ("fast");
+  # ``plain_gates(*k)``, the same by autodiff ("reference"); ``log_coefficients(*k)`` ->
+  # (log a, log b) (``log_space``).
   num = 0
 
   @nn.compact
-  def __call__(self, x_BLD, lengths_B=None, initial_state_BH=None):
+  def __call__(self, x_BLD, lengths_B=None, state=None, *, deterministic=True):
+    del deterministic  # no dropout inside
     h = self.hidden_size
     fitted = self.get_variable("params", "kernel").shape[0] if self.has_variable(
         "params", "kernel") else None
-    checks.check_inputs(type(self).__name__, x_BLD, lengths_B, initial_state_BH,
-                      {"hidden_size": h}, (h,), fitted, self.mode, MODES)
+    checks.check_inputs(type(self).__name__, x_BLD, lengths_B, state, {"hidden_size": h}, (h,),
+                        fitted, self.impl)
     # One [D, num * H] kernel for all projections.
     d = x_BLD.shape[-1]
     kernel_DW = self.param("kernel", initializers.kernel(self.init_scheme, d), (d, self.num * h),
@@ -110,25 +111,29 @@ class GatedScan(nn.Module):
     bias_W = self.param("bias", initializers.bias(self.init_scheme, d), (self.num * h,),
                         self.param_dtype)
     part = lambda w, i: w[..., i * h:(i + 1) * h]  # noqa: E731
-    if self.mode == "linear":
+    if self.impl == "fast" and not self.log_space:
       size = time_chunks.resolve(self.time_chunk, x_BLD.shape[1])
       if size:
-        h0_BH = (jnp.zeros((x_BLD.shape[0], h), jnp.float32) if initial_state_BH is None
-                 else initial_state_BH.astype(jnp.float32))
+        h0_BH = (jnp.zeros((x_BLD.shape[0], h), jnp.float32) if state is None
+                 else state.astype(jnp.float32))
         run = functools.partial(one_chunk, self.gates, self.num, self.dtype)
         return time_chunks.over_time_chunks(run, size, (kernel_DW, bias_W), x_BLD, h0_BH,
                                             lengths_B)
       # Time-major throughout (see linear_scan.linear_scan_time_major): one transpose in, one out.
       y_LBH, last_BH = whole_sequence(self.gates, self.num, self.dtype, self.segment,
                                       (kernel_DW, bias_W), jnp.swapaxes(x_BLD, 0, 1),
-                                      initial_state_BH, lengths_B)
+                                      state, lengths_B)
       return jnp.swapaxes(y_LBH, 0, 1), last_BH
     k_BLW = linear_scan.project(x_BLD, kernel_DW, bias_W, self.dtype)
     k_BLH = [part(k_BLW, i) for i in range(self.num)]
-    if self.mode == "log":
-      h_BLH, last_BH = linear_scan.log_linear_scan(*self.log_coefficients(*k_BLH), initial_state_BH,
-                                            lengths_B, self.segment)
+    if self.impl == "fast":  # log_space
+      h_BLH, last_BH = linear_scan.log_linear_scan(*self.log_coefficients(*k_BLH), state,
+                                                   lengths_B, self.segment)
     else:
-      h_BLH, last_BH = linear_scan.sequential_scan(*self.plain_gates(*k_BLH), initial_state_BH,
-                                            lengths_B)
+      h_BLH, last_BH = linear_scan.sequential_scan(*self.plain_gates(*k_BLH), state, lengths_B)
     return h_BLH.astype(self.dtype), last_BH
+
+  def state_size(self, d_model: int, length: int) -> int:
+    """h: H floats, whatever the length."""
+    del d_model, length
+    return self.hidden_size

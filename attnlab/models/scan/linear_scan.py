@@ -31,6 +31,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from attnlab.models import masks
+
 
 SEGMENT = 64  # default time steps per sequential run inside the parallel scan (see _scan_time_major)
 
@@ -220,7 +222,7 @@ def _cumsum(x):
 def _valid(lengths_B, like, time_axis: int = 1):
   """Boolean mask that broadcasts against ``like`` (time on ``time_axis``, 0 or 1, the batch on the
   other): [B, L, 1, ...] or [L, B, 1, ...], True before each sequence's end."""
-  valid_BL = jnp.arange(like.shape[time_axis])[None, :] < lengths_B[:, None]
+  valid_BL = masks.valid_BL(lengths_B, like.shape[time_axis])
   valid = valid_BL if time_axis == 1 else valid_BL.T
   return valid.reshape(valid.shape + (1,) * (like.ndim - 2))
 

@@ -25,7 +25,6 @@ import jax.numpy as jnp
 from attnlab.models import checks, initializers
 from attnlab.models.scan import linear_scan, step_scan, time_chunks
 
-MODES = ("linear", "sequential")  # complex associative scan, or the step-by-step lax.scan reference
 
 
 def ring_init(key, r_min, r_max, max_phase, size):
@@ -43,7 +42,7 @@ def eigenvalues(nu_log_P, theta_log_P):
 
 
 def _state_and_outputs(dtype, scan_fn, params, x, h0_BP):
-  """(h, y = Re(C h) + D x, not masked) of the "linear" mode in either layout; scan_fn(a, b, h0).
+  """(h, y = Re(C h) + D x, not masked) of the fast form in either layout; scan_fn(a, b, h0).
 
   ``params`` = (kernel_DW = [gamma B_re | gamma B_im | D], lam_11P, c_QH = [C_re; -C_im]). Separate
   dots, not one sliced (nor a stacked [Re h, Im h]): their gradients are then separate dots too,
@@ -60,7 +59,7 @@ def _state_and_outputs(dtype, scan_fn, params, x, h0_BP):
 
 
 def whole_sequence(dtype, segment, params, x_LBD, h0_BP, lengths_B):
-  """The "linear" mode on a whole time-major sequence: (y_LBH in ``dtype``, final state) from
+  """The fast form on a whole time-major sequence: (y_LBH in ``dtype``, final state) from
   state h0 (or None), with linear_scan.py's segmented parallel scan (``segment`` steps each)."""
   scan_fn = lambda a, b, h0: linear_scan.linear_scan_time_major(a, b, h0, segment)  # noqa: E731
   h_LBP, y_LBH = _state_and_outputs(dtype, scan_fn, params, x_LBD, h0_BP)
@@ -69,7 +68,7 @@ def whole_sequence(dtype, segment, params, x_LBD, h0_BP, lengths_B):
 
 
 def one_chunk(dtype, params, x_BTD, h0_BP, lengths_B, y_saved_BTH):
-  """The "linear" mode on one batch-major time chunk (the chunk function of ``time_chunks``):
+  """The fast form on one batch-major time chunk (the chunk function of ``time_chunks``):
   (y_BTH in ``dtype``, final state) from state h0, the chunk's steps run by ``step_scan``.
   ``y_saved_BTH`` is ignored: the complex state cannot be read back from y."""
   del y_saved_BTH
@@ -79,19 +78,20 @@ def one_chunk(dtype, params, x_BTD, h0_BP, lengths_B, y_saved_BTH):
 
 
 class LRU(nn.Module):
-  """LRU layer: ``(x_BLD, lengths_B=None, initial_state_BP=None) -> (y_BLH, final_state_BP)``.
+  """LRU layer, a mixer (models/__init__.py): ``(x_BLD, lengths_B=None, state=None) -> (y_BLH,
+  state_BP)``.
 
   The state is complex64 and the scan always runs in complex64 (float32 parts); y is returned in
   ``dtype``, zero past each sequence's length; the final state is h at length - 1.
   """
   hidden_size: int  # H, the output size
-  state_size: int  # P, complex state dimensions
+  d_state: int  # P, complex state dimensions
   r_min: float = 0.9  # smallest |lambda| at init (the paper's long-range setting; 0 in its code)
   r_max: float = 0.999  # largest |lambda| at init, <= 1
   max_phase: float = 2 * math.pi  # phases of lambda drawn from [0, max_phase]
-  mode: str = "linear"  # one of MODES
+  impl: str = "fast"  # "fast": the complex associative scan; "reference": step by step
   segment: int = linear_scan.SEGMENT  # steps per sequential segment of the parallel scan (0: none)
-  # "linear" mode: time steps per chunk of time_chunks (None: its default, chunks of 128 on CPU
+  # "fast": time steps per chunk of time_chunks (None: its default, chunks of 128 on CPU
   # from length 512; 0: none). Each time chunk is scanned step by step (step_scan.py); ``segment``
   # applies only without time chunks.
   time_chunk: int | None = None
@@ -99,7 +99,7 @@ class LRU(nn.Module):
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
   init_scheme: str = initializers.DEFAULT  # D's init (initializers.SCHEMES); the rest the paper's
 
-  def _check(self, x_BLD, lengths_B, initial_state_BP):
+  def _check(self, x_BLD, lengths_B, state_BP):
     if not 0.0 <= self.r_min < self.r_max <= 1.0:
       raise ValueError(f"LRU needs 0 <= r_min < r_max <= 1; got r_min={self.r_min}, "
                        f"r_max={self.r_max}")
@@ -107,14 +107,15 @@ class LRU(nn.Module):
       raise ValueError(f"LRU max_phase must be > 0; got {self.max_phase}")
     fitted = self.get_variable("params", "B_re").shape[0] if self.has_variable(
         "params", "B_re") else None
-    checks.check_inputs("LRU", x_BLD, lengths_B, initial_state_BP,
-                      {"hidden_size": self.hidden_size, "state_size": self.state_size},
-                      (self.state_size,), fitted, self.mode, MODES)
+    checks.check_inputs("LRU", x_BLD, lengths_B, state_BP,
+                        {"hidden_size": self.hidden_size, "d_state": self.d_state},
+                        (self.d_state,), fitted, self.impl)
 
   @nn.compact
-  def __call__(self, x_BLD, lengths_B=None, initial_state_BP=None):
-    self._check(x_BLD, lengths_B, initial_state_BP)
-    d, p, h = x_BLD.shape[-1], self.state_size, self.hidden_size
+  def __call__(self, x_BLD, lengths_B=None, state=None, *, deterministic=True):
+    del deterministic  # no dropout inside
+    self._check(x_BLD, lengths_B, state)
+    d, p, h = x_BLD.shape[-1], self.d_state, self.hidden_size
     ring = lambda i: lambda k: ring_init(k, self.r_min, self.r_max, self.max_phase, p)[i].astype(
         self.param_dtype)
     nu_log_P = self.param("nu_log", ring(0))
@@ -134,12 +135,12 @@ class LRU(nn.Module):
     gamma_P = jnp.exp(gamma_log_P.astype(jnp.float32))
     kernel_DW = jnp.concatenate(
         [b_re_DP * gamma_P[None], b_im_DP * gamma_P[None], d_DH.astype(jnp.float32)], axis=1)
-    h0_BP = None if initial_state_BP is None else jnp.asarray(initial_state_BP, jnp.complex64)
+    h0_BP = None if state is None else jnp.asarray(state, jnp.complex64)
     # lambda is the same at every step and in every sequence: the scans broadcast it.
     lam_11P = eigenvalues(nu_log_P.astype(jnp.float32),
                           theta_log_P.astype(jnp.float32)).reshape(1, 1, p)
     c_QH = jnp.concatenate([c_re_PH, -c_im_PH], axis=0).astype(self.dtype)
-    if self.mode == "linear":
+    if self.impl == "fast":
       params = (kernel_DW, lam_11P, c_QH)
       size = time_chunks.resolve(self.time_chunk, x_BLD.shape[1])
       if size:
@@ -157,7 +158,10 @@ class LRU(nn.Module):
     hh_BLQ = jnp.concatenate([jnp.real(h_BLP), jnp.imag(h_BLP)], axis=-1).astype(self.dtype)
     y_BLH = linear_scan.matmul(hh_BLQ, c_QH, self.dtype)
     y_BLH = y_BLH + k_BLW[..., 2 * p:]
-    if lengths_B is not None:
-      valid_BL1 = (jnp.arange(x_BLD.shape[1])[None, :] < lengths_B[:, None])[..., None]
-      y_BLH = jnp.where(valid_BL1, y_BLH, jnp.zeros_like(y_BLH))
+    y_BLH = linear_scan.mask_outputs(y_BLH, lengths_B)
     return y_BLH.astype(self.dtype), last_BP
+
+  def state_size(self, d_model: int, length: int) -> int:
+    """h: P complex numbers, 2P floats, whatever the length."""
+    del d_model, length
+    return 2 * self.d_state

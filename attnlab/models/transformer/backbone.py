@@ -4,9 +4,8 @@ window 64 by default) and ``encoder_decoder``.
 
 The encoder-decoder reads the inputs with its encoder; its decoder reads the same embedded inputs
 shifted right by one (a zero vector first) with causal self-attention and cross-attention to the
-encoder, so that its position i predicts target i. Sequence lengths become key padding masks for
-the encoder and for cross-attention; the causal decoders need none for right padding, except for
-mixture-of-experts routing.
+encoder, so that its position i predicts target i. Sequence lengths mask the encoder's and the
+cross-attention's padded keys and keep padded tokens out of mixture-of-experts routing.
 """
 
 from __future__ import annotations
@@ -20,13 +19,6 @@ from attnlab.models.transformer.config import TransformerConfig
 KINDS = ("encoder", "decoder", "encoder_decoder")
 
 
-def valid_BL(lengths_B, length: int):
-  """True at positions before each sequence's length (None: every position)."""
-  if lengths_B is None:
-    return None
-  return jnp.arange(length)[None, :] < lengths_B[:, None]
-
-
 class TransformerBackbone(nn.Module):
   """x_BLD -> y_BLD through an Encoder, a Decoder or the shifted EncoderDecoder."""
   config: TransformerConfig  # shared hyperparameters
@@ -34,16 +26,25 @@ class TransformerBackbone(nn.Module):
 
   @nn.compact
   def __call__(self, x_BLD, lengths_B=None, *, deterministic=True):
-    mask_BL = valid_BL(lengths_B, x_BLD.shape[1])
     if self.kind == "encoder":
-      return blocks.Encoder(self.config, name="encoder")(x_BLD, mask_BL,
+      return blocks.Encoder(self.config, name="encoder")(x_BLD, lengths_B,
                                                           deterministic=deterministic)
-    # Causal self-attention needs no mask for right padding; mixture-of-experts routing does (a
-    # padded token must take no expert capacity), so MoE decoders get the token mask.
-    tgt_mask_BL = mask_BL if self.config.moe_experts else None
     if self.kind == "decoder":
-      return blocks.Decoder(self.config, name="decoder")(x_BLD, tgt_mask_BL,
-                                                          deterministic=deterministic)
+      return blocks.Decoder(self.config, name="decoder")(x_BLD, lengths_B,
+                                                          deterministic=deterministic)[0]
     tgt_BLD = jnp.pad(x_BLD, ((0, 0), (1, 0), (0, 0)))[:, :-1]
     return blocks.EncoderDecoder(self.config, name="encdec")(
-        x_BLD, tgt_BLD, mask_BL, tgt_mask_BL, deterministic=deterministic)
+        x_BLD, tgt_BLD, lengths_B, lengths_B, deterministic=deterministic)
+
+  def state_size(self, d_model: int, length: int) -> int | None:
+    """Floats per sequence of the decoding state after ``length`` tokens; None for the encoder and
+    the encoder-decoder, whose encoder reads the whole input at once (a new token changes every
+    position of its output), so that neither can decode the input token by token."""
+    if self.kind != "decoder":
+      return None
+    return blocks.Decoder(self.config, parent=None).state_size(d_model, length)
+
+
+def state_size(config: TransformerConfig, length: int, *, kind: str) -> int | None:
+  """``TransformerBackbone(config, kind).state_size``, for the registry's entries."""
+  return TransformerBackbone(config, kind, parent=None).state_size(config.d_model, length)

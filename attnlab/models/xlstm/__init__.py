@@ -10,8 +10,9 @@
            form: its fast path batches the input projections and scans the recurrence alone
   blocks   blocks.py: the sLSTM (post-up-projection) and mLSTM (pre-up-projection) blocks and
            the network of them
-  model    backbone.py: the registered ``slstm`` and ``mlstm`` (each layer as the residual
-           stack's mixer) and ``xlstm`` (xLSTM[a:b], its own blocks)
+  config   config.py: the ``slstm`` and ``mlstm`` mixers (each layer alone in either block of
+           models/blocks.py, or a hybrid's) and the ``xlstm`` model (xLSTM[a:b], its own blocks:
+           ``ratio`` and ``slstm_at`` place the sLSTM blocks)
 
 tests/models/xlstm/ compares each layer's fast path with its reference (outputs, states,
 gradients) and with the xlstm package's PyTorch layers, weight for weight (the "vanilla" sLSTM

@@ -7,7 +7,7 @@ the xlstm package's xLSTMBlockStack):
                                      x = x + gated MLP(LayerNorm(x))       GeLU(x W_g) * x W_u, W_d
 
 then a final LayerNorm. The norms have a scale and no bias, as the package's. Which blocks are
-sLSTM blocks is the config's (backbone.py: xLSTM[a:b]).
+sLSTM blocks is the config's (config.py: xLSTM[a:b]).
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class XLSTMBackbone(nn.Module):
     drop = nn.Dropout(self.dropout_rate, deterministic=deterministic)
     norm = lambda name: nn.LayerNorm(use_bias=False, dtype=self.dtype, name=name)  # noqa: E731
     for i in range(self.num_layers):
-      y_BLD, _ = self.make_mixer(i)(norm(f"norm_seq_{i}")(x_BLD), lengths_B)
+      y_BLD, _ = self.make_mixer(i)(norm(f"norm_seq_{i}")(x_BLD), lengths_B,
+                                    deterministic=deterministic)
       x_BLD = x_BLD + drop(y_BLD)
       if i in self.slstm_at:
         ff = GatedFeedForward(self.d_ff, self.dtype, self.init_scheme, name=f"ff_{i}")

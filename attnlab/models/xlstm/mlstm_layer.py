@@ -26,13 +26,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import initializers, masks
+from attnlab.models import checks, initializers, masks
 from attnlab.models.linear_attention import fields
 from attnlab.models.mamba import causal_conv
 from attnlab.models.xlstm import mlstm
 from attnlab.models.xlstm.slstm import head_norm
-
-IMPLS = ("fast", "reference")
 
 
 class MLSTMState(NamedTuple):
@@ -42,16 +40,19 @@ class MLSTMState(NamedTuple):
 
 
 def check_fields(d_model, num_heads, expand, qkv_block, d_conv, chunk, impl="fast") -> None:
+  """ValueError naming the first bad field (d_model None: before the width is known)."""
   for name, value in (("expand", expand), ("qkv_block", qkv_block), ("d_conv", d_conv),
                       ("chunk", chunk)):
     fields.check_positive(name, value)
   fields.check_positive("num_heads", num_heads)
+  checks.check_impl(impl)
+  if d_model is None:
+    return
   h = expand * d_model
   if h % num_heads:
     raise ValueError(f"num_heads={num_heads}; must divide the inner width expand * d_model ({h})")
   if h % qkv_block:
     raise ValueError(f"qkv_block={qkv_block}; must divide the inner width expand * d_model ({h})")
-  fields.check_choice("impl", impl, IMPLS)
 
 
 def linspace_init(start, end):
@@ -69,7 +70,7 @@ class MLSTMLayer(nn.Module):
   qkv_block: int = 4  # block size of the q/k/v projections (the package's qkv_proj_blocksize)
   d_conv: int = 4  # taps of the causal convolution
   chunk: int = 64  # time steps per chunk of the chunked form
-  impl: str = "fast"  # one of IMPLS
+  impl: str = "fast"  # "fast": the chunked form; "reference": conv and cell step by step
   dtype: Any = jnp.float32  # compute dtype of the projections and the chunked matmuls
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
   init_scheme: str = initializers.DEFAULT  # dense projections' init (initializers.SCHEMES)

@@ -29,11 +29,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnlab.models import initializers, masks
+from attnlab.models import checks, initializers, masks
 from attnlab.models.linear_attention import fields
 from attnlab.models.mamba import causal_conv
 
-IMPLS = ("fast", "reference")
 NORM_EPS = 1e-5  # the per-head LayerNorm's (the package's)
 
 
@@ -79,10 +78,14 @@ def forget_bias_init(key, shape, dtype=jnp.float32):
 
 
 def check_fields(d_model, num_heads, d_conv, impl="fast") -> None:
-  fields.check_heads(d_model, num_heads)
+  """ValueError naming the first bad field (d_model None: before the width is known)."""
+  if d_model is None:
+    fields.check_positive("num_heads", num_heads)
+  else:
+    fields.check_heads(d_model, num_heads)
   if isinstance(d_conv, bool) or not isinstance(d_conv, int) or d_conv < 0:
     raise ValueError(f"d_conv={d_conv!r}; must be an int >= 0 (0: no convolution)")
-  fields.check_choice("impl", impl, IMPLS)
+  checks.check_impl(impl)
 
 
 def head_norm(h_BLNK, scale_NK):
@@ -99,7 +102,7 @@ class SLSTMLayer(nn.Module):
   y is in ``dtype`` (zero past each sequence's end), the state float32."""
   num_heads: int = 4  # N; head size K = D / N
   d_conv: int = 4  # taps of the causal convolution before the i and f gates (0: none)
-  impl: str = "fast"  # one of IMPLS
+  impl: str = "fast"  # "fast": projections batched, recurrence scanned; "reference": step by step
   dtype: Any = jnp.float32  # compute dtype of the projections and of y
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
   init_scheme: str = initializers.DEFAULT  # the gate projections' (initializers.SCHEMES)

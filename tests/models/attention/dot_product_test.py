@@ -121,6 +121,35 @@ def test_padded_tokens_change_no_unpadded_output(impl):
   np.testing.assert_array_equal(out[1, 5:], 0.0)  # fully padded query rows give zeros
 
 
+# cuDNN takes bfloat16 (not float32) and runs on a GPU only: scripts/device_check.sh runs this file
+# there, where it joins the implementations compared.
+BF16_IMPLS = ("naive",) + IMPLS + (("cudnn",) if jax.default_backend() == "gpu" else ())
+BF16_CASES = {"causal": lambda s: {"causal": True},
+              "padding": lambda s: {"mask": _key_padding(s, [s, s // 2 + 1])}}
+
+
+@pytest.mark.parametrize("case", sorted(BF16_CASES))
+@pytest.mark.parametrize("impl", BF16_IMPLS)
+def test_bfloat16_matches_float32_naive(impl, case):
+  l = 16
+  q, k, v = (x.astype(jnp.bfloat16) for x in _inputs(l, l, 2, seed=6)[:3])
+  kwargs = BF16_CASES[case](l)
+  weights = jnp.cos(jnp.arange(B * l * N * K, dtype=jnp.float32)).reshape(B, l, N, K)
+
+  def loss(impl, q, k, v):
+    out = attention.dot_product_attention(q, k, v, implementation=impl, **kwargs)
+    return jnp.sum(out.astype(jnp.float32) * weights), out
+  fn = lambda impl: jax.jit(jax.grad(functools.partial(loss, impl), argnums=(0, 1, 2),  # noqa: E731
+                                     has_aux=True))
+  grads, out = fn(impl)(q, k, v)
+  ref_grads, ref = fn("naive")(*(x.astype(jnp.float32) for x in (q, k, v)))
+  assert out.dtype == jnp.bfloat16 and all(g.dtype == jnp.bfloat16 for g in grads)
+  # About one bfloat16 step (2^-6 at 2 to 4) at these magnitudes: outputs up to 2, gradients to 3.
+  np.testing.assert_allclose(out.astype(jnp.float32), ref, atol=2e-2)
+  for a, b in zip(grads, ref_grads):
+    np.testing.assert_allclose(a.astype(jnp.float32), b, atol=3e-2)
+
+
 def test_weights_rows_sum_to_one_and_padded_keys_get_zero():
   l = 7
   q, k, v, bias = _inputs(l, l, 2, seed=4)
@@ -160,7 +189,8 @@ def test_default_rule():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"implementation": "flash"}, r"unknown attention implementation 'flash'.*naive"),
-    ({"implementation": "cudnn"}, r"cudnn.*GPU.*'cpu'"),
+    pytest.param({"implementation": "cudnn"}, r"cudnn.*GPU.*'cpu'", marks=pytest.mark.skipif(
+        jax.default_backend() == "gpu", reason="cudnn runs on a GPU")),
     ({"mask": jnp.ones((3, 1, 1, 5), bool)}, r"mask of shape \(3, 1, 1, 5\) does not broadcast"),
     ({"mask": jnp.ones((5,), jnp.float32)}, r"mask must be boolean"),
     ({"bias": jnp.ones((3, 6, 1))}, r"bias of shape \(3, 6, 1\) does not broadcast"),

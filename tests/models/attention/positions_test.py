@@ -21,13 +21,21 @@ def test_sinusoidal_matches_vaswani(d):
   np.testing.assert_allclose(pe, want, atol=1e-6)
 
 
-def test_learned_adds_table_rows_at_offset():
+def test_sinusoidal_per_sequence_positions_are_the_rows_of_the_shared_table():
+  table = np.asarray(positions.sinusoidal(jnp.arange(9), 6))
+  pos = np.array([[2, 3, 4], [5, 6, 7]])
+  np.testing.assert_array_equal(positions.sinusoidal(jnp.asarray(pos), 6), table[pos])
+
+
+def test_learned_adds_table_rows_at_each_sequences_positions():
   mod = positions.LearnedPositions(max_len=6)
   x = jnp.zeros((2, 3, 4))
   params = mod.init(jax.random.PRNGKey(0), x)
   table = params["params"]["embedding"]
   np.testing.assert_allclose(mod.apply(params, x), jnp.broadcast_to(table[:3][None], (2, 3, 4)))
-  np.testing.assert_allclose(mod.apply(params, x, 2)[0], table[2:5])
+  per_row = mod.apply(params, x, jnp.array([[2, 3, 4], [0, 1, 2]]))
+  np.testing.assert_allclose(per_row[0], table[2:5])
+  np.testing.assert_allclose(per_row[1], table[0:3])
 
 
 def test_learned_table_too_short_names_both_lengths():
@@ -52,6 +60,15 @@ def test_rope_matches_complex_rotation():
   pos = np.arange(5) + 3
   np.testing.assert_allclose(positions.rope(jnp.asarray(x), jnp.asarray(pos)),
                              _rope_complex(x, pos), atol=1e-5)
+
+
+def test_rope_per_sequence_positions_rotate_each_row_at_its_own():
+  x = np.random.RandomState(0).randn(2, 3, 2, 8).astype(np.float32)
+  pos = np.array([[0, 1, 2], [4, 5, 6]])
+  got = positions.rope(jnp.asarray(x), jnp.asarray(pos))
+  for row in range(2):
+    np.testing.assert_allclose(got[row:row + 1], _rope_complex(x[row:row + 1], pos[row]),
+                               atol=1e-5)
 
 
 def test_rope_scores_depend_only_on_relative_position():
@@ -92,6 +109,15 @@ def test_alibi_bias_is_minus_slope_times_distance():
     for i in range(4):
       for j in range(6):
         assert bias[0, n, i, j] == pytest.approx(-slopes[n] * abs(i + 2 - j))
+
+
+def test_alibi_bias_per_sequence_positions():
+  q, k = np.array([[3, 4], [1, 2]]), np.array([[0, 1, 2, 3], [0, 1, 1, 1]])
+  bias = positions.alibi_bias(2, jnp.asarray(q), jnp.asarray(k))
+  assert bias.shape == (2, 2, 2, 4)
+  for row in range(2):
+    np.testing.assert_array_equal(bias[row:row + 1], positions.alibi_bias(
+        2, jnp.asarray(q[row]), jnp.asarray(k[row])))
 
 
 def test_alibi_causal_bias_gives_the_same_causal_weights():

@@ -11,11 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attnlab.models import registry
+from attnlab.models import blocks, registry
 from attnlab.models.hawk import rg_lru
-from attnlab.models.hawk.backbone import HawkStackConfig
+from attnlab.models.hawk.config import HawkConfig
 from attnlab.models.hawk.block import HawkBlock, HawkState, zero_state
 from tests.models.mamba import block_cases
+
+IMPLS = {"linear": "fast", "sequential": "reference"}  # the forms the length test compares
 
 B, L, D, H, N = 3, 12, 6, 8, 2  # lru_width H in N = 2 gate blocks
 # "whole" (the default at this length): the whole sequence's segmented parallel scan (segments of
@@ -78,7 +80,7 @@ def setup():
 @pytest.fixture(scope="module")
 def compiled():
   """name -> jitted (params, x, lengths, state) -> ((y, state), grads): compiled once each."""
-  fields = {"sequential": dict(mode="sequential"), **FAST}
+  fields = {"sequential": dict(impl="reference"), **FAST}
   return {name: block_cases.outputs_and_grads(_block(**f)) for name, f in fields.items()}
 
 
@@ -134,7 +136,7 @@ def test_length_4096_equals_sequential():
   out = {}
   for mode in ("linear", "sequential"):  # linear: time chunks of 128 (on CPU, from length 512)
     fn = jax.jit(jax.value_and_grad(lambda p, x, m=mode: jnp.sum(
-        HawkBlock(mode=m).apply(p, x)[0] * jnp.cos(x[..., :1])), argnums=(0, 1)))
+        HawkBlock(impl=IMPLS[m]).apply(p, x)[0] * jnp.cos(x[..., :1])), argnums=(0, 1)))
     out[mode] = fn(params, x)
   block_cases.tree_close(out["linear"], out["sequential"])
 
@@ -166,8 +168,8 @@ def test_lambda_initialisation(setup):
     ({}, dict(x=jnp.zeros((B, L))), "rank 3"),
     ({}, dict(x=jnp.zeros((B, L, D + 1))), "feature size 7"),
     ({}, dict(lengths=jnp.array([L, -1, 0])), "lengths must lie in"),
-    ({}, dict(state=HawkState(jnp.zeros((B, H + 1)), jnp.zeros((B, 3, H)))), "initial_state"),
-    (dict(mode="log"), {}, "mode must be one of"),
+    ({}, dict(state=HawkState(jnp.zeros((B, H + 1)), jnp.zeros((B, 3, H)))), "state must have shapes"),
+    (dict(impl="log"), {}, r"impl='log'; allowed"),
     (dict(num_heads=3), {}, "num_heads=3; must divide lru_width=8"),
     (dict(d_conv=0), {}, "d_conv=0"),
     (dict(a_min=0.99, a_max=0.9), {}, "a_min=0.99"),
@@ -186,7 +188,7 @@ def test_bad_inputs_raise(setup, fields, change, match):
                                          ("d_ff", -1), ("dropout_rate", 1.0)])
 def test_bad_config_names_the_field(field, value):
   with pytest.raises(ValueError, match=f"{field}="):
-    HawkStackConfig(**{field: value})
+    (blocks.BlockConfig if field in ("d_ff", "dropout_rate") else HawkConfig)(**{field: value})
   with pytest.raises(ValueError, match=f"model.{field}="):
     registry.make_config({**registry.section("hawk"), field: value})
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 from attnlab.models import registry
-from attnlab.models.linear_attention.backbone import GatedLinearConfig
+from attnlab.models.linear_attention.config import GatedLinearConfig
 from attnlab.models.linear_attention.gated import GatedLinearAttention
 from attnlab.models.linear_attention.linear import LinearAttention
 from tests.train import helpers
@@ -43,7 +43,7 @@ def test_bad_decay_and_layer_inputs_before_compiling(monkeypatch):
       (GatedLinearAttention(num_heads=2, decay="exp"), (x,), "decay='exp'"),
       (LinearAttention(num_heads=3), (x,), "num_heads=3; must divide d_model=8"),
       (LinearAttention(num_heads=2, chunk=0), (x,), "chunk=0"),
-      (LinearAttention(num_heads=2, mode="parallel"), (x,), "mode='parallel'"),
+      (LinearAttention(num_heads=2, impl="parallel"), (x,), "impl='parallel'"),
       (LinearAttention(num_heads=2), (x[0],), "must be rank 3"),
       (GatedLinearAttention(num_heads=2), (x, jnp.array([5, 6])), r"lengths must lie in \[0, 5\]"),
       (GatedLinearAttention(num_heads=2), (x, jnp.array([5])), "lengths must have shape"),
@@ -59,10 +59,11 @@ def test_bad_decay_and_layer_inputs_before_compiling(monkeypatch):
 @pytest.mark.parametrize("name", NAMES)
 def test_learns_single_pair_recall(name, tmp_path):
   # One key-value pair, then blanks, then the key: answer its value (8 values: chance 0.125).
-  # 100 steps reach 0.81-1.0 for these models (seeds 0 and 1; deltanet 1.0).
+  # 200 steps reach 1.0 (RetNet under PyTorch's initialisation is at 0.23-0.27 after 100 steps,
+  # 0.88 under Flax's; seeds 0 and 1).
   final = helpers.train_on_one_device(
-      name, "associative_recall", str(tmp_path), num_steps=100, log_every=100, eval_every=100,
-      checkpoint_every=100, batch_size=32, eval_batches=4, train_min_length=12,
+      name, "associative_recall", str(tmp_path), num_steps=200, log_every=200, eval_every=200,
+      checkpoint_every=200, batch_size=32, eval_batches=4, train_min_length=12,
       train_max_length=12, eval_lengths=[12], **{
           "model.d_model": 16, "task.num_kv_pairs": 1, "task.num_keys": 4,
           "task.num_values": 8, "optimizer.learning_rate": 1e-2, "optimizer.warmup_steps": 5})

@@ -62,7 +62,7 @@ def test_chunked_equals_sequential(name):
   x, lengths = _x(2), jnp.array([L, 11])
   params = jax.jit(module.init)(jax.random.PRNGKey(1), x)
   got = jax.jit(module.apply)(params, x, lengths)
-  want = jax.jit(module.clone(mode="sequential").apply)(params, x, lengths)
+  want = jax.jit(module.clone(impl="reference").apply)(params, x, lengths)
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, err_msg=name)
 

@@ -1,5 +1,5 @@
 """Checks both conv + recurrence blocks (Mamba, Hawk) share: a test module calls them with its
-block. Every block maps (x_BLD, lengths_B, initial_state) -> (y_BLD, (recurrent state, conv
+block. Every block maps (x_BLD, lengths_B, state) -> (y_BLD, (recurrent state, conv
 state)); and the tiny recall run both models train in."""
 
 from __future__ import annotations

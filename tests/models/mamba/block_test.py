@@ -8,10 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attnlab.models import registry
-from attnlab.models.mamba.backbone import MambaStackConfig
+from attnlab.models import blocks, registry
+from attnlab.models.mamba.config import MambaConfig
 from attnlab.models.mamba.block import MambaBlock, MambaState, zero_state
 from tests.models.mamba import block_cases
+
+IMPLS = {"linear": "fast", "sequential": "reference"}  # the forms the length test compares
 
 B, L, D, P = 3, 12, 8, 4
 H = 2 * D
@@ -37,7 +39,7 @@ def setup():
 @pytest.fixture(scope="module")
 def compiled():
   """name -> jitted (params, x, lengths, state) -> ((y, state), grads): compiled once each."""
-  fields = {"sequential": dict(mode="sequential"), **FAST}
+  fields = {"sequential": dict(impl="reference"), **FAST}
   return {name: block_cases.outputs_and_grads(_block(**f)) for name, f in fields.items()}
 
 
@@ -92,7 +94,7 @@ def test_length_4096_equals_sequential():
   out = {}
   for mode in ("linear", "sequential"):  # linear: time chunks of 128 (on CPU, from length 512)
     fn = jax.jit(jax.value_and_grad(lambda p, x, m=mode: jnp.sum(
-        MambaBlock(d_state=4, mode=m).apply(p, x)[0] * jnp.cos(x[..., :1])), argnums=(0, 1)))
+        MambaBlock(d_state=4, impl=IMPLS[m]).apply(p, x)[0] * jnp.cos(x[..., :1])), argnums=(0, 1)))
     out[mode] = fn(params, x)
   block_cases.tree_close(out["linear"], out["sequential"])
 
@@ -116,9 +118,9 @@ def test_initialisation(setup):
     ({}, dict(x=jnp.zeros((B, L))), "rank 3"),
     ({}, dict(x=jnp.zeros((B, L, D + 1))), "feature size 9"),
     ({}, dict(lengths=jnp.array([L + 1, 1, 0])), "lengths must lie in"),
-    ({}, dict(state=MambaState(jnp.zeros((B, H, P)), jnp.zeros((B, 3, H)))), "initial_state"),
-    ({}, dict(state=MambaState(jnp.zeros((B, P, H)), jnp.zeros((B, 4, H)))), "initial_state"),
-    (dict(mode="parallel"), {}, "mode must be one of"),
+    ({}, dict(state=MambaState(jnp.zeros((B, H, P)), jnp.zeros((B, 3, H)))), "state must have shapes"),
+    ({}, dict(state=MambaState(jnp.zeros((B, P, H)), jnp.zeros((B, 4, H)))), "state must have shapes"),
+    (dict(impl="parallel"), {}, r"impl='parallel'; allowed"),
     (dict(expand=0), {}, "expand=0; must be an int >= 1"),
     (dict(d_conv=0), {}, "d_conv=0"),
     (dict(dt_rank=-1), {}, "dt_rank=-1"),
@@ -136,11 +138,11 @@ def test_bad_inputs_raise(setup, fields, change, match):
                                          ("dt_rank", -2), ("d_ff", -1), ("dropout_rate", 1.0)])
 def test_bad_config_names_the_field(field, value):
   with pytest.raises(ValueError, match=f"{field}="):
-    MambaStackConfig(**{field: value})
+    (blocks.BlockConfig if field in ("d_ff", "dropout_rate") else MambaConfig)(**{field: value})
   with pytest.raises(ValueError, match=f"model.{field}="):
     registry.make_config({**registry.section("mamba"), field: value})
 
 
 def test_config_placeholders():
-  cfg = registry.make_config(registry.section("mamba"))
-  assert (cfg.dt_rank, cfg.d_ff) == (4, 256)  # ceil(64 / 16), 4 * 64
+  fields = registry.make_config(registry.section("mamba")).fields()
+  assert (fields["dt_rank"], fields["d_ff"]) == (4, 256)  # ceil(64 / 16), 4 * 64

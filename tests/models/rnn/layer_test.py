@@ -40,15 +40,16 @@ def test_step_by_step_equals_layer(kind):
   x = _x(1)
   lengths = jnp.array([6, 2, 0])
   n_carry = cells.KINDS[kind][1]
-  h0 = tuple(jax.random.normal(jax.random.PRNGKey(9 + i), (1, B, H)) for i in range(n_carry))
+  h0 = tuple(jax.random.normal(jax.random.PRNGKey(9 + i), (B, 1, H)) for i in range(n_carry))
   initial = h0 if kind == "lstm" else h0[0]
   params = model.init(jax.random.PRNGKey(2), x)
   y, final = model.apply(params, x, lengths, initial)
-  want_y, want_carry = _step_by_step(kind, params["params"], "_l0", x, tuple(c[0] for c in h0), lengths)
+  want_y, want_carry = _step_by_step(kind, params["params"], "_l0", x, tuple(c[:, 0] for c in h0),
+                                     lengths)
   np.testing.assert_allclose(y, want_y, atol=1e-5)
   final = final if kind == "lstm" else (final,)
   for got, want in zip(final, want_carry):
-    np.testing.assert_allclose(got[0], want, atol=1e-5)
+    np.testing.assert_allclose(got[:, 0], want, atol=1e-5)
 
 
 def test_reverse_and_bidirectional_respect_lengths():
@@ -62,8 +63,8 @@ def test_reverse_and_bidirectional_respect_lengths():
   fwd_y, fwd_c = _step_by_step("lstm", p, "_l0", x, zeros, lengths)
   bwd_y, bwd_c = _step_by_step("lstm", p, "_l0_reverse", x, zeros, lengths, reverse=True)
   np.testing.assert_allclose(y, np.concatenate([fwd_y, bwd_y], -1), atol=1e-5)
-  np.testing.assert_allclose(h, np.stack([fwd_c[0], bwd_c[0]]), atol=1e-5)
-  np.testing.assert_allclose(c, np.stack([fwd_c[1], bwd_c[1]]), atol=1e-5)
+  np.testing.assert_allclose(h, np.stack([fwd_c[0], bwd_c[0]], axis=1), atol=1e-5)
+  np.testing.assert_allclose(c, np.stack([fwd_c[1], bwd_c[1]], axis=1), atol=1e-5)
   # reverse=True runs the first direction backwards and the second forwards.
   y_rev, _ = model.apply(params, x, lengths, reverse=True)
   want_first, _ = _step_by_step("lstm", p, "_l0", x, zeros, lengths, reverse=True)
@@ -102,10 +103,10 @@ def test_custom_vjp_equals_autodiff(kind):
   x = _x(8)
   lengths = jnp.array([6, 3, 0])
   fast = RNN(cell=kind, hidden_size=H)
-  plain = RNN(cell=kind, hidden_size=H, implementation="autodiff", unroll=2)
+  plain = RNN(cell=kind, hidden_size=H, impl="reference", unroll=2)
   params = fast.init(jax.random.PRNGKey(9), x)
   n_carry = cells.KINDS[kind][1]
-  carry0 = tuple(jax.random.normal(jax.random.PRNGKey(20 + i), (1, B, H)) for i in range(n_carry))
+  carry0 = tuple(jax.random.normal(jax.random.PRNGKey(20 + i), (B, 1, H)) for i in range(n_carry))
 
   def loss(model):
     def f(p, x, carry0):
@@ -163,12 +164,12 @@ def test_bad_input_raises_value_error():
     model.apply(params, x, jnp.array([1, 2]))
   with pytest.raises(ValueError, match=r"cell must be one of .*got 'lstn'"):
     RNN(cell="lstn", hidden_size=H).init(jax.random.PRNGKey(0), x)
-  with pytest.raises(ValueError, match=r"initial_carry for an LSTM must be a tuple"):
-    model.apply(params, x, None, jnp.zeros((1, B, H)))
-  with pytest.raises(ValueError, match=r"initial_carry entries must have shape .*\[1, 3, 4\]"):
-    model.apply(params, x, None, (jnp.zeros((2, B, H)), jnp.zeros((2, B, H))))
-  with pytest.raises(ValueError, match="implementation must be one of"):
-    RNN(cell="gru", hidden_size=H, implementation="cuda").init(jax.random.PRNGKey(0), x)
+  with pytest.raises(ValueError, match=r"state for an LSTM must be a tuple"):
+    model.apply(params, x, None, jnp.zeros((B, 1, H)))
+  with pytest.raises(ValueError, match=r"state entries must have shape .*\[3, 1, 4\]"):
+    model.apply(params, x, None, (jnp.zeros((B, 2, H)), jnp.zeros((B, 2, H))))
+  with pytest.raises(ValueError, match=r"RNN impl='cuda'; allowed: \('fast', 'reference'\)"):
+    RNN(cell="gru", hidden_size=H, impl="cuda").init(jax.random.PRNGKey(0), x)
   with pytest.raises(ValueError, match="num_layers must be an int >= 1; got 0"):
     RNN(cell="gru", hidden_size=H, num_layers=0).init(jax.random.PRNGKey(0), x)
 

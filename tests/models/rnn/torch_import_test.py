@@ -30,7 +30,7 @@ def _compare(kind, num_layers, bidirectional, batch_first, lengths):
   h0 = [rng.randn(num_layers * n_dirs, B, H).astype(np.float32)
         for _ in range(2 if kind == "lstm" else 1)]
   w_y = rng.randn(B, L, n_dirs * H).astype(np.float32)
-  w_h = rng.randn(*h0[0].shape).astype(np.float32)
+  w_h = rng.randn(*h0[0].shape).astype(np.float32)  # [layers * dirs, B, H], PyTorch's layout
 
   # PyTorch, on a packed sequence when lengths are given.
   xt = torch.tensor(x if batch_first else x.transpose(1, 0, 2), requires_grad=True)
@@ -57,13 +57,14 @@ def _compare(kind, num_layers, bidirectional, batch_first, lengths):
   def f(variables, x, h0):
     y, final = layer.apply(variables, x, lengths_j, tuple(h0) if kind == "lstm" else h0[0])
     h = final[0] if kind == "lstm" else final
-    total = jnp.sum(y * w_y) + jnp.sum(h * w_h)
+    total = jnp.sum(y * w_y) + jnp.sum(jnp.swapaxes(h, 0, 1) * w_h)
     if kind == "lstm":
       total = total + jnp.sum(final[1])
     return total, (y, final)
 
+  # attnlab's state is batch first: PyTorch's h0 / h_n with the first two axes swapped.
   (value, (y, final_j)), grads = jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True)(
-      variables, jnp.asarray(x), [jnp.asarray(h) for h in h0])
+      variables, jnp.asarray(x), [jnp.asarray(h.transpose(1, 0, 2)) for h in h0])
   g_params, g_x, g_h0 = grads
 
   tol = dict(atol=1e-5, rtol=1e-5)
@@ -71,12 +72,12 @@ def _compare(kind, num_layers, bidirectional, batch_first, lengths):
   finals_t = final if kind == "lstm" else (final,)
   finals_j = final_j if kind == "lstm" else (final_j,)
   for ours, theirs in zip(finals_j, finals_t):
-    np.testing.assert_allclose(ours, theirs.detach().numpy(), **tol)
+    np.testing.assert_allclose(np.swapaxes(ours, 0, 1), theirs.detach().numpy(), **tol)
   np.testing.assert_allclose(value, loss.item(), rtol=1e-5)
   gx_t = xt.grad.numpy() if batch_first else xt.grad.numpy().transpose(1, 0, 2)
   np.testing.assert_allclose(g_x, gx_t, **tol)
   for ours, theirs in zip(g_h0, h0t):
-    np.testing.assert_allclose(ours, theirs.grad.numpy(), **tol)
+    np.testing.assert_allclose(np.swapaxes(ours, 0, 1), theirs.grad.numpy(), **tol)
   for name, p in module.named_parameters():
     np.testing.assert_allclose(g_params["params"][name], p.grad.numpy(), err_msg=name, **tol)
 

@@ -1,4 +1,4 @@
-"""The tests every GatedScan layer (minGRU, minLSTM) passes: each mode equals the paper's equations
+"""The tests every GatedScan layer (minGRU, minLSTM) passes: each form equals the paper's equations
 run step by step in float64 numpy, forward and backward; padding, jit, bf16 and bad inputs.
 
 A test module imports these (``from tests.models.scan.gated_scan_cases import *``) and sets ``LAYER``
@@ -19,6 +19,9 @@ __all__ = ["B", "L", "D", "H", "sigmoid", "layer", "setup",
            "test_jit_equals_no_jit", "test_bf16_compute_close_to_float32", "test_bad_inputs_raise"]
 
 B, L, D, H = 3, 13, 4, 5
+# The forms a GatedScan computes: the fast (a, b) scan, the fast scan in log space (the paper's),
+# and the step-by-step reference.
+FORMS = {"linear": {}, "log": dict(log_space=True), "sequential": dict(impl="reference")}
 
 
 def sigmoid(x):
@@ -67,7 +70,7 @@ def setup(request, layer):
 
 def _loss(layer, mode, segment=4, time_chunk=None):
   def loss(params, x, h0, lengths):
-    y, last = layer(H, mode=mode, segment=segment, time_chunk=time_chunk).apply(params, x, lengths, h0)
+    y, last = layer(H, **FORMS[mode], segment=segment, time_chunk=time_chunk).apply(params, x, lengths, h0)
     w = jnp.cos(jnp.arange(y.size, dtype=y.dtype)).reshape(y.shape)
     return jnp.sum(y * w) + jnp.sum(last ** 2)
   return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
@@ -80,7 +83,7 @@ def _loss(layer, mode, segment=4, time_chunk=None):
     ("sequential", 0, None)])
 def test_matches_reference_forward_and_gradients(request, layer, setup, mode, segment, time_chunk):
   x, h0, lengths, params = setup
-  model = layer(H, mode=mode, segment=segment, time_chunk=time_chunk)
+  model = layer(H, **FORMS[mode], segment=segment, time_chunk=time_chunk)
   y, last = jax.jit(model.apply)(params, x, lengths, h0)
   want_y, want_last = reference(params, x, h0, lengths, request.module.reference_gates)
   _close(y, want_y)
@@ -97,7 +100,7 @@ def test_length_4096_log_space_equals_sequential(layer):
   out = {}
   for mode in ("log", "sequential"):
     fn = jax.jit(jax.value_and_grad(
-        lambda p, x, m=mode: jnp.sum(layer(4, mode=m).apply(p, x)[0] * jnp.cos(x[..., :1])),
+        lambda p, x, m=mode: jnp.sum(layer(4, **FORMS[m]).apply(p, x)[0] * jnp.cos(x[..., :1])),
         argnums=(0, 1)))
     out[mode] = fn(params, x)
   jax.tree_util.tree_map(_close, out["log"], out["sequential"])
@@ -152,10 +155,10 @@ def assert_bf16_grads_close(model16, model32, params, x, lengths, h0):
     (dict(lengths=jnp.array([L + 1, 1, 0])), "lengths must lie in"),
     (dict(lengths=jnp.array([1, 1])), "lengths must have shape"),
     (dict(h0=jnp.zeros((B, H + 1))), "initial state"),
-    (dict(mode="fast"), "mode must be one of"),
+    (dict(impl="log"), r"impl='log'; allowed: \('fast', 'reference'\)"),
 ])
 def test_bad_inputs_raise(layer, setup, change, match):
   x, h0, lengths, params = setup
   with pytest.raises(ValueError, match=match):
-    layer(H, mode=change.get("mode", "log")).apply(
+    layer(H, impl=change.get("impl", "fast"), log_space=True).apply(
         params, change.get("x", x), change.get("lengths", lengths), change.get("h0", h0))

@@ -62,9 +62,13 @@ def test_ring_initialisation():
                              rtol=1e-5)
 
 
+IMPLS = {"linear": "fast", "sequential": "reference"}  # the complex scan, step by step
+
+
 def _loss(mode, segment=4, time_chunk=None):
   def loss(params, x, h0, lengths):
-    y, last = LRU(H, P, mode=mode, segment=segment, time_chunk=time_chunk).apply(params, x, lengths, h0)
+    y, last = LRU(H, P, impl=IMPLS[mode], segment=segment, time_chunk=time_chunk).apply(
+        params, x, lengths, h0)
     w = jnp.cos(jnp.arange(y.size, dtype=y.dtype)).reshape(y.shape)
     return jnp.sum(y * w) + jnp.sum(jnp.real(last) * jnp.imag(last))
   return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
@@ -75,7 +79,7 @@ def _loss(mode, segment=4, time_chunk=None):
     ("linear", 4, 0), ("linear", 4, 4), ("sequential", 0, None)])
 def test_matches_reference_forward_and_gradients(setup, mode, segment, time_chunk):
   x, h0, lengths, params = setup
-  model = LRU(H, P, mode=mode, segment=segment, time_chunk=time_chunk)
+  model = LRU(H, P, impl=IMPLS[mode], segment=segment, time_chunk=time_chunk)
   y, last = jax.jit(model.apply)(params, x, lengths, h0)
   want_y, want_last = _reference(params, x, h0, lengths)
   _close(y, want_y)
@@ -92,7 +96,7 @@ def test_length_4096_equals_sequential():
   out = {}
   for mode in ("linear", "sequential"):
     fn = jax.jit(jax.value_and_grad(
-        lambda p, x, m=mode: jnp.sum(LRU(4, 3, mode=m).apply(p, x)[0] * jnp.cos(x[..., :1])),
+        lambda p, x, m=mode: jnp.sum(LRU(4, 3, impl=IMPLS[m]).apply(p, x)[0] * jnp.cos(x[..., :1])),
         argnums=(0, 1)))
     out[mode] = fn(params, x)
   jax.tree_util.tree_map(_close, out["linear"], out["sequential"])
@@ -142,12 +146,12 @@ def test_bf16_compute_close_to_float32(setup, time_chunk):
     (dict(r_min=-0.1), {}, "r_min < r_max"),
     (dict(r_max=1.5), {}, "r_min < r_max"),
     (dict(max_phase=0.0), {}, "max_phase"),
-    (dict(state_size=0), {}, "state_size"),
-    (dict(mode="log"), {}, "mode must be one of"),
+    (dict(d_state=0), {}, "d_state"),
+    (dict(impl="log"), {}, r"impl='log'; allowed"),
 ])
 def test_bad_inputs_raise(setup, fields, change, match):
   x, h0, lengths, params = setup
-  kwargs = {"hidden_size": H, "state_size": P, **fields}
+  kwargs = {"hidden_size": H, "d_state": P, **fields}
   with pytest.raises(ValueError, match=match):
     LRU(**kwargs).apply(params, change.get("x", x), change.get("lengths", lengths),
                         change.get("h0", h0))

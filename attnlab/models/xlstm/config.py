@@ -1,7 +1,7 @@
-"""The registered xLSTM models: ``slstm`` and ``mlstm`` (each layer alone as the residual stack's
-mixer, ``attnlab.models.stack``), and ``xlstm``, xLSTM's own network of blocks (blocks.py) mixed
-as xLSTM[a:b]: a mLSTM blocks to b sLSTM blocks, ``ratio="a:b"`` ("1:0" mLSTM only, "0:1" sLSTM
-only, "7:1" the paper's main mix).
+"""The xLSTM names' own fields: the mixers ``slstm`` and ``mlstm`` (each layer alone as the mixer
+of ``blocks.py``'s blocks, like every other mixer), and the model ``xlstm``, xLSTM's own network of
+blocks (xlstm/blocks.py) mixed as xLSTM[a:b]: a mLSTM blocks to b sLSTM blocks, ``ratio="a:b"``
+("1:0" mLSTM only, "0:1" sLSTM only, "7:1" the paper's main mix).
 
 Where the sLSTM blocks go (``slstm_positions``): of num_layers blocks, round(num_layers b / (a + b))
 are sLSTM blocks, at least one and at most num_layers - 1 when a and b are both > 0 (so that
@@ -20,7 +20,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from attnlab.models import initializers, stack
+from attnlab.models import blocks as model_blocks
+from attnlab.models import checks, initializers
 from attnlab.models.xlstm import blocks, mlstm_layer, slstm
 
 
@@ -57,50 +58,54 @@ def slstm_positions(num_layers: int, ratio: str, slstm_at: str = "") -> tuple[in
 
 
 @dataclasses.dataclass(frozen=True)
-class SLSTMStackConfig:
-  """sLSTM layers in the residual stack; checked on creation."""
-  d_model: int = 64  # residual width D
-  num_layers: int = 2  # blocks
+class SLSTMConfig:
+  """The sLSTM layer as a mixer; checked on creation (and against the width when resolved)."""
   num_heads: int = 4  # heads N of the block-diagonal recurrence (must divide d_model)
   d_conv: int = 4  # taps of the causal convolution before the i and f gates (0: none)
-  d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
-  dropout_rate: float = 0.0  # on each block's residual branches
-  init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
-  dtype: Any = jnp.float32  # compute dtype
+  impl: str = "fast"  # "fast": projections batched, recurrence scanned; "reference": step by step
+
+  module_name = "slstm"
 
   def __post_init__(self):
-    stack.check_stack_fields(self)
-    slstm.check_fields(self.d_model, self.num_heads, self.d_conv)
+    slstm.check_fields(None, self.num_heads, self.d_conv, self.impl)
 
-  def mixer(self, i: int) -> nn.Module:
-    return slstm.SLSTMLayer(num_heads=self.num_heads, d_conv=self.d_conv, dtype=self.dtype,
-                            init_scheme=self.init, name=f"slstm_{i}")
+  def resolved(self, d_model: int) -> "SLSTMConfig":
+    slstm.check_fields(d_model, self.num_heads, self.d_conv)
+    return self
+
+  def module(self, d_model: int, *, dtype, init, name) -> nn.Module:
+    del d_model  # the layer's width is its input's
+    return slstm.SLSTMLayer(num_heads=self.num_heads, d_conv=self.d_conv, impl=self.impl,
+                            dtype=dtype, init_scheme=init, name=name)
 
 
 @dataclasses.dataclass(frozen=True)
-class MLSTMStackConfig:
-  """mLSTM layers in the residual stack; checked on creation."""
-  d_model: int = 64  # residual width D
-  num_layers: int = 2  # blocks
+class MLSTMConfig:
+  """The mLSTM layer (the pre-up-projection block's mixer) as a mixer; checked on creation (and
+  against the width when resolved)."""
   num_heads: int = 4  # heads N (must divide expand * d_model)
   expand: int = 2  # the layer's inner width H = expand * d_model
   qkv_block: int = 4  # block size of the q/k/v projections (must divide H)
   d_conv: int = 4  # taps of the causal convolution
   chunk: int = 64  # time steps per chunk of the chunked form
-  d_ff: int = 0  # MLP hidden size; 0: 4 * d_model
-  dropout_rate: float = 0.0  # on each block's residual branches
-  init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
-  dtype: Any = jnp.float32  # compute dtype
+  impl: str = "fast"  # "fast": the chunked form; "reference": step by step
+
+  module_name = "mlstm"
 
   def __post_init__(self):
-    stack.check_stack_fields(self)
-    mlstm_layer.check_fields(self.d_model, self.num_heads, self.expand, self.qkv_block,
-                             self.d_conv, self.chunk)
+    mlstm_layer.check_fields(None, self.num_heads, self.expand, self.qkv_block, self.d_conv,
+                             self.chunk, self.impl)
 
-  def mixer(self, i: int) -> nn.Module:
+  def resolved(self, d_model: int) -> "MLSTMConfig":
+    mlstm_layer.check_fields(d_model, self.num_heads, self.expand, self.qkv_block, self.d_conv,
+                             self.chunk)
+    return self
+
+  def module(self, d_model: int, *, dtype, init, name) -> nn.Module:
+    del d_model  # the layer's width is its input's
     return mlstm_layer.MLSTMLayer(num_heads=self.num_heads, expand=self.expand,
                                   qkv_block=self.qkv_block, d_conv=self.d_conv, chunk=self.chunk,
-                                  dtype=self.dtype, init_scheme=self.init, name=f"mlstm_{i}")
+                                  impl=self.impl, dtype=dtype, init_scheme=init, name=name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,30 +122,45 @@ class XLSTMConfig:
   chunk: int = 64  # time steps per chunk of the mLSTM's chunked form
   d_ff: int = 0  # the sLSTM blocks' gated MLP width; 0: ceil(4/3 d_model), the paper's factor
   dropout_rate: float = 0.0  # on each block's residual branches
+  impl: str = "fast"  # both layers' form: "fast" or "reference" (step by step)
   init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
   dtype: Any = jnp.float32  # compute dtype
 
   def __post_init__(self):
-    if not self.d_ff and isinstance(self.d_model, int):
+    # The placeholder (what a config file's 0 means), resolved here once.
+    if not self.d_ff and isinstance(self.d_model, int) and not isinstance(self.d_model, bool):
       object.__setattr__(self, "d_ff", -(-4 * self.d_model // 3))
-    stack.check_stack_fields(self)
+    model_blocks.check_sizes(d_model=self.d_model, num_layers=self.num_layers, d_ff=self.d_ff)
+    model_blocks.check_rate("dropout_rate", self.dropout_rate)
+    initializers.check(self.init)
+    checks.check_impl(self.impl)
     slstm_positions(self.num_layers, self.ratio, self.slstm_at)
-    slstm.check_fields(self.d_model, self.num_heads, self.d_conv)
-    mlstm_layer.check_fields(self.d_model, self.num_heads, self.expand, self.qkv_block,
-                             self.d_conv, self.chunk)
+    self.slstm().resolved(self.d_model)
+    self.mlstm().resolved(self.d_model)
 
   def positions(self) -> tuple[int, ...]:
     return slstm_positions(self.num_layers, self.ratio, self.slstm_at)
 
+  def slstm(self) -> SLSTMConfig:
+    return SLSTMConfig(self.num_heads, self.d_conv, self.impl)
+
+  def mlstm(self) -> MLSTMConfig:
+    return MLSTMConfig(self.num_heads, self.expand, self.qkv_block, self.d_conv, self.chunk,
+                       self.impl)
+
   def mixer(self, i: int) -> nn.Module:
-    if i in self.positions():
-      return slstm.SLSTMLayer(num_heads=self.num_heads, d_conv=self.d_conv, dtype=self.dtype,
-                              init_scheme=self.init, name=f"slstm_{i}")
-    return mlstm_layer.MLSTMLayer(num_heads=self.num_heads, expand=self.expand,
-                                  qkv_block=self.qkv_block, d_conv=self.d_conv, chunk=self.chunk,
-                                  dtype=self.dtype, init_scheme=self.init, name=f"mlstm_{i}")
+    """Block i's layer: the sLSTM layer in an sLSTM block, the mLSTM layer otherwise."""
+    cfg = self.slstm() if i in self.positions() else self.mlstm()
+    return cfg.module(self.d_model, dtype=self.dtype, init=self.init,
+                      name=f"{cfg.module_name}_{i}")
 
 
-def xlstm_backbone(cfg: XLSTMConfig) -> blocks.XLSTMBackbone:
+def backbone(cfg: XLSTMConfig) -> blocks.XLSTMBackbone:
+  """The ``xlstm`` model's backbone (the registry's entry)."""
   return blocks.XLSTMBackbone(cfg.mixer, cfg.positions(), cfg.num_layers, cfg.d_ff,
                               cfg.dropout_rate, cfg.dtype, cfg.init)
+
+
+def state_size(cfg: XLSTMConfig, length: int) -> int:
+  """Floats per sequence of the blocks' decoding states after ``length`` tokens."""
+  return sum(cfg.mixer(i).state_size(cfg.d_model, length) for i in range(cfg.num_layers))

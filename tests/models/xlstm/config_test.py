@@ -1,5 +1,6 @@
-"""The registered xLSTM models: xLSTM[a:b]'s block placement, bad fields named before anything
-compiles, the blocks' structure, and a training run of each name through scripts/train.py."""
+"""The xLSTM names' configs: xLSTM[a:b]'s block placement, bad fields named before anything
+compiles, the blocks' structure, the sections' fields (tests/cli/families_test.py trains them
+through scripts/train.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 from attnlab.models import registry
-from attnlab.models.xlstm import backbone
+from attnlab.models.xlstm import config as xlstm_config
 
 
 @pytest.mark.parametrize("layers, ratio, at, want", [
@@ -22,7 +23,7 @@ from attnlab.models.xlstm import backbone
     (6, "7:1", "3,5", (3, 5)),
 ])
 def test_slstm_positions(layers, ratio, at, want):
-  assert backbone.slstm_positions(layers, ratio, at) == want
+  assert xlstm_config.slstm_positions(layers, ratio, at) == want
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -39,7 +40,7 @@ def test_bad_fields_name_the_field(fields, message):
 
 def test_blocks_follow_the_ratio():
   cfg = registry.make_config({"name": "xlstm", "d_model": 16, "num_layers": 3, "ratio": "2:1",
-                              "num_heads": 2})
+                              "num_heads": 2}).config
   assert cfg.positions() == (1,) and cfg.d_ff == 22  # ceil(4/3 * 16)
   model = registry.backbone({"name": "xlstm", "d_model": 16, "num_layers": 3, "ratio": "2:1",
                              "num_heads": 2})
