@@ -1,7 +1,7 @@
 """scripts/train.py trains issue 29's families from experiments/base.py's smoke config: xLSTM with
-both block kinds (its own backbone, sLSTM and mLSTM layers), and Mamba-2 with negative eigenvalues
-(a residual-stack model with the field set from the command line; every registered name is traced
-in tests/models/task_model_test.py)."""
+both block kinds (its own blocks, sLSTM and mLSTM layers), Mamba-2 with negative eigenvalues (a
+mixer in the residual block, the field set from the command line) and a hybrid of the four new
+mixers by name (every registered name trains in tests/train/step_test.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ ENV = {**os.environ, "JAX_PLATFORMS": "cpu",
 @pytest.mark.parametrize("model, fields", [
     ("xlstm", ["--config.model.num_layers=2", "--config.model.ratio=1:1"]),
     ("mamba2", ["--config.model.allow_negative_eigenvalues=true"]),
+    ("hybrid", ["--config.model.layers=mamba2,gated_deltanet,slstm,mlstm",
+                "--config.model.num_heads=2"]),
 ])
 def test_smoke_run(model, fields, tmp_path):
   proc = subprocess.run([sys.executable, TRAIN, f"--config={BASE}:model={model},task=mqar,smoke",
@@ -34,5 +36,7 @@ def test_smoke_run(model, fields, tmp_path):
   with open(tmp_path / "config.json") as f:
     model_section = json.load(f)["model"]
   assert model_section["name"] == model
-  if model != "xlstm":
+  if model == "mamba2":
     assert model_section["allow_negative_eigenvalues"] is True
+  if model == "hybrid":
+    assert model_section["layers"] == "mamba2,gated_deltanet,slstm,mlstm"
