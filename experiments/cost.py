@@ -19,10 +19,13 @@ from __future__ import annotations
 
 from attnlab.sweeps import spec
 
+# The families of issue 29: xLSTM's two cells and the xLSTM[7:1] network, Mamba-2, Gated DeltaNet.
+NEW_FAMILIES = ("slstm", "mlstm", "xlstm", "mamba2", "gated_deltanet")
 METRIC = "tokens_per_s"  # the table's default metric
 SIZES = {
     "full": dict(lengths=(256, 1024, 4096, 16384), num_steps=30, batch_size=8,
-                 target_params=100_000, models=("rnn", "lstm", "gru", "mingru", "transformer")),
+                 target_params=100_000,
+                 models=("rnn", "lstm", "gru", "mingru", "transformer") + NEW_FAMILIES),
     "report": dict(lengths=(256, 1024, 4096), num_steps=30, batch_size=8, target_params=100_000,
                    num_heads=2,
                    models=("rnn", "lstm", "gru", "mingru", "minlstm", "lru", "transformer",

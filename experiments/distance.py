@@ -20,9 +20,11 @@ from __future__ import annotations
 from attnlab.sweeps import spec
 
 MODELS = ("rnn", "lstm", "gru", "mingru", "transformer")
+# The families of issue 29: xLSTM's two cells and the xLSTM[7:1] network, Mamba-2, Gated DeltaNet.
+NEW_FAMILIES = ("slstm", "mlstm", "xlstm", "mamba2", "gated_deltanet")
 SIZES = {
     "full": dict(distances=(1, 2, 4, 8, 16, 32, 64, 128, 256), seeds=(0, 1, 2), num_steps=3000,
-                 batch_size=64, target_params=58_000, num_layers=2, models=MODELS),
+                 batch_size=64, target_params=58_000, num_layers=2, models=MODELS + NEW_FAMILIES),
     "demo": dict(distances=(2, 8, 32), seeds=(0,), num_steps=600, batch_size=32,
                  target_params=14_000, num_layers=1, models=MODELS),
     # docs/results.md: three distances, two seeds, two learning rates, the LSTM also with forget
