@@ -19,7 +19,7 @@ FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "experiments", "*.py"))
 def test_all_experiments_present():
   names = {os.path.basename(p)[:-3] for p in FILES}
   assert names == {"distance", "length_generalization", "mqar", "adding", "copy", "selective_copy",
-                   "noise", "cost", "moe"}
+                   "noise", "cost", "moe", "state_tracking"}
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: os.path.basename(p))
