@@ -473,9 +473,11 @@ def state_tracking(exps, results_dir):
           data.markdown(header, body_rows),
           "Published: Grazzi et al. (2025), trained on lengths up to 40 and tested on 40..256, "
           "report that Mamba and DeltaNet with eigenvalues in [0, 1] stay at chance on parity and "
-          "solve it with [-1, 1]; on modular arithmetic [-1, 1] improves both without always "
-          "solving it (they prove that counting modulo 3 needs a non-triangular transition, which "
-          "Mamba's diagonal one is not). Mamba-2 shares Mamba's diagonal transition. The LSTM and Transformer figures are Delétang et al. (2023)'s at lengths "
-          "41..500. Gated DeltaNet is in neither paper. The published numbers are at lengths "
-          "beyond training; the check here is at the training lengths."]
+          "solve it with [-1, 1]; on their other state-tracking tasks, modular arithmetic among "
+          "them, [-1, 1] improves both without solving every one (not cross-checked here against "
+          "their table). They prove that counting modulo 3 needs a non-triangular transition, "
+          "which Mamba's diagonal one is not; Mamba-2 shares it. The LSTM and Transformer figures "
+          "are Delétang et al. (2023)'s at lengths 41..500. Gated DeltaNet is in neither paper. "
+          "The published numbers are at lengths beyond training; the check here is at the "
+          "training lengths."]
   return verdict, reason, "\n\n".join(body)
