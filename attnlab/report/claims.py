@@ -80,7 +80,7 @@ CLAIMS = (
           "them; a model below 0.9 with them did not converge in this budget (or cannot solve the "
           "task) and gives no verdict. The LSTM, the control, must reach >= 0.9 on parity. Yes if "
           "every cell holds; the Transformer and the longer test lengths are reported, not checked.",
-          ("state_tracking",), sections.state_tracking),
+          ("negative_eigenvalues",), sections.negative_eigenvalues),
 )
 
 

@@ -425,8 +425,8 @@ def _split_accuracy(rows, train_max: int):
   return out
 
 
-def state_tracking(exps, results_dir):
-  exp = exps["state_tracking"]
+def negative_eigenvalues(exps, results_dir):
+  exp = exps["negative_eigenvalues"]
   train_max = _train_max(exp)
   rows = _split_accuracy(exp.rows, train_max)
   inside = data.pivot(rows, "arg.task", "accuracy_in")

@@ -111,7 +111,7 @@ def test_committed_report_is_a_fresh_build_of_the_committed_results():
 
 
 def _state_rows(scores):
-  """Rows of experiments/state_tracking.py: scores[(model, negative, task)] = (inside, beyond)."""
+  """Rows of experiments/negative_eigenvalues.py: scores[(model, negative, task)] = (inside, beyond)."""
   rows = []
   for (model, negative, task), (inside, beyond) in scores.items():
     for seed in (0, 1):
@@ -124,13 +124,13 @@ def _state_rows(scores):
   return rows
 
 
-def test_state_tracking_verdict_separates_unconverged_from_failed(tmp_path):
+def test_negative_eigenvalues_verdict_separates_unconverged_from_failed(tmp_path):
   root = str(tmp_path / "results")
   scores = {("deltanet", False, "parity"): (0.5, 0.5), ("deltanet", True, "parity"): (1.0, 0.9),
             ("mamba2", False, "parity"): (0.5, 0.5), ("mamba2", True, "parity"): (0.6, 0.5),
             ("lstm", False, "parity"): (1.0, 1.0), ("decoder", False, "parity"): (0.7, 0.5)}
-  _write(root, "state_tracking", _state_rows(scores))
-  with open(os.path.join(root, "state_tracking", "protocol.json"), "w") as f:
+  _write(root, "negative_eigenvalues", _state_rows(scores))
+  with open(os.path.join(root, "negative_eigenvalues", "protocol.json"), "w") as f:
     json.dump({"command": "c", "fields": {"train_lengths": "1..40"}}, f)
   text = build.render(root)
   section = text.split("## Negative eigenvalues unlock state tracking")[1].split("\n## ")[0]
@@ -145,7 +145,7 @@ def test_state_tracking_verdict_separates_unconverged_from_failed(tmp_path):
 
   scores[("mamba2", False, "parity")] = (0.95, 0.5)  # solved without: the claim fails there
   scores[("mamba2", True, "parity")] = (0.95, 0.5)
-  os.remove(os.path.join(root, "state_tracking", "results.csv"))
-  results.write_csv(_state_rows(scores), os.path.join(root, "state_tracking", "results.csv"))
+  os.remove(os.path.join(root, "negative_eigenvalues", "results.csv"))
+  results.write_csv(_state_rows(scores), os.path.join(root, "negative_eigenvalues", "results.csv"))
   section = build.render(root).split("## Negative eigenvalues")[1].split("\n## ")[0]
   assert "*Verdict: partly.*" in section and "fails: mamba2 on parity" in section

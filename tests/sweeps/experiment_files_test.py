@@ -19,7 +19,7 @@ FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "experiments", "*.py"))
 def test_all_experiments_present():
   names = {os.path.basename(p)[:-3] for p in FILES}
   assert names == {"distance", "length_generalization", "mqar", "adding", "copy", "selective_copy",
-                   "noise", "cost", "moe", "state_tracking"}
+                   "noise", "cost", "moe", "negative_eigenvalues"}
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: os.path.basename(p))
@@ -62,7 +62,7 @@ def test_length_generalization_runs_state_tracking_again_with_negative_eigenvalu
 
 
 def test_state_tracking_pairs_each_trial_with_its_negative_eigenvalue_twin():
-  path = os.path.join(ROOT, "experiments", "state_tracking.py")
+  path = os.path.join(ROOT, "experiments", "negative_eigenvalues.py")
   names = [t.name for t in spec.load_trials(f"{path}:report")]
   assert names[:2] == ["parity-deltanet-seed0",
                        "parity-deltanet-allow_negative_eigenvaluesTrue-seed0"]

@@ -4,10 +4,10 @@ for the linear recurrences whose transition can take negative eigenvalues (delta
 gated_deltanet, mamba2), each with its eigenvalues in [0, 1] and again in [-1, 1]
 (``model.allow_negative_eigenvalues``), against the LSTM and the decoder-only Transformer.
 
-  scripts/sweep.py --config experiments/state_tracking.py:report --workdir runs/state_tracking \
+  scripts/sweep.py --config experiments/negative_eigenvalues.py:report --workdir runs/negative_eigenvalues \
       --workers 1
 
-One run: scripts/train.py --config experiments/state_tracking.py:task=parity,model=deltanet \
+One run: scripts/train.py --config experiments/negative_eigenvalues.py:task=parity,model=deltanet \
       --config.model.allow_negative_eigenvalues=true --workdir runs/one
 
 Training lengths 1..40 drawn per example and padded to one bucket (one compiled training step);
@@ -47,7 +47,7 @@ def get_config(arg: str | None = None):
   parsed, size = spec.sized(arg, SIZES, keys=_KEYS)
   task, model = parsed.get("task", "parity"), parsed.get("model", "deltanet")
   if task not in TASKS:
-    raise ValueError(f"state_tracking: task={task!r}; allowed: {TASKS}")
+    raise ValueError(f"negative_eigenvalues: task={task!r}; allowed: {TASKS}")
   c = spec.base_config(__file__, model=model, task=task, smoke="smoke" in parsed)
   c.model.init = "torch"  # PyTorch's defaults (attnlab/models/initializers.py)
   c.model.d_model = size["d_model"]
