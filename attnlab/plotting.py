@@ -161,10 +161,10 @@ _SIZE_KEYS = ("model.d_model", "model.target_params")
 def metric_against(rows: Sequence[Mapping[str, Any]], x_key: str, metric: str,
                    grid_keys: Sequence[str], out_dir: str) -> str:
   """``METRIC_vs_X.png``: ``metric`` against the numeric results column ``x_key`` (e.g.
-  state_size), one line per model and per other varying grid value; ValueError for a column the
-  rows do not hold as numbers. Rows with no value there (an encoder's state size) are left out."""
-  done = [r for r in _finished(rows) if r.get(x_key) not in (None, "")]
-  if not done or not _numbers([r.get(x_key) for r in done]):
+  state_size), one line per model and per other varying grid value; rows without a number there
+  (an encoder has no decoding state) are left out; ValueError when no finished row has one."""
+  done = [r for r in _finished(rows) if _numbers([r.get(x_key)])]
+  if not done:
     columns = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float))})
     raise ValueError(f"--x={x_key!r}: not a numeric column of the finished trials; numeric "
                      f"columns: {columns}")

@@ -11,7 +11,9 @@ One cell of the grid (task x model), all its seeds:
 One run: scripts/train.py --config experiments/length_generalization.py:task=parity,model=lstm \
       --workdir runs/one
 ``smoke`` (``:task=parity,model=lstm,smoke``) shrinks lengths, steps and sizes to seconds;
-``report`` is the size of docs/results.md.
+``report`` is the size of docs/results.md. On parity, modular arithmetic and cycle navigation every
+model with ``allow_negative_eigenvalues`` (deltanet, gated_deltanet, mamba2) runs once more with it
+on (``:task=parity,model=mamba2`` holds both).
 Differences from the paper: fewer steps and seeds (the paper trains 1M steps, 10 seeds), 128 test
 examples per length, and the Transformer uses sinusoidal positions unless
 ``--config.model.position`` says otherwise. Batches are padded to power-of-two length buckets
@@ -26,9 +28,14 @@ from attnlab.tasks import registry
 TASKS = ("parity", "even_pairs", "cycle_navigation", "modular_arithmetic", "reverse_string",
          "duplicate_string", "bucket_sort")
 MODELS = ("rnn", "lstm", "gru", "mingru", "transformer")
+# The families of issue 29 (xLSTM's two cells and the xLSTM[7:1] network, Mamba-2, Gated DeltaNet)
+# and DeltaNet: the three with ``allow_negative_eigenvalues`` run the state-tracking tasks again
+# with it on (Grazzi et al. 2025: eigenvalues in [-1, 1] let linear RNNs solve parity).
+NEW_FAMILIES = ("slstm", "mlstm", "xlstm", "mamba2", "gated_deltanet", "deltanet")
+STATE_TRACKING = ("parity", "modular_arithmetic", "cycle_navigation")
 SIZES = {
     "full": dict(train_max=40, test_lengths=tuple(range(41, 501)), seeds=(0, 1, 2),
-                 num_steps=20_000, batch_size=128, tasks=TASKS, models=MODELS),
+                 num_steps=20_000, batch_size=128, tasks=TASKS, models=MODELS + NEW_FAMILIES),
     # docs/results.md: the paper's RNN, LSTM and Transformer, two seeds, every 5th test length.
     "report": dict(train_max=40, test_lengths=tuple(range(41, 501, 5)), seeds=(0, 1),
                    num_steps=2500, batch_size=64, tasks=TASKS, models=("rnn", "lstm", "transformer")),
@@ -63,4 +70,5 @@ def get_sweep(arg: str | None = None) -> list[dict]:
   parsed, size = spec.sized(arg, SIZES, keys=_KEYS)
   tasks = [parsed["task"]] if "task" in parsed else size["tasks"]
   models = [parsed["model"]] if "model" in parsed else size["models"]
-  return spec.grid(arg__task=tasks, arg__model=models, seed=size["seeds"])
+  trials = spec.grid(arg__task=tasks, arg__model=models, seed=size["seeds"])
+  return trials + spec.negative_eigenvalues(trials, tasks=STATE_TRACKING)

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from attnlab.sweeps import spec
 
+# The families of issue 29: xLSTM's two cells and the xLSTM[7:1] network, Mamba-2, Gated DeltaNet.
+NEW_FAMILIES = ("slstm", "mlstm", "xlstm", "mamba2", "gated_deltanet")
 SIZES = {
     "full": dict(widths=(32, 64, 128, 256), length=128, kv_pairs=16, seeds=(0, 1, 2),
                  num_steps=5000, batch_size=64,
-                 models=("decoder", "lstm", "gru", "mingru", "lru"), conv_widths=(4,)),
+                 models=("decoder", "lstm", "gru", "mingru", "lru") + NEW_FAMILIES,
+                 conv_widths=(4,)),
     # docs/results.md: attention (plain, and with the short convolution that skips its induction
     # plateau), a classic and a parallel-scan recurrence, and three sub-quadratic families; one
     # seed and the better of two learning rates (Zoology's protocol), to fit about an hour of a

@@ -4,8 +4,11 @@
   scan/         parallel-scan recurrences: minGRU, minLSTM, LRU
   attention/    scaled dot-product attention, its memory-efficient kernel, multi-head, positions
   transformer/  encoder, decoder, encoder-decoder, mixture-of-experts feed-forward
-  linear_attention/  linear attention (elu1, Based's taylor map), RetNet, GLA, DeltaNet
+  linear_attention/  linear attention (elu1, Based's taylor map), RetNet, GLA, DeltaNet, Gated
+                DeltaNet
   mamba/        Mamba: the selective SSM in the Mamba block; the causal convolution
+  mamba2/       Mamba-2: SSD (one scalar decay per head) in the Mamba-2 block
+  xlstm/        xLSTM: the sLSTM and mLSTM layers, their blocks, xLSTM[a:b]
   hawk/         Hawk: the RG-LRU in Hawk's recurrent block
   blocks.py     the residual and stacked blocks every mixer sits in (the model section's ``block``)
   hybrid.py     a residual stack of different mixers, one per block (``model=hybrid``)
@@ -15,7 +18,7 @@
   task_model.py embedding -> backbone -> task head; parameter counts and width sizing
 
 Mixers. Every sequence-mixing layer (the classic cells, the scans, attention, the linear-attention
-family, Mamba, Hawk) is a Linen module called as
+family, Mamba, Mamba-2, Hawk, the sLSTM and mLSTM layers) is a Linen module called as
 
   y_BLD, state = mixer(x_BLD, lengths_B=None, state=None, *, deterministic=True)
 

@@ -1,10 +1,11 @@
 """The model registry: each registered name, its config and the blocks it may sit in.
 
-Mixer names (the recurrences, the scans, the linear-attention family, Mamba, Hawk, the hybrid) put
-one mixer config per layer into either block of ``blocks.py``; their model section holds the block's
-fields (``blocks.BlockConfig``: block, d_model, num_layers, d_ff, dropout_rate, init) and the
-mixer's own. Model names with blocks of their own (the Transformers) hold their config's fields and
-``block`` = "residual", what they already are.
+Mixer names (the recurrences, the scans, the linear-attention family with Gated DeltaNet, Mamba,
+Mamba-2, Hawk, the sLSTM and mLSTM layers, the hybrid) put one mixer config per layer into either
+block of ``blocks.py``; their model section holds the block's fields (``blocks.BlockConfig``: block,
+d_model, num_layers, d_ff, dropout_rate, init) and the mixer's own. Model names with blocks of their
+own (the Transformers; xLSTM[a:b], ``xlstm``) hold their config's fields and ``block`` =
+"residual", what they already are.
 
 A run's ``config.model`` section is ``section(name)`` (``name``, ``target_params`` and the fields,
 from the dataclasses' defaults, placeholders 0/"" meaning "derived"); ``make_config`` turns it into
@@ -24,13 +25,15 @@ from attnlab.models import blocks
 from attnlab.models.attention.config import AttentionConfig
 from attnlab.models.hawk.config import HawkConfig
 from attnlab.models.hybrid import HybridConfig
-from attnlab.models.linear_attention.config import (DeltaNetConfig, GatedLinearConfig,
-                                                  LinearAttentionConfig)
+from attnlab.models.linear_attention.config import (DeltaNetConfig, GatedDeltaNetConfig,
+                                                  GatedLinearConfig, LinearAttentionConfig)
 from attnlab.models.mamba.config import MambaConfig
+from attnlab.models.mamba2.config import Mamba2Config
 from attnlab.models.rnn.config import RecurrentConfig
 from attnlab.models.scan.config import GatedScanConfig, LRUConfig
 from attnlab.models.transformer import backbone as transformer
 from attnlab.models.transformer.config import SlidingWindowConfig, TransformerConfig
+from attnlab.models.xlstm import config as xlstm
 
 STACKABLE = ("stacked", "residual")  # the classic cells' blocks (stacked by default) ...
 SCANS = ("residual", "stacked")  # ... and the scans'
@@ -87,13 +90,18 @@ MODELS = {
     "retnet": Entry(GatedLinearConfig, {"decay": "fixed"}),
     "gla": Entry(GatedLinearConfig, {"decay": "data"}),
     "deltanet": Entry(DeltaNetConfig),
+    "gated_deltanet": Entry(GatedDeltaNetConfig),
     "mamba": Entry(MambaConfig),
+    "mamba2": Entry(Mamba2Config),
     "hawk": Entry(HawkConfig),
+    "slstm": Entry(xlstm.SLSTMConfig),
+    "mlstm": Entry(xlstm.MLSTMConfig),
     "hybrid": Entry(HybridConfig, layers=hybrid_layers),
     "transformer": _own(TransformerConfig, "encoder"),
     "decoder": _own(TransformerConfig, "decoder"),
     "swa": _own(SlidingWindowConfig, "decoder"),
     "encoder_decoder": _own(TransformerConfig, "encoder_decoder"),
+    "xlstm": Entry(xlstm.XLSTMConfig, backbone=xlstm.backbone, state_size=xlstm.state_size),
 }
 
 # The mixers a hybrid's layers may name: every mixer name above, and causal softmax attention.

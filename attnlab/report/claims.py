@@ -69,6 +69,18 @@ CLAIMS = (
           "Where the paper's model reaches >= 90% ours reaches >= 0.9 (best seed); where it "
           "fails ours is at most 0.1 above it; yes if every cell agrees, partly if half do.",
           ("length_generalization",), sections.length_generalization),
+    Claim("Negative eigenvalues unlock state tracking (Grazzi et al. 2025)",
+          "Linear RNNs whose state transition has eigenvalues in [0, 1] cannot track state (parity, "
+          "modular arithmetic); letting them reach [-1, 1] (allow_negative_eigenvalues) lets "
+          "DeltaNet and Mamba solve parity.",
+          "Mean test accuracy over the test lengths inside the training range (10, 20, 30, 40; "
+          "trained on 1..40), mean over seeds. For each of DeltaNet, Gated DeltaNet and Mamba-2 "
+          "and each of parity and modular arithmetic: holds if the model reaches >= 0.9 with "
+          "negative eigenvalues and stays below 0.9 without them; fails if it reaches 0.9 without "
+          "them; a model below 0.9 with them did not converge in this budget (or cannot solve the "
+          "task) and gives no verdict. The LSTM, the control, must reach >= 0.9 on parity. Yes if "
+          "every cell holds; the Transformer and the longer test lengths are reported, not checked.",
+          ("negative_eigenvalues",), sections.negative_eigenvalues),
 )
 
 

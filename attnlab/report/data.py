@@ -19,6 +19,7 @@ from attnlab.sweeps import results
 
 LR = "optimizer.learning_rate"  # the grid key of a learning-rate sweep
 MODEL_KEYS = ("arg.model", "model.name")
+NEGATIVE_EIGENVALUES = "model.allow_negative_eigenvalues"  # the grid key of spec's variant
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +52,11 @@ def load(results_dir: str, name: str) -> Experiment | None:
 
 
 def model_of(row: Mapping[str, Any]) -> str:
-  """The row's model name, with a non-default LSTM forget bias or decoder convolution spelled out."""
+  """The row's model name, with a non-default LSTM forget bias, decoder convolution or eigenvalue
+  range spelled out."""
   name = next((str(row[k]) for k in MODEL_KEYS if row.get(k) not in (None, "")), "?")
+  if row.get(NEGATIVE_EIGENVALUES) is True:
+    return f"{name} (negative eigenvalues)"
   bias, conv = row.get("model.forget_bias"), row.get("model.conv_width")
   if isinstance(bias, (int, float)) and bias:
     return f"{name} (forget bias {bias:g})"

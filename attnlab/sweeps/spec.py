@@ -164,7 +164,8 @@ def grid_with_variants(size: Mapping[str, Any], **axes: Sequence[Any]) -> list[d
   (an ``optimizer.learning_rate`` axis just before ``seed``); ``size["forget_biases"]``, every
   LSTM trial again with each LSTM forget-gate bias (``model.forget_bias`` after the model); and
   ``size["conv_widths"]``, every decoder trial again with each short convolution width
-  (``model.conv_width``)."""
+  (``model.conv_width``); ``size["negative_eigenvalues"]`` (true), every trial of a model with
+  that field again with it on (``negative_eigenvalues``)."""
   axes = dict(axes)
   if size.get("lrs"):
     seed = axes.pop("seed", None)
@@ -173,7 +174,27 @@ def grid_with_variants(size: Mapping[str, Any], **axes: Sequence[Any]) -> list[d
       axes["seed"] = seed
   trials = grid(**axes)
   return (trials + _again(trials, "lstm", "model.forget_bias", size.get("forget_biases", ()), float)
-          + _again(trials, "decoder", "model.conv_width", size.get("conv_widths", ()), int))
+          + _again(trials, "decoder", "model.conv_width", size.get("conv_widths", ()), int)
+          + (negative_eigenvalues(trials) if size.get("negative_eigenvalues") else []))
+
+
+NEGATIVE_EIGENVALUES = "model.allow_negative_eigenvalues"
+
+
+def negative_eigenvalues(trials, tasks: Sequence[str] | None = None) -> list[dict[str, Any]]:
+  """Every trial whose model has ``allow_negative_eigenvalues`` (deltanet, gated_deltanet,
+  mamba2: transition eigenvalues in [-1, 1], Grazzi et al. 2025) once more with it on, the field
+  after the model; with ``tasks``, only the trials of those tasks (``arg.task``)."""
+  from attnlab.models import registry  # pylint: disable=import-outside-toplevel
+  extra = []
+  for trial in trials:
+    model = trial.get("arg.model")
+    if (model in registry.MODELS and registry.has_field(model, "allow_negative_eigenvalues")
+        and (tasks is None or trial.get("arg.task") in tasks)):
+      items = list(trial.items())
+      at = list(trial).index("arg.model") + 1
+      extra.append(dict(items[:at] + [(NEGATIVE_EIGENVALUES, True)] + items[at:]))
+  return extra
 
 
 def _again(trials, model: str, field: str, values, kind) -> list[dict[str, Any]]:

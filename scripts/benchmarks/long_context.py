@@ -1,7 +1,8 @@
 """The answers to attention's quadratic cost, against softmax attention, at long lengths.
 
   python scripts/bench.py long_context [--json FILE] [--lengths 1024 4096 16384]
-      [--layers softmax window linear gla retnet deltanet mamba hawk gla_proj mamba_proj]
+      [--layers softmax window linear gla retnet deltanet mamba hawk gla_proj mamba_proj
+                mamba2 gated_deltanet mlstm slstm]
       [--window 512] [--dtype float32|bfloat16]
       [--repeats 2] [--rounds 1] [--timeout 1200]
 
@@ -13,8 +14,10 @@ process (so that peak memory is its own: the child's peak RSS minus an idle chil
 implementation, the reference every ratio is taken against (``vs_softmax``: its time over the
 layer's, so >1 is faster); ``window`` the same with a sliding window; ``linear`` (elu+1),
 ``gla`` (data-dependent decay), ``retnet`` (fixed decay), ``deltanet``, ``mamba`` (the Mamba block,
-expand 2, state 16) and ``hawk`` (Hawk's recurrent block). ``growth`` is each layer's time ratio
-from one length to the next (x4 per step of the default lengths: linear would be 4).
+expand 2, state 16), ``hawk`` (Hawk's recurrent block), ``mamba2`` (the Mamba-2 block, expand 2,
+heads of 64 channels, state 64), ``gated_deltanet``, ``mlstm`` (the mLSTM layer, expand 2) and
+``slstm`` (the sLSTM layer). ``growth`` is each layer's time ratio from one length to the next
+(x4 per step of the default lengths: linear would be 4).
 
 ``gla_proj`` and ``mamba_proj`` are bounds, not models: GLA's and the Mamba block's projections
 alone (the same matrix products, forward and backward), their sequence mixing left out. Their
@@ -36,7 +39,7 @@ from benchmarks import attention as attention_suite
 from benchmarks import timing
 
 LAYERS = ("softmax", "window", "linear", "gla", "retnet", "deltanet", "mamba", "hawk",
-          "gla_proj", "mamba_proj")
+          "gla_proj", "mamba_proj", "mamba2", "gated_deltanet", "mlstm", "slstm")
 
 
 def _projections(name: str):
@@ -82,7 +85,11 @@ def make_layer(name: str, heads: int, window: int, dtype: str = "float32"):
   from attnlab.models.linear_attention.deltanet import DeltaNet
   from attnlab.models.linear_attention.gated import GatedLinearAttention
   from attnlab.models.linear_attention.linear import LinearAttention
+  from attnlab.models.linear_attention.gated_deltanet import GatedDeltaNet
   from attnlab.models.mamba.block import MambaBlock
+  from attnlab.models.mamba2.block import Mamba2Block
+  from attnlab.models.xlstm.mlstm_layer import MLSTMLayer
+  from attnlab.models.xlstm.slstm import SLSTMLayer
   return {"softmax": lambda: MultiHeadAttention(num_heads=heads, causal=True),
           "window": lambda: MultiHeadAttention(num_heads=heads, causal=True, window=window),
           "linear": lambda: LinearAttention(num_heads=heads),
@@ -92,8 +99,11 @@ def make_layer(name: str, heads: int, window: int, dtype: str = "float32"):
           "mamba": lambda: MambaBlock(),
           "hawk": lambda: HawkBlock(num_heads=heads),
           "gla_proj": lambda: _projections("gla_proj"),
-          "mamba_proj": lambda: _projections("mamba_proj")}[name]().clone(
-              dtype=getattr(jnp, dtype))
+          "mamba_proj": lambda: _projections("mamba_proj"),
+          "mamba2": lambda: Mamba2Block(num_heads=2 * heads),  # head size d_model / heads
+          "gated_deltanet": lambda: GatedDeltaNet(num_heads=heads),
+          "mlstm": lambda: MLSTMLayer(num_heads=heads),
+          "slstm": lambda: SLSTMLayer(num_heads=heads)}[name]().clone(dtype=getattr(jnp, dtype))
 
 
 def _child(cfg: dict) -> dict:

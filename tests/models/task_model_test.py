@@ -38,8 +38,8 @@ def test_registry_names():
   # Exactly these: a name added or dropped must be added or dropped here (and in the README).
   assert set(registry.MODELS) == {
       "rnn", "rnn_relu", "lstm", "gru", "mingru", "minlstm", "lru", "linear_attention", "retnet",
-      "gla", "deltanet", "mamba", "hawk", "hybrid", "transformer", "decoder", "swa",
-      "encoder_decoder"}
+      "gla", "deltanet", "gated_deltanet", "mamba", "mamba2", "hawk", "slstm", "mlstm", "xlstm",
+      "hybrid", "transformer", "decoder", "swa", "encoder_decoder"}
 
 
 @pytest.mark.parametrize("model, task, lead", [

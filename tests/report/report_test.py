@@ -108,3 +108,44 @@ def test_committed_report_is_a_fresh_build_of_the_committed_results():
   results_dir = os.path.join(ROOT, "docs", "results")
   assert os.path.isdir(results_dir), "docs/results/ holds the results the report is built from"
   assert build.check(results_dir, os.path.join(ROOT, "docs", "results.md")) == []
+
+
+def _state_rows(scores):
+  """Rows of experiments/negative_eigenvalues.py: scores[(model, negative, task)] = (inside, beyond)."""
+  rows = []
+  for (model, negative, task), (inside, beyond) in scores.items():
+    for seed in (0, 1):
+      row = {"trial": f"{task}-{model}-{negative}-{seed}", "status": "done", "arg.task": task,
+             "arg.model": model, "seed": seed, "param_count": 1000,
+             "accuracy@10": inside, "accuracy@40": inside + 0.01 * seed, "accuracy@80": beyond}
+      if negative:
+        row["model.allow_negative_eigenvalues"] = True
+      rows.append(row)
+  return rows
+
+
+def test_negative_eigenvalues_verdict_separates_unconverged_from_failed(tmp_path):
+  root = str(tmp_path / "results")
+  scores = {("deltanet", False, "parity"): (0.5, 0.5), ("deltanet", True, "parity"): (1.0, 0.9),
+            ("mamba2", False, "parity"): (0.5, 0.5), ("mamba2", True, "parity"): (0.6, 0.5),
+            ("lstm", False, "parity"): (1.0, 1.0), ("decoder", False, "parity"): (0.7, 0.5)}
+  _write(root, "negative_eigenvalues", _state_rows(scores))
+  with open(os.path.join(root, "negative_eigenvalues", "protocol.json"), "w") as f:
+    json.dump({"command": "c", "fields": {"train_lengths": "1..40"}}, f)
+  text = build.render(root)
+  section = text.split("## Negative eigenvalues unlock state tracking")[1].split("\n## ")[0]
+  assert "*Verdict: partly.*" in section
+  assert "holds: deltanet on parity: 1.002 with negative eigenvalues, 0.502 without" in section
+  assert "not converged: mamba2 on parity: 0.603" in section
+  assert "holds: the LSTM control on parity: 1.002" in section
+  # Inside the training lengths (10, 40) and beyond them (80), with the published result beside.
+  assert "| deltanet (negative eigenvalues) | 1.002 ± 0.004 | 0.900 ± 0.000 |  |" in section
+  published = "[0, 1] fails (chance), [-1, 1] solves"
+  assert f"| deltanet | 0.502 ± 0.004 | 0.500 ± 0.000 | {published} |" in section
+
+  scores[("mamba2", False, "parity")] = (0.95, 0.5)  # solved without: the claim fails there
+  scores[("mamba2", True, "parity")] = (0.95, 0.5)
+  os.remove(os.path.join(root, "negative_eigenvalues", "results.csv"))
+  results.write_csv(_state_rows(scores), os.path.join(root, "negative_eigenvalues", "results.csv"))
+  section = build.render(root).split("## Negative eigenvalues")[1].split("\n## ")[0]
+  assert "*Verdict: partly.*" in section and "fails: mamba2 on parity" in section

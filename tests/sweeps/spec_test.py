@@ -73,3 +73,20 @@ def test_grid_with_variants_adds_learning_rates_lstm_forget_biases_and_decoder_c
   assert len(convs) == 3 and spec.trial_name(convs[-1]) == "decoder-conv_width4-seed0"
   assert spec.grid_with_variants({}, arg__model=["rnn"], seed=[0, 1]) == spec.grid(
       arg__model=["rnn"], seed=[0, 1])
+
+
+def test_negative_eigenvalues_repeats_the_models_that_have_the_field():
+  trials = spec.grid(arg__task=["parity", "copy"], arg__model=["deltanet", "lstm", "mamba2"],
+                     seed=[0])
+  again = spec.negative_eigenvalues(trials, tasks=("parity",))
+  assert again == [
+      {"arg.task": "parity", "arg.model": "deltanet", "model.allow_negative_eigenvalues": True,
+       "seed": 0},
+      {"arg.task": "parity", "arg.model": "mamba2", "model.allow_negative_eigenvalues": True,
+       "seed": 0}]
+  assert spec.trial_name(again[0]) == "parity-deltanet-allow_negative_eigenvaluesTrue-seed0"
+  assert len(spec.negative_eigenvalues(trials)) == 4  # every task
+  variants = spec.grid_with_variants({"negative_eigenvalues": True},
+                                     arg__model=["gated_deltanet", "gru"], seed=[0])
+  assert variants[-1] == {"arg.model": "gated_deltanet", "model.allow_negative_eigenvalues": True,
+                          "seed": 0} and len(variants) == 3

@@ -22,6 +22,8 @@ STEPS = 25
 # Flax's initialisation.
 CASES = ([(name, block, "torch") for name, e in registry.MODELS.items() for block in e.blocks]
          + [(name, e.blocks[0], "flax") for name, e in registry.MODELS.items()])
+# xlstm: two blocks, so that both kinds (an mLSTM block, then an sLSTM block) are trained.
+OVERRIDES = {"xlstm": {"model.num_layers": 2}}
 
 
 @pytest.fixture(scope="module", params=CASES, ids=["-".join(c) for c in CASES])
@@ -30,7 +32,7 @@ def run(request):
   name, block, init = request.param
   config = helpers.tiny_config(name, "copy", **{
       "model.block": block, "model.init": init, "optimizer.learning_rate": 1e-2,
-      "optimizer.warmup_steps": 0, "optimizer.decay": "constant"})
+      "optimizer.warmup_steps": 0, "optimizer.decay": "constant", **OVERRIDES.get(name, {})})
   setup = config_lib.build(config)
   tx, schedule = optim.make_optimizer(config.optimizer, STEPS)
   state = jax.jit(lambda: state_lib.create(

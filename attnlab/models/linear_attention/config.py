@@ -1,5 +1,6 @@
 """The linear-attention mixers' own fields: linear_attention (LinearAttention), retnet and gla
-(GatedLinearAttention with decay "fixed" / "data"), deltanet (DeltaNet)."""
+(GatedLinearAttention with decay "fixed" / "data"), deltanet (DeltaNet), gated_deltanet
+(GatedDeltaNet)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 
 import flax.linen as nn
 
-from attnlab.models.linear_attention import fields
+from attnlab.models.linear_attention import fields, gated_deltanet
 from attnlab.models.linear_attention.deltanet import DeltaNet
 from attnlab.models.linear_attention.gated import GatedLinearAttention
 from attnlab.models.linear_attention.linear import LinearAttention
@@ -71,17 +72,46 @@ class DeltaNetConfig:
   """DeltaNet; checked on creation (and against the width when resolved)."""
   num_heads: int = 4  # heads N (must divide d_model)
   chunk: int = 64  # time steps per chunk of the chunked form
+  allow_negative_eigenvalues: bool = False  # beta in (0, 2): transition eigenvalues in (-1, 1]
   impl: str = "fast"  # "fast": the chunked form; "reference": step by step
 
   module_name = "deltanet"
 
   def __post_init__(self):
     fields.check_delta(self.num_heads, self.num_heads, self.chunk, self.impl)
+    fields.check_bool("allow_negative_eigenvalues", self.allow_negative_eigenvalues)
 
   def resolved(self, d_model: int) -> "DeltaNetConfig":
     fields.check_delta(d_model, self.num_heads, self.chunk)
     return self
 
   def module(self, d_model: int, *, dtype, init, name) -> nn.Module:
-    return DeltaNet(num_heads=self.num_heads, chunk=self.chunk, impl=self.impl, dtype=dtype,
-                    init_scheme=init, name=name)
+    return DeltaNet(num_heads=self.num_heads, chunk=self.chunk,
+                    allow_negative_eigenvalues=self.allow_negative_eigenvalues, impl=self.impl,
+                    dtype=dtype, init_scheme=init, name=name)
+
+
+@dataclasses.dataclass(frozen=True)
+class GatedDeltaNetConfig:
+  """GatedDeltaNet; checked on creation (and against the width when resolved)."""
+  num_heads: int = 4  # heads N (must divide d_model)
+  chunk: int = 32  # time steps per chunk of the chunked form (32: docs/benchmarks.md)
+  allow_negative_eigenvalues: bool = False  # beta in (0, 2): transition eigenvalues in (-1, 1]
+  impl: str = "fast"  # "fast": the chunked form; "reference": step by step
+
+  module_name = "gated_deltanet"
+
+  def __post_init__(self):
+    gated_deltanet.check_fields(None, self.num_heads, self.chunk, self.impl,
+                                self.allow_negative_eigenvalues)
+
+  def resolved(self, d_model: int) -> "GatedDeltaNetConfig":
+    gated_deltanet.check_fields(d_model, self.num_heads, self.chunk)
+    return self
+
+  def module(self, d_model: int, *, dtype, init, name) -> nn.Module:
+    del d_model  # the layer's width is its input's
+    return gated_deltanet.GatedDeltaNet(
+        num_heads=self.num_heads, chunk=self.chunk,
+        allow_negative_eigenvalues=self.allow_negative_eigenvalues, impl=self.impl, dtype=dtype,
+        init_scheme=init, name=name)

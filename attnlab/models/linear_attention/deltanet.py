@@ -2,8 +2,9 @@
 (delta_rule.py), S_t = S_{t-1} + beta_t k_t (v_t - S_{t-1}^T k_t)^T, o_t = S_t^T q_t.
 
 As in fla's DeltaNet without its short convolutions: q, k = l2norm(silu(x W)), v = silu(x W_v),
-beta_t = sigmoid(x_t W_beta) per head; then a per-head RMSNorm of o (one learned scale [K]) and the
-output projection.
+beta_t = sigmoid(x_t W_beta) per head (``allow_negative_eigenvalues``: 2 sigmoid, in (0, 2), so that
+I - beta k k^T has the eigenvalue 1 - beta in (-1, 1); Grazzi et al. 2025); then a per-head RMSNorm
+of o (one learned scale [K]) and the output projection.
 
 Decoding: (x_BLD, lengths_B, state) -> (y_BLD, final_state_BNKK) on one step at a time
 (L = 1), passing each call's final state to the next.
@@ -36,6 +37,7 @@ class DeltaNet(nn.Module):
   """
   num_heads: int  # N; head size K = D / N (queries, keys and values)
   chunk: int = 64  # time steps per chunk of the chunked form
+  allow_negative_eigenvalues: bool = False  # beta in (0, 2) instead of (0, 1)
   impl: str = "fast"  # "fast": chunked.py's chunked form; "reference": recurrent.py, step by step
   dtype: Any = jnp.float32  # compute dtype of the projections and the chunked matmuls
   param_dtype: Any = jnp.float32  # dtype of the stored parameters
@@ -57,6 +59,8 @@ class DeltaNet(nn.Module):
     k_BLNK = l2_normalize(nn.silu(dense((n, kd), "key")(x_BLD)))
     v_BLNK = nn.silu(dense((n, kd), "value")(x_BLD))
     beta_BLN = jax.nn.sigmoid(dense(n, "beta")(x_BLD).astype(jnp.float32))
+    if self.allow_negative_eigenvalues:
+      beta_BLN = 2.0 * beta_BLN
     kwargs = dict(lengths_B=lengths_B, state_BNKU=state)
     if self.impl == "fast":
       o_BLNK, state_BNKK = delta_rule.chunked_form(q_BLNK, k_BLNK, v_BLNK, beta_BLN,

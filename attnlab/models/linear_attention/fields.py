@@ -21,6 +21,11 @@ def check_positive(field: str, value) -> None:
     raise ValueError(f"{field}={value!r}; must be an int >= 1")
 
 
+def check_bool(field: str, value) -> None:
+  if not isinstance(value, bool):
+    raise ValueError(f"{field}={value!r}; allowed: (True, False)")
+
+
 def check_heads(d_model: int, num_heads: int) -> None:
   check_positive("num_heads", num_heads)
   if d_model % num_heads:
