@@ -126,11 +126,20 @@ class XLSTMConfig:
   init: str = initializers.DEFAULT  # initializers.SCHEMES: embedding and dense projections
   dtype: Any = jnp.float32  # compute dtype
 
+  @property
+  def ff_width(self) -> int:
+    """The sLSTM blocks' gated MLP width: d_ff, or ceil(4/3 d_model) for 0 (read through this
+    property, so that dataclasses.replace(config, d_model=...) derives it again)."""
+    return self.d_ff or -(-4 * self.d_model // 3)
+
+  def resolved_fields(self) -> dict[str, Any]:
+    """The fields with the placeholder filled in, as a run's summary shows them."""
+    return {**dataclasses.asdict(self), "d_ff": self.ff_width}
+
   def __post_init__(self):
-    # The placeholder (what a config file's 0 means), resolved here once.
-    if not self.d_ff and isinstance(self.d_model, int) and not isinstance(self.d_model, bool):
-      object.__setattr__(self, "d_ff", -(-4 * self.d_model // 3))
-    model_blocks.check_sizes(d_model=self.d_model, num_layers=self.num_layers, d_ff=self.d_ff)
+    model_blocks.check_sizes(d_model=self.d_model, num_layers=self.num_layers)
+    if isinstance(self.d_ff, bool) or not isinstance(self.d_ff, int) or self.d_ff < 0:
+      raise ValueError(f"d_ff={self.d_ff!r}; must be an int >= 0 (0: ceil(4/3 d_model))")
     model_blocks.check_rate("dropout_rate", self.dropout_rate)
     initializers.check(self.init)
     checks.check_impl(self.impl)
@@ -157,7 +166,7 @@ class XLSTMConfig:
 
 def backbone(cfg: XLSTMConfig) -> blocks.XLSTMBackbone:
   """The ``xlstm`` model's backbone (the registry's entry)."""
-  return blocks.XLSTMBackbone(cfg.mixer, cfg.positions(), cfg.num_layers, cfg.d_ff,
+  return blocks.XLSTMBackbone(cfg.mixer, cfg.positions(), cfg.num_layers, cfg.ff_width,
                               cfg.dropout_rate, cfg.dtype, cfg.init)
 
 

@@ -41,7 +41,7 @@ def test_bad_fields_name_the_field(fields, message):
 def test_blocks_follow_the_ratio():
   cfg = registry.make_config({"name": "xlstm", "d_model": 16, "num_layers": 3, "ratio": "2:1",
                               "num_heads": 2}).config
-  assert cfg.positions() == (1,) and cfg.d_ff == 22  # ceil(4/3 * 16)
+  assert cfg.positions() == (1,) and cfg.ff_width == 22  # ceil(4/3 * 16)
   model = registry.backbone({"name": "xlstm", "d_model": 16, "num_layers": 3, "ratio": "2:1",
                              "num_heads": 2})
   x = jnp.ones((2, 5, 16))
