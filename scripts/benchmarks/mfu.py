@@ -65,18 +65,13 @@ def make_config(opts):
 def train_step_fn(config):
   """(the jitted train step, a fresh state, one batch, the setup) for ``config``."""
   import jax
-  from attnlab.models import task_model
   from attnlab.train import config as config_lib
-  from attnlab.train import optim, step
-  from attnlab.train import state as state_lib
+  from attnlab.train import loop
   setup = config_lib.build(config)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
-  state = jax.jit(lambda: state_lib.create(setup.model, tx, schedule, setup.task.output_kind,
-                                           jax.random.PRNGKey(0),
-                                           task_model.dummy_inputs(setup.task)))()
+  state = jax.jit(loop.create_fn(config, setup))()  # the loop's own state and update
   batch = jax.jit(setup.task.sample, static_argnums=(1, 2))(
       jax.random.PRNGKey(1), config.batch_size, config.train_min_length)
-  fn = jax.jit(step.train_step, donate_argnums=0)
+  fn = jax.jit(loop.update_fn(config, setup), donate_argnums=0)
   return fn, state, batch, setup
 
 
