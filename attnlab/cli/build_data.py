@@ -36,13 +36,8 @@ def main(argv):
   common.quiet_logging()
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tfds.disable_progress_bar()
-  raw = {}
-  for item in _TASK_CONFIG.value:
-    key, sep, value = item.partition("=")
-    if not sep:
-      raise ValueError(f"--task_config {item!r}: expected key=value")
-    raw[key.strip()] = value.strip()
-  fields = registry.parse_fields(_TASK.value, raw)
+  fields = registry.parse_fields(_TASK.value, common.key_values(_TASK_CONFIG.value,
+                                                               "--task_config"))
   lengths = []
   for n in _LENGTHS.value:
     if not n.strip().isdigit() or int(n) < 1:

@@ -85,3 +85,15 @@ def quiet_logging() -> None:
   logging.getLogger("attnlab").setLevel(logging.INFO)
   if not flags.FLAGS["verbosity"].present:
     absl_logging.set_verbosity(absl_logging.WARNING)
+
+
+def key_values(items, flag: str) -> dict[str, str]:
+  """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; ValueError naming ``flag`` for an item
+  without ``=``."""
+  out = {}
+  for item in items:
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise ValueError(f"{flag} {item!r}: expected key=value")
+    out[key.strip()] = value.strip()
+  return out

@@ -42,12 +42,7 @@ def main(argv):
     raise ValueError(f"unexpected arguments: {argv[1:]}")
   common.quiet_logging()
   compilation.enable_cache(compilation.cache_dir())
-  task_config = {}
-  for item in FLAGS.task_config:
-    key, sep, value = item.partition("=")
-    if not sep:
-      raise ValueError(f"--task_config {item!r}: expected key=value")
-    task_config[key.strip()] = value.strip()
+  task_config = common.key_values(FLAGS.task_config, "--task_config")
   result = workdir_lib.evaluate_workdir(
       FLAGS.workdir, checkpoint=FLAGS.checkpoint, lengths=FLAGS.lengths,
       attention_maps_n=FLAGS.attention_maps, gradient_lag=FLAGS.gradient_lag,
