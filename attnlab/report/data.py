@@ -51,16 +51,20 @@ def load(results_dir: str, name: str) -> Experiment | None:
   return Experiment(name, directory, rows, protocol, extra)
 
 
+# The model-field variants of a grid (``spec.grid_with_variants``) a row's model name spells out:
+# grid key -> label ("": the value alone). The other model fields of a grid are its axes.
+VARIANTS = {"model.block": "", "model.forget_bias": "forget bias ", "model.conv_width": "conv "}
+
+
 def model_of(row: Mapping[str, Any]) -> str:
-  """The row's model name, with a non-default LSTM forget bias, decoder convolution or eigenvalue
-  range spelled out."""
+  """The row's model name, with its variant spelled out: ``lstm (residual)``, ``lstm (forget
+  bias 1)``, ``decoder (conv 4)``, ``deltanet (negative eigenvalues)``."""
   name = next((str(row[k]) for k in MODEL_KEYS if row.get(k) not in (None, "")), "?")
   if row.get(NEGATIVE_EIGENVALUES) is True:
     return f"{name} (negative eigenvalues)"
-  bias, conv = row.get("model.forget_bias"), row.get("model.conv_width")
-  if isinstance(bias, (int, float)) and bias:
-    return f"{name} (forget bias {bias:g})"
-  return f"{name} (conv {conv:g})" if isinstance(conv, (int, float)) and conv else name
+  spelled = [f"{label}{row[key]:g}" if isinstance(row[key], (int, float)) else f"{label}{row[key]}"
+             for key, label in VARIANTS.items() if row.get(key) not in (None, "", 0)]
+  return f"{name} ({', '.join(spelled)})" if spelled else name
 
 
 def finished(rows: Sequence[Mapping[str, Any]], metric: str) -> list[Mapping[str, Any]]:

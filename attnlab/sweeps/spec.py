@@ -151,21 +151,24 @@ def sized(arg: str | None, sizes: Mapping[str, Mapping[str, Any]],
 
 def set_schedule(c, *, num_steps: int, batch_size: int, learning_rate: float = 1e-3,
                  evals: int = 2) -> None:
-  """Steps, batch, warmup and the log/eval/checkpoint cadence (``evals`` evaluations per run)."""
+  """Steps, batch, warmup and the log/eval/checkpoint cadence: ``evals`` validation evaluations
+  per run (the points early stopping and ``converged`` read), at most four checkpoints."""
   c.num_steps, c.batch_size = int(num_steps), int(batch_size)
   c.optimizer.learning_rate = learning_rate
   c.optimizer.warmup_steps = min(100, c.num_steps // 10)
   c.log_every = max(1, min(50, c.num_steps // 10))
-  c.eval_every = c.checkpoint_every = max(1, c.num_steps // evals)
+  c.eval_every = max(1, c.num_steps // evals)
+  c.checkpoint_every = max(1, c.num_steps // min(evals, 4))
 
 
 def grid_with_variants(size: Mapping[str, Any], **axes: Sequence[Any]) -> list[dict[str, Any]]:
   """``grid(**axes)`` with a size's optional variants: ``size["lrs"]``, a learning-rate sweep
-  (an ``optimizer.learning_rate`` axis just before ``seed``); ``size["forget_biases"]``, every
-  LSTM trial again with each LSTM forget-gate bias (``model.forget_bias`` after the model); and
-  ``size["conv_widths"]``, every decoder trial again with each short convolution width
-  (``model.conv_width``); ``size["negative_eigenvalues"]`` (true), every trial of a model with
-  that field again with it on (``negative_eigenvalues``)."""
+  (an ``optimizer.learning_rate`` axis just before ``seed``); ``size["variants"]``, a sequence of
+  ``(model, field, values)``: every trial of ``model`` again with each value of the model field
+  (``("lstm", "block", ("residual",))``: the LSTM in the residual block too), the field after the
+  model; ``size["forget_biases"]`` and ``size["conv_widths"]``, shorthands for the LSTM's
+  ``forget_bias`` and the decoder's ``conv_width``; ``size["negative_eigenvalues"]`` (true),
+  every trial of a model with that field again with it on (``negative_eigenvalues``)."""
   axes = dict(axes)
   if size.get("lrs"):
     seed = axes.pop("seed", None)
@@ -173,9 +176,11 @@ def grid_with_variants(size: Mapping[str, Any], **axes: Sequence[Any]) -> list[d
     if seed is not None:
       axes["seed"] = seed
   trials = grid(**axes)
-  return (trials + _again(trials, "lstm", "model.forget_bias", size.get("forget_biases", ()), float)
-          + _again(trials, "decoder", "model.conv_width", size.get("conv_widths", ()), int)
-          + (negative_eigenvalues(trials) if size.get("negative_eigenvalues") else []))
+  variants = [("lstm", "forget_bias", tuple(float(b) for b in size.get("forget_biases", ()))),
+              ("decoder", "conv_width", tuple(int(w) for w in size.get("conv_widths", ())))]
+  extra = [t for model, field, values in [*variants, *size.get("variants", ())]
+           for t in _again(trials, model, f"model.{field}", values)]
+  return trials + extra + (negative_eigenvalues(trials) if size.get("negative_eigenvalues") else [])
 
 
 NEGATIVE_EIGENVALUES = "model.allow_negative_eigenvalues"
@@ -197,13 +202,13 @@ def negative_eigenvalues(trials, tasks: Sequence[str] | None = None) -> list[dic
   return extra
 
 
-def _again(trials, model: str, field: str, values, kind) -> list[dict[str, Any]]:
+def _again(trials, model: str, field: str, values) -> list[dict[str, Any]]:
   """Every trial of ``model`` once more per value of ``field`` (inserted after the model)."""
   extra = []
   for value in values:
     for trial in trials:
       if trial.get("arg.model") == model:
         items = list(trial.items())
-        items.insert(1, (field, kind(value)))
+        items.insert(1, (field, value))
         extra.append(dict(items))
   return extra

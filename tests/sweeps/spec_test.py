@@ -75,6 +75,31 @@ def test_grid_with_variants_adds_learning_rates_lstm_forget_biases_and_decoder_c
       arg__model=["rnn"], seed=[0, 1])
 
 
+def test_grid_with_variants_repeats_a_model_with_any_of_its_fields():
+  size = {"variants": [("lstm", "block", ("residual",)), ("gru", "num_layers", (2, 3))]}
+  trials = spec.grid_with_variants(size, arg__model=["lstm", "gru"], seed=[0])
+  assert trials == [
+      {"arg.model": "lstm", "seed": 0}, {"arg.model": "gru", "seed": 0},
+      {"arg.model": "lstm", "model.block": "residual", "seed": 0},
+      {"arg.model": "gru", "model.num_layers": 2, "seed": 0},
+      {"arg.model": "gru", "model.num_layers": 3, "seed": 0}]
+  assert spec.trial_name(trials[2]) == "lstm-blockresidual-seed0"
+  # The named shorthands are variants like any other.
+  assert spec.grid_with_variants({"forget_biases": (1,)}, arg__model=["lstm"], seed=[0]) == \
+      spec.grid_with_variants({"variants": [("lstm", "forget_bias", (1.0,))]},
+                              arg__model=["lstm"], seed=[0])
+
+
+def test_report_rows_spell_out_their_variant():
+  from attnlab.report import data  # pylint: disable=import-outside-toplevel
+  rows = spec.grid_with_variants({"variants": [("lstm", "block", ("residual",))],
+                                  "forget_biases": (1.0,)}, arg__model=["lstm"], seed=[0])
+  # A results.csv row has every grid column, empty where the trial has no value.
+  keys = {k for r in rows for k in r}
+  names = [data.model_of({k: r.get(k, "") for k in keys}) for r in rows]
+  assert names == ["lstm", "lstm (forget bias 1)", "lstm (residual)"]
+
+
 def test_negative_eigenvalues_repeats_the_models_that_have_the_field():
   trials = spec.grid(arg__task=["parity", "copy"], arg__model=["deltanet", "lstm", "mamba2"],
                      seed=[0])
