@@ -27,12 +27,19 @@ def _save(fig: Figure, path: str) -> str:
 
 def line_plot(series: Series, path: str, *, xlabel: str, ylabel: str, title: str = "",
               logx: bool = False, logy: bool = False, hline: float | None = None,
-              note: str = "", ylim: tuple[float, float] | None = None) -> str:
-  """Lines with ±std error bars, one per label."""
+              note: str = "", ylim: tuple[float, float] | None = None,
+              band: bool = False) -> str:
+  """Lines with ±std error bars (``band``: a shaded ±std band, for curves), one per label."""
   fig = Figure(figsize=(6.4, 4.2))
   ax = fig.subplots()
   for i, (label, (xs, means, stds)) in enumerate(series.items()):
-    ax.errorbar(xs, means, yerr=stds, capsize=3, label=label, **_style(i, len(series)))
+    if band:
+      style = _style(i, len(series))
+      line, = ax.plot(xs, means, label=label, linestyle=style["linestyle"], linewidth=1.2)
+      ax.fill_between(xs, np.subtract(means, stds), np.add(means, stds), alpha=0.15,
+                      color=line.get_color(), linewidth=0)
+    else:
+      ax.errorbar(xs, means, yerr=stds, capsize=3, label=label, **_style(i, len(series)))
   if hline is not None:
     ax.axhline(hline, color="grey", linestyle=":", linewidth=1)
   if logx:

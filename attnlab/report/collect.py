@@ -1,6 +1,6 @@
 """Copies a finished sweep, and the analyses its claims need, into ``docs/results/<name>/``.
 
-  collect_sweep(sweep_dir, out_dir, command)      results.csv, protocol.json
+  collect_sweep(sweep_dir, out_dir, command)      results.csv, protocol.json, curves.json
   gradient_lag(sweep_dir, trials, out_dir)       gradient_lag.json (norm against lag per trial)
   attention_on_key(sweep_dir, trial, out_dir)    attention.json and heat maps (distant dependency)
 
@@ -17,14 +17,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from attnlab import configs
-from attnlab.sweeps import runner
+from attnlab.sweeps import results, runner
 from attnlab.train import workdir_config
 
 # Config fields a protocol states: (label in protocol.json, dotted path in config.json).
 PROTOCOL_FIELDS = (("num_steps", "num_steps"), ("batch_size", "batch_size"),
                    ("optimizer.learning_rate", "optimizer.learning_rate"), ("seed", "seed"),
                    ("train_lengths", None), ("eval_lengths", "eval_lengths"),
-                   ("eval_batches", "eval_batches"), ("task", "task"), ("model.init", "model.init"))
+                   ("eval_batches", "eval_batches"), ("task", "task"), ("model.init", "model.init"),
+                   ("eval_every", "eval_every"), ("patience", "patience"))
 
 
 def _get(tree: dict, dotted: str):
@@ -90,7 +91,8 @@ def protocol(sweep_dir: str, command: str) -> dict[str, Any]:
 
 
 def collect_sweep(sweep_dir: str, out_dir: str, command: str) -> list[str]:
-  """results.csv and protocol.json of a finished sweep into ``out_dir``; returns the paths."""
+  """results.csv, protocol.json and curves.json of a finished sweep into ``out_dir``; returns
+  the paths."""
   os.makedirs(out_dir, exist_ok=True)
   src = os.path.join(sweep_dir, "results.csv")
   if not os.path.isfile(src):
@@ -99,7 +101,37 @@ def collect_sweep(sweep_dir: str, out_dir: str, command: str) -> list[str]:
   path = os.path.join(out_dir, "protocol.json")
   with open(path, "w") as f:
     json.dump(protocol(sweep_dir, command), f, indent=1, sort_keys=True)
-  return paths + [path]
+  return paths + [path, _write(out_dir, "curves", curves(sweep_dir))]
+
+
+def validation_curve(trial_dir: str) -> dict[str, list] | None:
+  """A trial's validation curve from its eval.jsonl: ``{"step": [...], metric: [...]}``, each
+  metric the mean over the evaluated lengths; a step evaluated again after a resume counts once
+  (the last record). None if the trial recorded no validation."""
+  by_step = {}
+  for record in results.read_jsonl(os.path.join(trial_dir, "eval.jsonl")):
+    if record.get("split") == "val" and record.get("lengths"):
+      by_step[int(record["step"])] = record["lengths"]
+  if not by_step:
+    return None
+  steps = sorted(by_step)
+  metrics = sorted({m for n in by_step.values() for per in n.values() for m in per})
+  out = {"step": steps}
+  for metric in metrics:
+    out[metric] = [float(np.mean([per[metric] for per in by_step[s].values() if metric in per]))
+                   for s in steps]
+  return out
+
+
+def curves(sweep_dir: str) -> dict[str, dict]:
+  """Every trial's validation curve (``validation_curve``), by trial name."""
+  manifest = runner.read_json(os.path.join(sweep_dir, "sweep.json")) or {}
+  out = {}
+  for trial in manifest.get("trials", []):
+    curve = validation_curve(os.path.join(sweep_dir, trial["name"]))
+    if curve:
+      out[trial["name"]] = curve
+  return out
 
 
 def _write(out_dir: str, name: str, content) -> str:

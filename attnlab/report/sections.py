@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+from typing import Mapping
 
 import numpy as np
 
@@ -38,12 +39,38 @@ def _at(table, model_prefix: str, x):
   return None
 
 
-def _verdict(checks: list[tuple[bool, str]]) -> tuple[str, str]:
+UNDETERMINED = "undetermined at this budget"
+
+
+def _verdict(checks: list[tuple[bool, str]],
+             rests_on: Mapping[str, data.Cell | None] | None = None) -> tuple[str, str]:
+  """yes / no / partly from the checks, unless ``_determined`` says the budget leaves it open."""
   held = [text for ok, text in checks if ok]
   failed = [text for ok, text in checks if not ok]
   verdict = "yes" if not failed else ("no" if not held else "partly")
   reason = "; ".join([f"holds: {t}" for t in held] + [f"fails: {t}" for t in failed])
-  return verdict, reason
+  return _determined(verdict, reason, rests_on)
+
+
+def _determined(verdict: str, reason: str,
+                rests_on: Mapping[str, data.Cell | None] | None) -> tuple[str, str]:
+  """The verdict, or undetermined when a cell it rests on (label -> cell) has a chosen trial
+  that had not converged, or whose convergence was not recorded (a run from before)."""
+  cells = {label: c for label, c in (rests_on or {}).items() if c is not None}
+  improving = [label for label, c in cells.items() if c.converged is False]
+  unknown = [label for label, c in cells.items() if c.converged is None]
+  if not improving and not unknown:
+    return verdict, reason
+  why = ([f"still improving: {', '.join(improving)}"] if improving else []) + (
+      [f"convergence not recorded (runs from before the converged protocol) for "
+       f"{len(unknown)} of {len(cells)} cells"] if unknown else [])
+  return UNDETERMINED, "; ".join(why) + f". Checks as they stand ({verdict}): {reason}"
+
+
+def _cells(table, label: str = "") -> dict[str, data.Cell | None]:
+  """label -> cell of every cell of a pivot (for checks that read the whole table)."""
+  return {f"{m} at {label}{x:g}" if isinstance(x, (int, float)) else f"{m} on {x}": c
+          for m, cells in table.items() for x, c in cells.items()}
 
 
 # --- 1. Simple RNNs forget -------------------------------------------------------------------
@@ -56,20 +83,37 @@ def forget(exps, results_dir):
                            xlabel="distance", ylabel="accuracy", logx=True, ylim=(-0.02, 1.02),
                            hline=CHANCE_DISTANCE, title="accuracy vs dependency distance "
                            "(mean ± std over seeds, best learning rate)")
-  body = [data.protocol_text(exp, "final accuracy, mean ± std over seeds at the learning rate "
-                                  "with the best mean (lr)"),
-          data.pivot_table(table, "distance"), _figure(fig, "accuracy vs distance", results_dir)]
-  rnn = _at(table, "rnn", far)
-  gated = max((c.mean for m, cells in table.items() if m.split(" ")[0] in ("lstm", "gru")
-               for x, c in cells.items() if x == far and c), default=float("nan"))
-  attention = _at(table, "transformer", far)
-  checks = [(rnn is not None and rnn.mean <= 0.25,
-             f"the simple RNN at distance {far}: {rnn.mean:.3f} (threshold <= 0.25)" if rnn
-             else "the simple RNN was not run"),
-            (gated >= 0.9, f"best of LSTM/GRU at distance {far}: {gated:.3f} (threshold >= 0.9)"),
-            (attention is not None and attention.mean >= 0.9,
-             f"the Transformer at distance {far}: {attention.mean:.3f} (threshold >= 0.9)"
-             if attention else "the Transformer was not run")]
+  body = [data.protocol_text(exp, "final test accuracy, mean ± std over seeds at the learning "
+                                  "rate with the best mean validation accuracy (lr)"),
+          data.pivot_table(table, "distance"), _figure(fig, "accuracy vs distance", results_dir),
+          data.steps_table(table, "distance")]
+  curves = data.curve_series(exp, table, "task.distance", far, "accuracy")
+  if curves:
+    fig = plotting.line_plot(curves, os.path.join(exp.directory, "curves.png"), xlabel="step",
+                             ylabel="validation accuracy", ylim=(-0.02, 1.02), band=True,
+                             hline=CHANCE_DISTANCE, title=f"learning curves at distance {far} "
+                             "(mean ± std over seeds, chosen lr)")
+    body.append(_figure(fig, "learning curves", results_dir))
+  family = lambda *names: {m: cells.get(far) for m, cells in table.items()  # noqa: E731
+                           if m.split(" ")[0] in names and cells.get(far)}
+  rnns, gated, attention = family("rnn"), family("lstm", "gru"), family("transformer")
+  rnn = max(rnns.items(), key=lambda kv: kv[1].mean, default=None)
+  best = max(gated.items(), key=lambda kv: kv[1].mean, default=None)
+  att = next(iter(attention.values()), None)
+  checks = [(rnn is not None and rnn[1].mean <= 0.25,
+             f"the better simple RNN ({rnn[0]}) at distance {far}: {rnn[1].mean:.3f} "
+             "(threshold <= 0.25)" if rnn else "the simple RNN was not run"),
+            (best is not None and best[1].mean >= 0.9,
+             f"the best gated RNN ({best[0]}) at distance {far}: {best[1].mean:.3f} "
+             "(threshold >= 0.9)" if best else "no gated RNN was run"),
+            (att is not None and att.mean >= 0.9,
+             f"the Transformer at distance {far}: {att.mean:.3f} (threshold >= 0.9)"
+             if att else "the Transformer was not run")]
+  # A verdict rests on every simple RNN (the best must fail), the gated RNN that passes (or all
+  # of them when none does) and the Transformer.
+  rests_on = {**rnns, **attention,
+              **({best[0]: best[1]} if best and best[1].mean >= 0.9 else gated)}
+  rests_on = {f"{m} at {far}": c for m, c in rests_on.items()}
   lag = exp.extra.get("gradient_lag")
   if lag:
     series, ratios = {}, {}
@@ -93,7 +137,7 @@ def forget(exps, results_dir):
       checks.append((ratios["rnn"] * 100 <= best_gated,
                      f"key/query gradient ratio: simple RNN {ratios['rnn']:.1e} against "
                      f"{best_gated:.1e} for the better gated RNN (threshold: 100x smaller)"))
-  return (*_verdict(checks), "\n\n".join(body))
+  return (*_verdict(checks, rests_on), "\n\n".join(body))
 
 
 # --- 2. Gates help ---------------------------------------------------------------------------
@@ -115,7 +159,7 @@ def gates(exps, results_dir):
   long = [x for x in lengths if x >= 200]
   rnn = min((c.mean for x in long if (c := _at(table, "rnn", x))), default=math.nan)
   checks.append((rnn >= 0.10, f"simple RNN: best MSE at T >= 200 {rnn:.3f} (threshold >= 0.10)"))
-  return (*_verdict(checks), "\n\n".join(body))
+  return (*_verdict(checks, _cells(table, "T=")), "\n\n".join(body))
 
 
 # --- 3. Recurrence is sequential; attention and scans are not --------------------------------
@@ -198,7 +242,7 @@ def mqar(exps, results_dir):
                      f"{model}: {lo.mean:.3f} at width {small} ({name} {att.mean:.3f}), "
                      f"{hi.mean:.3f} at {large} (threshold: >= 0.2 below attention at the "
                      "smallest width, and better with width)"))
-  return (*_verdict(checks), "\n\n".join(body))
+  return (*_verdict(checks, _cells(table, "width ")), "\n\n".join(body))
 
 
 # --- 5. Attention maps explain ---------------------------------------------------------------
@@ -286,7 +330,7 @@ def noise(exps, results_dir):
              f"{rates[0]:g} to {rates[-1]:g} (threshold >= 0.1)"),
             (bool(gated) and drop.get("transformer", -1) > max(gated),
              f"more than the gated RNNs (largest loss {max(gated, default=math.nan):.3f})")]
-  return (*_verdict(checks), "\n\n".join(body))
+  return (*_verdict(checks, _cells(table, "rate ")), "\n\n".join(body))
 
 
 # --- 8. Mixture of experts -------------------------------------------------------------------
@@ -317,7 +361,7 @@ def moe(exps, results_dir):
       checks.append((gain >= 0.02, f"{best_e} experts: accuracy {gain:+.3f} against dense "
                                    "(threshold >= +0.02)"))
       checks.append((slow <= 1.5, f"at {slow:.2f}x the dense step time (threshold <= 1.5x)"))
-  return (*_verdict(checks), "\n\n".join(body))
+  return (*_verdict(checks, _cells(acc, "experts ")), "\n\n".join(body))
 
 
 # --- 9. Length generalisation (Delétang et al. 2023) -----------------------------------------
@@ -382,7 +426,7 @@ def length_generalization(exps, results_dir):
   failed = [t for ok, t in checks if not ok]
   reason = (f"{held} of {len(checks)} cells agree with the paper's outcome"
             + (f"; disagree: {'; '.join(failed)}" if failed else ""))
-  return verdict, reason, "\n\n".join(body)
+  return (*_determined(verdict, reason, _cells(table)), "\n\n".join(body))
 
 
 # --- 10. Negative eigenvalues unlock state tracking (Grazzi et al. 2025) ---------------------

@@ -48,7 +48,7 @@ def is_result(column: str) -> bool:
   return column in OUTCOMES or metric_of(column) is not None or "@" in column
 
 
-def _read_jsonl(path: str) -> list[dict]:
+def read_jsonl(path: str) -> list[dict]:
   records = []
   try:
     with open(path) as f:
@@ -92,7 +92,7 @@ def trial_row(workdir: str, trial: spec.Trial) -> dict[str, Any]:
     row[key] = summary.get(key)
   final = summary.get("final_eval")
   if not final:  # a run from before the validation split logged its test evaluations there
-    evals = [r for r in _read_jsonl(os.path.join(trial_dir, "eval.jsonl")) if "split" not in r]
+    evals = [r for r in read_jsonl(os.path.join(trial_dir, "eval.jsonl")) if "split" not in r]
     final = evals[-1] if evals and status in runner.TERMINAL else None
   if final:
     by_length = sorted(final.get("lengths", {}).items(), key=lambda kv: int(kv[0]))
@@ -105,7 +105,7 @@ def trial_row(workdir: str, trial: spec.Trial) -> dict[str, Any]:
         if name in metrics:
           row[f"{name}@{length}"] = metrics[name]
   row.update({k: v for k, v in summary.items() if k.startswith(SPLITS) and metric_of(k)})
-  logged = _read_jsonl(os.path.join(trial_dir, "metrics.jsonl"))
+  logged = read_jsonl(os.path.join(trial_dir, "metrics.jsonl"))
   row["tokens_per_s"] = _median_logged(logged, _THROUGHPUT_KEYS)
   for key in FACTS:
     row[key] = summary.get(key)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from attnlab.report import build, claims
+from attnlab.report import build, claims, collect, data
 from attnlab.sweeps import results
 from tests.analysis.attention_maps_test import assert_png
 
@@ -26,7 +26,9 @@ def _rows(grid_key, values, models, metric, score, **extra):
           value = score(model, v) + 0.01 * seed + (0.02 if lr == 3e-3 else 0.0)
           rows.append({"trial": f"{model}-{v}-{lr}-{seed}", "status": "done", "arg.model": model,
                        grid_key: v, "optimizer.learning_rate": lr, "seed": seed,
-                       metric: value, "param_count": 1000, **extra})
+                       metric: value, f"val_{metric}": value, "converged": True,
+                       "solved_step": 300 if value >= 0.95 else None, "param_count": 1000,
+                       **extra})
   return rows
 
 
@@ -149,3 +151,60 @@ def test_negative_eigenvalues_verdict_separates_unconverged_from_failed(tmp_path
   results.write_csv(_state_rows(scores), os.path.join(root, "negative_eigenvalues", "results.csv"))
   section = build.render(root).split("## Negative eigenvalues")[1].split("\n## ")[0]
   assert "*Verdict: partly.*" in section and "fails: mamba2 on parity" in section
+
+
+def test_learning_rate_is_chosen_on_validation_and_the_test_metric_reported():
+  rows = [{"trial": f"t{lr}{seed}", "status": "done", "optimizer.learning_rate": lr, "seed": seed,
+           "accuracy": test, "val_accuracy": val, "converged": True, "solved_step": None}
+          for seed in (0, 1) for lr, val, test in ((1e-3, 0.9, 0.5), (3e-3, 0.8, 0.7))]
+  chosen = data.cell(rows, "accuracy")
+  assert chosen.learning_rate == 1e-3 and chosen.mean == 0.5  # best on val, not on test
+  assert chosen.converged is True and chosen.steps_text() == "not solved (0/2)"
+  rows[0]["converged"] = False  # one chosen trial was still improving
+  assert data.cell(rows, "accuracy").converged is False
+  for r in rows:
+    del r["converged"], r["val_accuracy"], r["solved_step"]  # a run from before the protocol
+  legacy = data.cell(rows, "accuracy")
+  assert legacy.learning_rate == 3e-3 and legacy.converged is None and legacy.steps_text() == "-"
+
+
+def test_a_claim_resting_on_an_unconverged_cell_is_undetermined(tree):
+  path = os.path.join(tree, "distance", "results.csv")
+  rows = results.read_csv(path)
+  for r in rows:
+    if r["arg.model"] == "transformer" and r["task.distance"] == 64:
+      r["converged"] = False
+  os.remove(path)
+  results.write_csv(rows, path)
+  section = build.render(tree).split("## Simple RNNs forget")[1].split("\n## ")[0]
+  assert "*Verdict: undetermined at this budget.* still improving: transformer at 64." in section
+  assert "Checks as they stand (yes)" in section
+  # The steps-to-solve table beside the accuracy table.
+  assert "| steps to solve \\ distance | 4 | 64 |" in section
+  assert "| rnn | 300 (4/4) | not solved (0/4) |" not in section  # chosen lr only: 2 seeds
+  assert "| rnn | 300 (2/2) | not solved (0/2) |" in section
+
+
+def test_validation_curves_are_collected_and_plotted(tree, tmp_path):
+  trial = tmp_path / "sweep" / "lstm-64"
+  trial.mkdir(parents=True)
+  records = [{"step": 100, "split": "val", "lengths": {"65": {"accuracy": 0.2}}},
+             {"step": 200, "split": "val", "lengths": {"65": {"accuracy": 0.4}}},
+             {"step": 200, "split": "val", "lengths": {"65": {"accuracy": 0.5}}},  # a resume
+             {"step": 200, "lengths": {"65": {"accuracy": 0.6}}}]  # the test record
+  (trial / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+  assert collect.validation_curve(str(trial)) == {"step": [100, 200], "accuracy": [0.2, 0.5]}
+  curves = {r["trial"]: {"step": [100, 200, 300] if r["seed"] else [100],
+                         "accuracy": [0.2, 0.6, 1.0] if r["seed"] else [1.0]}
+            for r in results.read_csv(os.path.join(tree, "distance", "results.csv"))}
+  with open(os.path.join(tree, "distance", "curves.json"), "w") as f:
+    json.dump(curves, f)
+  exp = data.load(tree, "distance")
+  table = data.pivot(exp.rows, "task.distance", "accuracy")
+  series = data.curve_series(exp, table, "task.distance", 64, "accuracy")
+  steps, means, stds = series["lstm"]
+  assert steps == [100, 200, 300]  # seed 0 stopped at 100 and keeps its value
+  assert means == pytest.approx([0.6, 0.8, 1.0]) and stds == pytest.approx([0.4, 0.2, 0.0])
+  text = build.render(tree)
+  assert "(results/distance/curves.png)" in text
+  assert_png(os.path.join(tree, "distance", "curves.png"))
