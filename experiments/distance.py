@@ -17,6 +17,8 @@ Variants: ``:report`` (the size of docs/results.md), ``:demo`` (what scripts/dem
 
 from __future__ import annotations
 
+import os
+
 from attnlab.sweeps import spec
 
 MODELS = ("rnn", "lstm", "gru", "mingru", "transformer")
@@ -67,3 +69,120 @@ def get_sweep(arg: str | None = None) -> list[dict]:
   _, size = spec.sized(arg, SIZES, keys=("model",))
   return spec.grid_with_variants(size, arg__model=size["models"],
                                  task__distance=size["distances"], seed=size["seeds"])
+
+
+# --- The report's claims (scripts/report.py) -------------------------------------------------
+# Thresholds are fixed before the runs. The render function reads the committed results
+# (docs/results/<experiment>/) and returns (verdict, reason, Markdown body); it imports the report's
+# machinery itself, so that training from this file does not.
+
+CHANCE_DISTANCE = 1 / 8  # distant dependency: 8 key symbols
+
+
+def forget(exps, results_dir):
+  from attnlab import plotting  # pylint: disable=import-outside-toplevel
+  from attnlab.report import data, kit  # pylint: disable=import-outside-toplevel
+  exp = exps["distance"]
+  table = data.pivot(exp.rows, "task.distance", "accuracy")
+  far = max(x for cells in table.values() for x in cells)
+  fig = plotting.line_plot(kit.series(table),
+                           os.path.join(exp.directory, "accuracy_vs_distance.png"),
+                           xlabel="distance", ylabel="accuracy", logx=True, ylim=(-0.02, 1.02),
+                           hline=CHANCE_DISTANCE, title="accuracy vs dependency distance "
+                           "(mean ± std over seeds, best learning rate)")
+  body = [data.protocol_text(exp, "final test accuracy, mean ± std over seeds at the learning "
+                                  "rate with the best mean validation accuracy (lr)"),
+          data.pivot_table(table, "distance"), kit.figure(fig, "accuracy vs distance", results_dir),
+          data.steps_table(table, "distance")]
+  curves = data.curve_series(exp, table, "task.distance", far, "accuracy")
+  if curves:
+    fig = plotting.line_plot(curves, os.path.join(exp.directory, "curves.png"), xlabel="step",
+                             ylabel="validation accuracy", ylim=(-0.02, 1.02), band=True,
+                             hline=CHANCE_DISTANCE, title=f"learning curves at distance {far} "
+                             "(mean ± std over seeds, chosen lr)")
+    body.append(kit.figure(fig, "learning curves", results_dir))
+  family = lambda *names: {m: cells.get(far) for m, cells in table.items()  # noqa: E731
+                           if m.split(" ")[0] in names and cells.get(far)}
+  rnns, gated, attention = family("rnn"), family("lstm", "gru"), family("transformer")
+  rnn = max(rnns.items(), key=lambda kv: kv[1].mean, default=None)
+  best = max(gated.items(), key=lambda kv: kv[1].mean, default=None)
+  att = next(iter(attention.values()), None)
+  checks = [(rnn is not None and rnn[1].mean <= 0.25,
+             f"the better simple RNN ({rnn[0]}) at distance {far}: {rnn[1].mean:.3f} "
+             "(threshold <= 0.25)" if rnn else "the simple RNN was not run"),
+            (best is not None and best[1].mean >= 0.9,
+             f"the best gated RNN ({best[0]}) at distance {far}: {best[1].mean:.3f} "
+             "(threshold >= 0.9)" if best else "no gated RNN was run"),
+            (att is not None and att.mean >= 0.9,
+             f"the Transformer at distance {far}: {att.mean:.3f} (threshold >= 0.9)"
+             if att else "the Transformer was not run")]
+  # A verdict rests on every simple RNN (the best must fail), the gated RNN that passes (or all
+  # of them when none does) and the Transformer.
+  rests_on = {**rnns, **attention,
+              **({best[0]: best[1]} if best and best[1].mean >= 0.9 else gated)}
+  rests_on = {f"{m} at {far}": c for m, c in rests_on.items()}
+  lag = exp.extra.get("gradient_lag")
+  if lag:
+    series, ratios = {}, {}
+    for trial, p in lag.items():
+      norms = dict(zip(p["distances"], p["mean_grad_norm"]))
+      series[p["model"]] = (p["distances"], p["mean_grad_norm"], [0.0] * len(norms))
+      if norms.get(0) and p.get("distance") in norms:
+        ratios[p["model"]] = norms[p["distance"]] / norms[0]
+    fig = plotting.line_plot(series, os.path.join(exp.directory, "gradient_lag.png"),
+                             xlabel="positions back from the query", ylabel="mean gradient norm",
+                             logy=True, title=f"gradient norm against lag (distance "
+                             f"{next(iter(lag.values()))['distance']})")
+    body += ["Gradient of the loss at the query with respect to each embedded input position "
+             "(`scripts/evaluate.py --gradient_lag`), one seed per model; the ratio is the norm "
+             "at the key over the norm at the query:",
+             data.markdown(["model", "norm at key / norm at query"],
+                           [[m, f"{r:.2e}"] for m, r in ratios.items()]),
+             kit.figure(fig, "gradient lag", results_dir)]
+    if "rnn" in ratios and ("lstm" in ratios or "gru" in ratios):
+      best_gated = max(ratios.get("lstm", 0.0), ratios.get("gru", 0.0))
+      checks.append((ratios["rnn"] * 100 <= best_gated,
+                     f"key/query gradient ratio: simple RNN {ratios['rnn']:.1e} against "
+                     f"{best_gated:.1e} for the better gated RNN (threshold: 100x smaller)"))
+  return (*kit.verdict(checks, rests_on), "\n\n".join(body))
+
+
+def maps(exps, results_dir):
+  from attnlab.report import data, kit  # pylint: disable=import-outside-toplevel
+  exp = exps["distance"]
+  att = exp.extra.get("attention")
+  if not att:
+    return "not run", "no attention analysis committed", ""
+  best = max((w, layer, h) for layer, heads in att["mass_on_key"].items()
+             for h, w in enumerate(heads))
+  body = [f"The trained Transformer `{att['trial']}` (distance {att['distance']}, length "
+          f"{att['length']}) over {att['examples']} evaluation examples: the mean attention "
+          "weight from the query (last position) onto the key, per layer and head (uniform "
+          f"attention would give {att['uniform']:.3f}):",
+          data.markdown(["layer"] + [f"head {h}" for h in range(len(next(iter(
+              att["mass_on_key"].values()))))],
+                        [[layer] + [f"{w:.3f}" for w in heads]
+                         for layer, heads in att["mass_on_key"].items()])]
+  body += [kit.figure(os.path.join(exp.directory, path), "attention map", results_dir)
+           for path in att["maps"][:1]]
+  ok = best[0] >= 0.5
+  return (("yes" if ok else "no"),
+          f"the strongest head ({best[1]}, head {best[2]}) puts {best[0]:.3f} of the query's "
+          "attention on the key (threshold >= 0.5)", "\n\n".join(body))
+
+
+CLAIMS = (
+    dict(title="Simple RNNs forget",
+         claim=("A simple RNN loses the context it needs beyond a short distance (vanishing "
+                "gradients); gated RNNs and attention keep it."),
+         check=("At the longest distance the simple RNN's accuracy is <= 0.25 (chance 0.125) "
+                "while the better of LSTM/GRU and the Transformer reach >= 0.9; the simple RNN's "
+                "gradient at the key, relative to its gradient at the query, is at least 100x "
+                "smaller than the better gated RNN's."),
+         experiments=("distance",), render=forget),
+    dict(title="Attention maps explain",
+         claim=("Attention weights read as a heat map of what the model used."),
+         check=("Some head of a Transformer trained on the distant dependency puts >= 0.5 of the "
+                "query's attention on the key."),
+         experiments=("distance",), render=maps),
+)

@@ -45,3 +45,49 @@ def get_config(arg: str | None = None):
 def get_sweep(arg: str | None = None) -> list[dict]:
   _, size = spec.sized(arg, SIZES)
   return spec.grid(model__moe_experts=size["experts"], seed=size["seeds"])
+
+
+# --- The report's claim (scripts/report.py) -------------------------------------------------
+# Thresholds are fixed before the runs. The render function reads the committed results
+# (docs/results/<experiment>/) and returns (verdict, reason, Markdown body); it imports the report's
+# machinery itself, so that training from this file does not.
+
+
+def moe(exps, results_dir):
+  from attnlab.report import data, kit  # pylint: disable=import-outside-toplevel
+  exp = exps["moe"]
+  acc = data.pivot(exp.rows, "model.moe_experts", "accuracy", row_key=lambda r: "decoder")
+  speed = data.pivot(exp.rows, "model.moe_experts", "tokens_per_s", row_key=lambda r: "decoder")
+  params = {r["model.moe_experts"]: r["param_count"] for r in data.finished(exp.rows, "accuracy")}
+  cells = acc["decoder"]
+  dense = cells.get(0)
+  rows = []
+  for e, c in cells.items():
+    if c is None:
+      continue
+    s = speed["decoder"].get(e)
+    rows.append(["dense" if e == 0 else f"{e} experts, top-1", f"{params.get(e, 0):,}",
+                 c.text(), f"{s.mean:,.0f}" if s else "-"])
+  body = [data.protocol_text(exp, "final per-query accuracy on MQAR, mean ± std over seeds; "
+                                  "every row runs one feed-forward of the same width per token"),
+          data.markdown(["feed-forward", "parameters", "accuracy", "tokens/s"], rows)]
+  checks = []
+  if dense:
+    best_e = max((e for e in cells if e and cells[e]), key=lambda e: cells[e].mean, default=None)
+    if best_e is not None:
+      gain = cells[best_e].mean - dense.mean
+      slow = speed["decoder"][0].mean / speed["decoder"][best_e].mean
+      checks.append((gain >= 0.02, f"{best_e} experts: accuracy {gain:+.3f} against dense "
+                                   "(threshold >= +0.02)"))
+      checks.append((slow <= 1.5, f"at {slow:.2f}x the dense step time (threshold <= 1.5x)"))
+  return (*kit.verdict(checks, kit.cells(acc, "experts ")), "\n\n".join(body))
+
+
+CLAIMS = (
+    dict(title="Mixture of experts",
+         claim=("Mixture-of-experts is the next step: more parameters at the same compute per "
+                "token."),
+         check=("A top-1 MoE feed-forward beats the dense one by >= 0.02 accuracy at <= 1.5x its "
+                "step time."),
+         experiments=("moe",), render=moe),
+)

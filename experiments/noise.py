@@ -12,6 +12,9 @@ unambiguous). Models are parameter-matched as in distance.py.
 
 from __future__ import annotations
 
+import math
+import os
+
 from attnlab.sweeps import spec
 
 # The families of issue 29: xLSTM's two cells and the xLSTM[7:1] network, Mamba-2, Gated DeltaNet.
@@ -53,3 +56,43 @@ def get_sweep(arg: str | None = None) -> list[dict]:
   _, size = spec.sized(arg, SIZES, keys=("model",))
   return spec.grid_with_variants(size, arg__model=size["models"], task__noise_rate=size["rates"],
                                  seed=size["seeds"])
+
+
+# --- The report's claim (scripts/report.py) -------------------------------------------------
+# Thresholds are fixed before the runs. The render function reads the committed results
+# (docs/results/<experiment>/) and returns (verdict, reason, Markdown body); it imports the report's
+# machinery itself, so that training from this file does not.
+
+
+def noise(exps, results_dir):
+  from attnlab import plotting  # pylint: disable=import-outside-toplevel
+  from attnlab.report import data, kit  # pylint: disable=import-outside-toplevel
+  exp = exps["noise"]
+  table = data.pivot(exp.rows, "task.noise_rate", "accuracy")
+  fig = plotting.line_plot(kit.series(table), os.path.join(exp.directory, "accuracy_vs_noise.png"),
+                           xlabel="distractor rate", ylabel="accuracy", ylim=(-0.02, 1.02),
+                           title="accuracy vs distractor rate")
+  body = [data.protocol_text(exp, "final accuracy, mean ± std over seeds at the best learning "
+                                  "rate"),
+          data.pivot_table(table, "noise rate"), kit.figure(fig, "noise", results_dir)]
+  rates = sorted({x for cells in table.values() for x in cells})
+  drop = {}
+  for model, cells in table.items():
+    if cells.get(rates[0]) and cells.get(rates[-1]):
+      drop[model.split(" ")[0]] = cells[rates[0]].mean - cells[rates[-1]].mean
+  gated = [drop[m] for m in ("lstm", "gru", "mingru") if m in drop]
+  checks = [(drop.get("transformer", 0) >= 0.1,
+             f"the Transformer loses {drop.get('transformer', math.nan):.3f} from rate "
+             f"{rates[0]:g} to {rates[-1]:g} (threshold >= 0.1)"),
+            (bool(gated) and drop.get("transformer", -1) > max(gated),
+             f"more than the gated RNNs (largest loss {max(gated, default=math.nan):.3f})")]
+  return (*kit.verdict(checks, kit.cells(table, "rate ")), "\n\n".join(body))
+
+
+CLAIMS = (
+    dict(title="Noise hurts attention",
+         claim=("Attention is sensitive to noisy tokens."),
+         check=("From no noise to the highest distractor rate the Transformer loses >= 0.1 "
+                "accuracy, more than every gated RNN."),
+         experiments=("noise",), render=noise),
+)

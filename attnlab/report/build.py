@@ -24,9 +24,10 @@ seeds and lengths), unless a section says otherwise.
 
 def render(results_dir: str) -> str:
   """The report's Markdown (figures are written under ``results_dir`` as a side effect)."""
-  names = {name for claim in claims.CLAIMS for name in claim.experiments}
+  every = claims.load()
+  names = {name for claim in every for name in claim.experiments}
   experiments = {name: data.load(results_dir, name) for name in sorted(names)}
-  sections = [claims.evaluate(claim, experiments, results_dir) for claim in claims.CLAIMS]
+  sections = [claims.evaluate(claim, experiments, results_dir) for claim in every]
   summary = data.markdown(["claim", "verdict", "why"],
                           [[f"[{s.title}](#{_anchor(s.title)})", f"**{s.verdict}**", s.reason]
                            for s in sections])

@@ -166,9 +166,8 @@ def grid_with_variants(size: Mapping[str, Any], **axes: Sequence[Any]) -> list[d
   (an ``optimizer.learning_rate`` axis just before ``seed``); ``size["variants"]``, a sequence of
   ``(model, field, values)``: every trial of ``model`` again with each value of the model field
   (``("lstm", "block", ("residual",))``: the LSTM in the residual block too), the field after the
-  model; ``size["forget_biases"]`` and ``size["conv_widths"]``, shorthands for the LSTM's
-  ``forget_bias`` and the decoder's ``conv_width``; ``size["negative_eigenvalues"]`` (true),
-  every trial of a model with that field again with it on (``negative_eigenvalues``)."""
+  model; ``size["negative_eigenvalues"]`` (true), every trial of a model with that field again
+  with it on (``negative_eigenvalues``)."""
   axes = dict(axes)
   if size.get("lrs"):
     seed = axes.pop("seed", None)
@@ -176,9 +175,7 @@ def grid_with_variants(size: Mapping[str, Any], **axes: Sequence[Any]) -> list[d
     if seed is not None:
       axes["seed"] = seed
   trials = grid(**axes)
-  variants = [("lstm", "forget_bias", tuple(float(b) for b in size.get("forget_biases", ()))),
-              ("decoder", "conv_width", tuple(int(w) for w in size.get("conv_widths", ())))]
-  extra = [t for model, field, values in [*variants, *size.get("variants", ())]
+  extra = [t for model, field, values in size.get("variants", ())
            for t in _again(trials, model, f"model.{field}", values)]
   return trials + extra + (negative_eigenvalues(trials) if size.get("negative_eigenvalues") else [])
 

@@ -73,7 +73,7 @@ def test_report_tables_figures_and_verdicts(tree, tmp_path):
   out = str(tmp_path / "results.md")
   text = build.build(tree, out)
   assert text.startswith("# Results")
-  for claim in claims.CLAIMS:
+  for claim in claims.load():
     assert f"## {claim.title}" in text
   assert "*Verdict: yes.*" in text.split("## Simple RNNs forget")[1].split("## ")[0]
   assert "*Verdict: yes.*" in text.split("## Gates help")[1].split("## ")[0]

@@ -58,7 +58,7 @@ def test_arg_keys_extend_the_config_argument():
 
 
 def test_grid_with_variants_adds_learning_rates_lstm_forget_biases_and_decoder_convs():
-  size = {"lrs": (1e-3, 3e-3), "forget_biases": (1.0,)}
+  size = {"lrs": (1e-3, 3e-3), "variants": [("lstm", "forget_bias", (1.0,))]}
   trials = spec.grid_with_variants(size, arg__model=["rnn", "lstm"], seed=[0])
   assert trials == [
       {"arg.model": "rnn", "optimizer.learning_rate": 1e-3, "seed": 0},
@@ -68,7 +68,8 @@ def test_grid_with_variants_adds_learning_rates_lstm_forget_biases_and_decoder_c
       {"arg.model": "lstm", "model.forget_bias": 1.0, "optimizer.learning_rate": 1e-3, "seed": 0},
       {"arg.model": "lstm", "model.forget_bias": 1.0, "optimizer.learning_rate": 3e-3, "seed": 0}]
   assert spec.trial_name(trials[-1]) == "lstm-forget_bias1-learning_rate0.003-seed0"
-  convs = spec.grid_with_variants({"conv_widths": (4,)}, arg__model=["decoder", "gru"], seed=[0])
+  convs = spec.grid_with_variants({"variants": [("decoder", "conv_width", (4,))]},
+                                  arg__model=["decoder", "gru"], seed=[0])
   assert convs[-1] == {"arg.model": "decoder", "model.conv_width": 4, "seed": 0}
   assert len(convs) == 3 and spec.trial_name(convs[-1]) == "decoder-conv_width4-seed0"
   assert spec.grid_with_variants({}, arg__model=["rnn"], seed=[0, 1]) == spec.grid(
@@ -84,16 +85,13 @@ def test_grid_with_variants_repeats_a_model_with_any_of_its_fields():
       {"arg.model": "gru", "model.num_layers": 2, "seed": 0},
       {"arg.model": "gru", "model.num_layers": 3, "seed": 0}]
   assert spec.trial_name(trials[2]) == "lstm-blockresidual-seed0"
-  # The named shorthands are variants like any other.
-  assert spec.grid_with_variants({"forget_biases": (1,)}, arg__model=["lstm"], seed=[0]) == \
-      spec.grid_with_variants({"variants": [("lstm", "forget_bias", (1.0,))]},
-                              arg__model=["lstm"], seed=[0])
 
 
 def test_report_rows_spell_out_their_variant():
   from attnlab.report import data  # pylint: disable=import-outside-toplevel
-  rows = spec.grid_with_variants({"variants": [("lstm", "block", ("residual",))],
-                                  "forget_biases": (1.0,)}, arg__model=["lstm"], seed=[0])
+  rows = spec.grid_with_variants({"variants": [("lstm", "forget_bias", (1.0,)),
+                                               ("lstm", "block", ("residual",))]},
+                                 arg__model=["lstm"], seed=[0])
   # A results.csv row has every grid column, empty where the trial has no value.
   keys = {k for r in rows for k in r}
   names = [data.model_of({k: r.get(k, "") for k in keys}) for r in rows]

@@ -1,0 +1,80 @@
+"""What a claim's render function (in its experiment file, ``experiments/*.py``) uses besides the
+tables of ``data.py``: figure links, plot series, cell lookup and the verdict rules.
+
+A verdict is yes / no / partly from the claim's checks, and "undetermined at this budget" when a
+cell it rests on has a trial that had not converged (``train/convergence.py``) or whose
+convergence was not recorded.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Mapping
+
+import numpy as np
+
+from attnlab.report import data
+
+def figure(path: str, alt: str, results_dir: str) -> str:
+  """A Markdown image link to ``path``, relative to the report beside ``results_dir``."""
+  rel = os.path.relpath(path, os.path.dirname(os.path.abspath(results_dir)))
+  return f"![{alt}]({rel})"
+
+
+def series(table, value=lambda c: c.mean):
+  """A pivot as plotting series: model -> (x values, means, stds)."""
+  out = {}
+  for model, cells in table.items():
+    xs = [x for x, c in cells.items() if c is not None]
+    out[model] = (xs, [value(cells[x]) for x in xs], [cells[x].std for x in xs])
+  return out
+
+
+def at(table, model_prefix: str, x):
+  """The cell of the first model whose name starts with ``model_prefix`` at grid value x."""
+  for model, cells in table.items():
+    if model.split(" ")[0] == model_prefix and cells.get(x) is not None:
+      return cells[x]
+  return None
+
+
+UNDETERMINED = "undetermined at this budget"
+
+
+def verdict(checks: list[tuple[bool, str]],
+            rests_on: Mapping[str, data.Cell | None] | None = None) -> tuple[str, str]:
+  """yes / no / partly from the checks, unless ``determined`` says the budget leaves it open."""
+  held = [text for ok, text in checks if ok]
+  failed = [text for ok, text in checks if not ok]
+  outcome = "yes" if not failed else ("no" if not held else "partly")
+  reason = "; ".join([f"holds: {t}" for t in held] + [f"fails: {t}" for t in failed])
+  return determined(outcome, reason, rests_on)
+
+
+def determined(outcome: str, reason: str,
+               rests_on: Mapping[str, data.Cell | None] | None) -> tuple[str, str]:
+  """The verdict, or undetermined when a cell it rests on (label -> cell) has a chosen trial
+  that had not converged, or whose convergence was not recorded (a run from before)."""
+  cells = {label: c for label, c in (rests_on or {}).items() if c is not None}
+  improving = [label for label, c in cells.items() if c.converged is False]
+  unknown = [label for label, c in cells.items() if c.converged is None]
+  if not improving and not unknown:
+    return outcome, reason
+  why = ([f"still improving: {', '.join(improving)}"] if improving else []) + (
+      [f"convergence not recorded (runs from before the converged protocol) for "
+       f"{len(unknown)} of {len(cells)} cells"] if unknown else [])
+  return UNDETERMINED, "; ".join(why) + f". Checks as they stand ({outcome}): {reason}"
+
+
+def cells(table, label: str = "") -> dict[str, data.Cell | None]:
+  """label -> cell of every cell of a pivot (for checks that read the whole table)."""
+  return {f"{m} at {label}{x:g}" if isinstance(x, (int, float)) else f"{m} on {x}": c
+          for m, by_x in table.items() for x, c in by_x.items()}
+
+
+def exponent(xs, ys) -> float:
+  """The slope of log y against log x (least squares)."""
+  if len(xs) < 2:
+    return math.nan
+  return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
