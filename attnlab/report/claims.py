@@ -17,7 +17,7 @@ EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "experiments")
 # The report's order, the article's: experiment files not named here follow, by name.
 ORDER = ("distance", "adding", "cost", "mqar", "noise", "moe", "length_generalization",
-         "negative_eigenvalues")
+         "negative_eigenvalues", "state_tracking", "flip_flop", "listops", "mad")
 
 
 @dataclasses.dataclass(frozen=True)
