@@ -71,6 +71,8 @@ def gates(exps, results_dir):
                                   "predicting the mean gives 0.167)"),
           data.pivot_table(table, "T"), kit.figure(fig, "adding problem", results_dir)]
   lengths = sorted({x for cells in table.values() for x in cells})
+  body += kit.training(exp, table, "arg.length", "T", lengths[-1], "mse", results_dir, logy=True,
+                       hline=ADDING_BASELINE)
   checks = []
   for name in ("lstm", "gru"):
     worst = max((c.mean for x in lengths if (c := kit.at(table, name, x))), default=math.nan)

@@ -93,14 +93,8 @@ def forget(exps, results_dir):
   body = [data.protocol_text(exp, "final test accuracy, mean ± std over seeds at the learning "
                                   "rate with the best mean validation accuracy (lr)"),
           data.pivot_table(table, "distance"), kit.figure(fig, "accuracy vs distance", results_dir),
-          data.steps_table(table, "distance")]
-  curves = data.curve_series(exp, table, "task.distance", far, "accuracy")
-  if curves:
-    fig = plotting.line_plot(curves, os.path.join(exp.directory, "curves.png"), xlabel="step",
-                             ylabel="validation accuracy", ylim=(-0.02, 1.02), band=True,
-                             hline=CHANCE_DISTANCE, title=f"learning curves at distance {far} "
-                             "(mean ± std over seeds, chosen lr)")
-    body.append(kit.figure(fig, "learning curves", results_dir))
+          *kit.training(exp, table, "task.distance", "distance", far, "accuracy", results_dir,
+                        ylim=(-0.02, 1.02), hline=CHANCE_DISTANCE)]
   family = lambda *names: {m: cells.get(far) for m, cells in table.items()  # noqa: E731
                            if m.split(" ")[0] in names and cells.get(far)}
   rnns, gated, attention = family("rnn"), family("lstm", "gru"), family("transformer")

@@ -77,6 +77,16 @@ def mqar(exps, results_dir):
                                   "learning rate"),
           data.pivot_table(table, "d_model"), kit.figure(fig, "MQAR", results_dir)]
   widths = sorted({x for cells in table.values() for x in cells})
+  body += kit.training(exp, table, "model.d_model", "d_model", widths[0], "accuracy",
+                       results_dir, ylim=(-0.02, 1.02))
+  by_state = data.pivot([r for r in exp.rows if isinstance(r.get("state_size"), (int, float))],
+                        "state_size", "accuracy")
+  if by_state:  # Zoology's axis: what the model keeps per sequence to decode the next token
+    fig = plotting.line_plot(kit.series(by_state), os.path.join(exp.directory,
+                                                                "accuracy_vs_state.png"),
+                             xlabel="decoding state (floats per sequence)", ylabel="accuracy",
+                             logx=True, ylim=(-0.02, 1.02), title="MQAR accuracy vs state size")
+    body.append(kit.figure(fig, "MQAR against state size", results_dir))
   # The decoder with the short convolution when the sweep has it (plain attention spends thousands
   # of steps on the induction plateau first), else the plain decoder.
   name = next((m for m in table if m.startswith("decoder (conv")), "decoder")

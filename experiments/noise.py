@@ -76,6 +76,8 @@ def noise(exps, results_dir):
                                   "rate"),
           data.pivot_table(table, "noise rate"), kit.figure(fig, "noise", results_dir)]
   rates = sorted({x for cells in table.values() for x in cells})
+  body += kit.training(exp, table, "task.noise_rate", "noise rate", rates[-1], "accuracy",
+                       results_dir, ylim=(-0.02, 1.02))
   drop = {}
   for model, cells in table.items():
     if cells.get(rates[0]) and cells.get(rates[-1]):

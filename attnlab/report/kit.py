@@ -31,6 +31,26 @@ def series(table, value=lambda c: c.mean):
   return out
 
 
+def training(exp, table, column: str, label: str, x, metric: str, results_dir: str,
+             **plot) -> list[str]:
+  """What a researcher asks of a trained grid beside its scores: the steps-to-solve table, and
+  the validation curves at grid value ``x`` (one line per model at its chosen learning rate, a
+  band over seeds) when the experiment committed them (``curves.json``)."""
+  from attnlab import plotting  # pylint: disable=import-outside-toplevel
+  parts = [data.steps_table(table, label)] if any(
+      c and c.solved_steps for cells in table.values() for c in cells.values()) else []
+  curves = data.curve_series(exp, table, column, x, metric)
+  if curves:
+    name = f"curves_{label.replace(' ', '_')}{x:g}.png" if isinstance(x, (int, float)) else \
+        f"curves_{x}.png"
+    fig = plotting.line_plot(curves, os.path.join(exp.directory, name), xlabel="step",
+                             ylabel=f"validation {metric}", band=True,
+                             title=f"learning curves at {label} {x} (mean ± std over seeds, "
+                             "chosen lr)", **plot)
+    parts.append(figure(fig, f"learning curves at {label} {x}", results_dir))
+  return parts
+
+
 def at(table, model_prefix: str, x):
   """The cell of the first model whose name starts with ``model_prefix`` at grid value x."""
   for model, cells in table.items():

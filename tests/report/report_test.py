@@ -206,5 +206,5 @@ def test_validation_curves_are_collected_and_plotted(tree, tmp_path):
   assert steps == [100, 200, 300]  # seed 0 stopped at 100 and keeps its value
   assert means == pytest.approx([0.6, 0.8, 1.0]) and stds == pytest.approx([0.4, 0.2, 0.0])
   text = build.render(tree)
-  assert "(results/distance/curves.png)" in text
-  assert_png(os.path.join(tree, "distance", "curves.png"))
+  assert "(results/distance/curves_distance64.png)" in text
+  assert_png(os.path.join(tree, "distance", "curves_distance64.png"))
