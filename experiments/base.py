@@ -69,7 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.solve_accuracy = convergence.SOLVE_ACCURACY  # solved: accuracy >= this at every eval length
   c.solve_mse = convergence.SOLVE_MSE  # regression tasks: solved when MSE <= this at every length
   c.patience = convergence.PATIENCE  # stop after this many consecutive solved evaluations; 0: never
-  # converged: solved, or the validation metric moved less than this over the last third of the run
+  # converged: solved, or the best validation metric of the last third beats the best before by less
   c.converge_epsilon = convergence.CONVERGE_EPSILON
   # "" = evaluate on batches sampled from eval_seed; a tfds data_dir = read the fixed sets that
   # scripts/build_data.py --seed <eval_seed> built there (attnlab/tasks/tfds_builder.py).

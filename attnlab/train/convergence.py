@@ -9,9 +9,12 @@ checkpoint, so a resumed run decides exactly as the uninterrupted one.
   solved_step  the step of the first evaluation of the first run of ``max(patience, 1)``
                consecutive solved evaluations; None if there is none;
   stop         ``patience > 0`` and that run exists: the run stops at its last evaluation;
-  converged    solved, or the validation metric (mean over lengths) moved by less than
-               ``epsilon`` (max - min) over the last third of the run: the evaluations from the
-               last one at or before 2/3 of the final step through the final one (at least two).
+  converged    solved, or no longer improving: the best validation metric (mean over lengths)
+               of the last third of the run beats the best up to its start by less than
+               ``epsilon`` (the last third: the evaluations after the last one at or before 2/3
+               of the final step; at least one). "Improving", not "moving": a run flat at chance
+               whose validation accuracy jumps between class frequencies is not improving, and
+               neither is one that got worse.
 """
 
 from __future__ import annotations
@@ -94,20 +97,26 @@ def last_third(history: Sequence[Point]) -> list[Point]:
   return list(history[early[-1] if early else 0:])
 
 
-def converged(history: Sequence[Point], patience: int, epsilon: float) -> bool:
-  """Solved, or the validation metric moved by less than ``epsilon`` over the last third."""
+def converged(history: Sequence[Point], patience: int, epsilon: float,
+              higher: bool = True) -> bool:
+  """Solved, or the best metric of the last third beats the best up to it by less than
+  ``epsilon`` (``higher``: larger values are better, as accuracy; else smaller, as MSE)."""
   if solved_step(history, patience) is not None:
     return True
-  values = [p.value for p in last_third(history)]
-  if len(values) < 2 or not all(math.isfinite(v) for v in values):
+  window = last_third(history)
+  if len(window) < 2 or not all(math.isfinite(p.value) for p in history):
     return False
-  return max(values) - min(values) < float(epsilon)
+  upto = [p.value for p in history[:len(history) - len(window) + 1]]
+  recent = [p.value for p in window[1:]]
+  gain = max(recent) - max(upto) if higher else min(upto) - min(recent)
+  return gain < float(epsilon)
 
 
-def outcome(history: Sequence[Point], patience: int, epsilon: float) -> dict[str, Any]:
+def outcome(history: Sequence[Point], patience: int, epsilon: float,
+            higher: bool = True) -> dict[str, Any]:
   """``{"solved_step", "converged"}`` of summary.json and the sweep's results rows."""
   return {"solved_step": solved_step(history, patience),
-          "converged": converged(history, patience, epsilon)}
+          "converged": converged(history, patience, epsilon, higher)}
 
 
 def to_json(history: Sequence[Point]) -> list[list]:

@@ -225,7 +225,7 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
     summary.update(step=step, wall_s=time.time() - start_time, final_eval=last_test,
                    solved_step=convergence.solved_step(history, config.patience),
                    converged=summary["status"] == "done" and convergence.converged(
-                       history, config.patience, config.converge_epsilon),
+                       history, config.patience, config.converge_epsilon, criterion.higher),
                    **evaluate_lib.flat_metrics(last_val, "val_", [criterion.metric]),
                    **evaluate_lib.flat_metrics(last_test, "test_", [criterion.metric]),
                    **compiles.summary())

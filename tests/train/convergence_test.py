@@ -83,7 +83,7 @@ def test_stop_decision_is_the_same_from_any_prefix():
       assert history[stops[0] - 1].step == conv.solved_step(history, 3) + 20
 
 
-def _converged_reference(history, patience, epsilon):
+def _converged_reference(history, patience, epsilon, higher=True):
   if _solved_step_reference(history, patience) is not None:
     return True
   if not history:
@@ -91,18 +91,31 @@ def _converged_reference(history, patience, epsilon):
   final = history[-1].step
   early = [p.step for p in history if fractions.Fraction(p.step) <= fractions.Fraction(2 * final, 3)]
   start = early[-1] if early else history[0].step
-  window = [p.value for p in history if p.step >= start]
-  return len(window) >= 2 and max(window) - min(window) < epsilon
+  upto = [p.value for p in history if p.step <= start]
+  after = [p.value for p in history if p.step > start]
+  if not after or any(math.isnan(p.value) for p in history):
+    return False
+  sign = 1 if higher else -1  # the best is the largest of sign * value
+  return max(sign * v for v in after) - max(sign * v for v in upto) < epsilon
 
 
 def test_converged_by_hand():
   flat = [Point(s, False, v) for s, v in [(100, 0.2), (200, 0.5), (300, 0.61), (400, 0.615)]]
-  # Last third of 400: from the last evaluation at or before 266.7 (step 200) on: moved 0.115.
+  # Last third of 400: after the last evaluation at or before 266.7 (step 200): best 0.615
+  # against 0.5 up to it, a gain of 0.115: still improving.
   assert not conv.converged(flat, 3, 0.01)
   assert conv.converged(flat, 3, 0.2)
-  later = flat + [Point(500, False, 0.62), Point(600, False, 0.62)]  # from step 400: moved 0.005
+  later = flat + [Point(500, False, 0.62), Point(600, False, 0.62)]  # after 400: gains 0.005
   assert conv.converged(later, 3, 0.01)
-  assert not conv.converged(later[-1:], 3, 1.0)  # one evaluation says nothing about movement
+  assert not conv.converged(later[-1:], 3, 1.0)  # one evaluation says nothing about progress
+  # At chance, a constant prediction's accuracy jumps between class frequencies: not improving.
+  chance = [Point(s, False, v) for s, v in zip(range(300, 6001, 300), [0.117, 0.156, 0.273] * 7)]
+  assert conv.converged(chance, 3, 0.01)
+  # Lower is better (MSE): a falling loss is improving, a rising one is not.
+  falling = [Point(s, False, v) for s, v in [(100, 0.2), (200, 0.1), (300, 0.05)]]
+  assert not conv.converged(falling, 3, 0.01, higher=False)
+  rising = [Point(s, False, v) for s, v in [(100, 0.05), (200, 0.1), (300, 0.2)]]
+  assert conv.converged(rising, 3, 0.01, higher=False)
   assert conv.converged([Point(10, True, 1.0)], 1, 0.0)  # solved
   assert not conv.converged([Point(10, True, 1.0)], 2, 0.0)  # not held long enough
   assert not conv.converged([Point(10, False, math.nan), Point(20, False, math.nan)], 3, 1.0)
@@ -114,8 +127,9 @@ def test_converged_matches_the_reference():
     steps = sorted(rng.sample(range(1, 60), rng.randrange(1, 10)))
     history = [Point(s, rng.random() < 0.3, round(rng.random(), 2)) for s in steps]
     patience, epsilon = rng.randrange(0, 4), rng.choice([0.0, 0.05, 0.3, 1.0])
-    assert conv.converged(history, patience, epsilon) == _converged_reference(history, patience,
-                                                                               epsilon)
+    higher = rng.random() < 0.5
+    assert conv.converged(history, patience, epsilon, higher) == _converged_reference(
+        history, patience, epsilon, higher)
 
 
 def test_history_json_round_trip():
