@@ -208,3 +208,30 @@ def test_validation_curves_are_collected_and_plotted(tree, tmp_path):
   text = build.render(tree)
   assert "(results/distance/curves_distance64.png)" in text
   assert_png(os.path.join(tree, "distance", "curves_distance64.png"))
+
+
+def test_state_tracking_claim_needs_its_control(tmp_path):
+  root = str(tmp_path / "results")
+  rows = []
+  scores = {("lstm", 1): {"s5": 1.0, "z60": 1.0}, ("decoder", 1): {"s5": 0.3, "z60": 0.95},
+            ("mamba", 1): {"s5": 0.4, "z60": 0.5}}
+  for (model, layers), by_group in scores.items():
+    for group, accuracy in by_group.items():
+      for length in (8, 64):
+        rows.append({"trial": f"{group}-{length}-{model}-{layers}", "status": "done",
+                     "arg.group": group, "arg.length": length, "arg.model": model,
+                     "model.num_layers": layers, "seed": 0, "accuracy": accuracy,
+                     "val_accuracy": accuracy, "converged": True,
+                     "solved_step": 100 if accuracy >= 0.99 else None, "param_count": 1000})
+  _write(root, "state_tracking", rows)
+  section = build.render(root).split("## State tracking needs recurrence")[1].split("\n## ")[0]
+  assert "*Verdict: yes.*" in section
+  assert "control: the best decoder/mamba on z60 at length 64 (decoder (1 layer)): 0.950" in section
+  assert "| lstm (1 layer) | 100 (1/1) | 100 (1/1) |" in section  # steps to solve
+  for r in rows:
+    if r["arg.group"] == "z60" and r["arg.model"] == "decoder":
+      r["accuracy"] = r["val_accuracy"] = 0.5  # the control fails: the budget, not the group
+  os.remove(os.path.join(root, "state_tracking", "results.csv"))
+  results.write_csv(rows, os.path.join(root, "state_tracking", "results.csv"))
+  section = build.render(root).split("## State tracking needs recurrence")[1].split("\n## ")[0]
+  assert "*Verdict: partly.*" in section and "fails: control" in section
