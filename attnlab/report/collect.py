@@ -1,6 +1,7 @@
 """Copies a finished sweep, and the analyses its claims need, into ``docs/results/<name>/``.
 
-  collect_sweep(sweep_dir, out_dir, command)      results.csv, protocol.json, curves.json
+  collect_sweep(sweep_dir, out_dir, command)      results.csv, protocol.json, curves.json, and
+                                                 the per-trial analyses (TRIAL_ANALYSES)
   gradient_lag(sweep_dir, trials, out_dir)       gradient_lag.json (norm against lag per trial)
   attention_on_key(sweep_dir, trial, out_dir)    attention.json and heat maps (distant dependency)
 
@@ -101,7 +102,28 @@ def collect_sweep(sweep_dir: str, out_dir: str, command: str) -> list[str]:
   path = os.path.join(out_dir, "protocol.json")
   with open(path, "w") as f:
     json.dump(protocol(sweep_dir, command), f, indent=1, sort_keys=True)
-  return paths + [path, _write(out_dir, "curves", curves(sweep_dir))]
+  paths += [path, _write(out_dir, "curves", curves(sweep_dir))]
+  for name in TRIAL_ANALYSES:
+    found = per_trial(sweep_dir, f"{name}.json")
+    if found:
+      paths.append(_write(out_dir, name, found))
+  return paths
+
+
+# JSON files an experiment's own analysis writes into each trial directory (experiments/
+# flip_flop.py: ood.json, the error rates out of distribution), gathered by trial name.
+TRIAL_ANALYSES = ("ood",)
+
+
+def per_trial(sweep_dir: str, file: str) -> dict[str, Any]:
+  """``{trial: content}`` of ``file`` in every trial directory of the sweep that has one."""
+  manifest = runner.read_json(os.path.join(sweep_dir, "sweep.json")) or {}
+  out = {}
+  for trial in manifest.get("trials", []):
+    content = runner.read_json(os.path.join(sweep_dir, trial["name"], file))
+    if content is not None:
+      out[trial["name"]] = content
+  return out
 
 
 def validation_curve(trial_dir: str) -> dict[str, list] | None:
