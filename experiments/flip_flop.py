@@ -47,7 +47,7 @@ SIZES = {
     "report": dict(length=256, models=("lstm", "decoder", "mamba"), width=64, layers=2,
                    seeds=(0, 1), num_steps=3000, batch_size=32, test_batches=64),
     "smoke": dict(length=16, models=("lstm", "decoder"), width=16, layers=1, seeds=(0,),
-                  num_steps=10, batch_size=8, test_batches=2),
+                  num_steps=10, batch_size=8, test_batches=2, evals=1),
 }
 METRIC = "sequence_accuracy"
 _KEYS = ("model",)
@@ -67,7 +67,7 @@ def get_config(arg: str | None = None):
   if "num_heads" in c.model:
     c.model.num_heads = 4 if size["width"] >= 32 else 2
   spec.set_schedule(c, num_steps=size["num_steps"], batch_size=size["batch_size"],
-                    learning_rate=1e-3, evals=10)
+                    learning_rate=1e-3, evals=size.get("evals", 10))
   # Trained for the whole budget: the claim is about errors far rarer than solve_accuracy's 1%
   # (a run stopped once solved would keep glitches that more training removes).
   c.patience = 0
