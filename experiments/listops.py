@@ -18,6 +18,8 @@ kept (LRA's tokenizer drops them, as we read it), and AdamW at 1e-3 for every mo
 
 from __future__ import annotations
 
+import os
+
 from attnlab.sweeps import spec
 
 SIZES = {
@@ -29,7 +31,7 @@ SIZES = {
     # about an hour of this 2-core CPU with --workers 2.
     "report": dict(lengths=(256, 512), models=("decoder", "linear_attention", "lstm", "mamba"),
                    width=64, layers=2, seeds=(0,), num_steps=2000, batch_size=32,
-                   test_batches=16),
+                   test_batches=16, evals=10),
     "smoke": dict(lengths=(16,), models=("lstm", "decoder"), width=16, layers=1, seeds=(0,),
                   num_steps=10, batch_size=8, test_batches=1),
 }
@@ -50,7 +52,7 @@ def get_config(arg: str | None = None):
   if "num_heads" in c.model:
     c.model.num_heads = 4 if size["width"] >= 32 else 2
   spec.set_schedule(c, num_steps=size["num_steps"], batch_size=size["batch_size"],
-                    learning_rate=1e-3)
+                    learning_rate=1e-3, evals=size.get("evals", 2))
   c.eval_batches = size["test_batches"]
   return c
 
@@ -60,3 +62,61 @@ def get_sweep(arg: str | None = None) -> list[dict]:
   lengths = [int(parsed["length"])] if "length" in parsed else size["lengths"]
   models = [parsed["model"]] if "model" in parsed else size["models"]
   return spec.grid(arg__length=lengths, arg__model=models, seed=size["seeds"])
+
+
+# --- The report's claim (scripts/report.py) --------------------------------------------------
+# Thresholds are fixed before the runs. The render function reads the committed results
+# (docs/results/listops/) and returns (verdict, reason, Markdown body).
+
+# The best constant answer: the most frequent value (0) is 0.16 of the answers at L = 256 and 512
+# (2,048 sampled expressions each, task.min_fraction 0.25).
+MAJORITY = 0.16
+MARGIN = 0.05  # above the best constant answer's accuracy, what counts as having learned something
+# LRA leaderboard (Tay et al. 2021, Table 1), ListOps at lengths 500-2000, accuracy.
+PUBLISHED_LISTOPS = {"transformer": 0.3637, "decoder": 0.3637, "linear_attention": 0.1613,
+                     "s4": 0.596}
+
+
+def listops_claim(exps, results_dir):
+  from attnlab import plotting  # pylint: disable=import-outside-toplevel
+  from attnlab.report import data, kit  # pylint: disable=import-outside-toplevel
+  exp = exps["listops"]
+  table = data.pivot(exp.rows, "arg.length", "accuracy")
+  lengths = sorted({x for cells in table.values() for x in cells})
+  fig = plotting.line_plot(kit.series(table), os.path.join(exp.directory, "accuracy.png"),
+                           xlabel="sequence length", ylabel="accuracy", ylim=(-0.02, 1.02),
+                           hline=0.1, title="ListOps accuracy (chance 0.1 dotted)")
+  body = [data.protocol_text(exp, "final test accuracy of the expression's value, one seed"),
+          data.pivot_table(table, "length"),
+          "Published (LRA, lengths 500-2000): " + ", ".join(
+              f"{m} {a:.3f}" for m, a in PUBLISHED_LISTOPS.items() if m != "decoder") + ".",
+          kit.figure(fig, "ListOps", results_dir),
+          *kit.training(exp, table, "arg.length", "length", lengths[-1], "accuracy",
+                        results_dir, ylim=(-0.02, 1.02))]
+  longest = lengths[-1]
+  baseline = MAJORITY
+  attention = kit.at(table, "decoder", longest)
+  linear = kit.at(table, "linear_attention", longest)
+  checks = [(attention is not None and attention.mean >= baseline + MARGIN,
+             f"the decoder at length {longest}: {attention.mean:.3f} (threshold >= "
+             f"{baseline + MARGIN:.3f}, the best constant answer plus {MARGIN})" if attention
+             else "the decoder was not run"),
+            (attention is not None and linear is not None and linear.mean < attention.mean,
+             f"linear attention below softmax attention at {longest}: {linear.mean:.3f} "
+             f"against {attention.mean:.3f}" if attention and linear
+             else "linear attention was not run")]
+  rests_on = {f"{m} at {longest}": c for m, c in (("decoder", attention),
+                                                  ("linear_attention", linear))}
+  return (*kit.verdict(checks, rests_on), "\n\n".join(body))
+
+
+CLAIMS = (
+    dict(title="ListOps (Long Range Arena)",
+         claim=("On ListOps softmax attention learns more than the best constant answer, and "
+                "linear attention less than softmax attention (LRA: Transformer 36.4%, linear "
+                "Transformer 16.1%)."),
+         check=(f"Test accuracy at the longest :report length. Holds if the decoder beats the "
+                f"best constant answer ({MAJORITY}, the most frequent value) by >= {MARGIN} and "
+                "linear attention scores below the decoder."),
+         experiments=("listops",), render=listops_claim),
+)
