@@ -79,8 +79,8 @@ def main(argv):
   # jax.distributed must start before anything touches a backend (the device count included).
   parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                   _AUTO_DISTRIBUTED.value)
-  config_lib.check_devices(config)
-  cache = compilation.enable_cache(compilation.cache_dir())
+  parallel.check_batch(config.batch_size, config.optimizer.grad_accum_steps)
+  cache = compilation.enable_cache()
   log.info("JAX %s, process %d/%d, devices: %s; compilation cache: %s", jax.__version__,
            jax.process_index(), jax.process_count(), jax.devices(), cache or "off")
   try:

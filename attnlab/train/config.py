@@ -87,7 +87,7 @@ def _task(config) -> base.Task:
 
 def validate(config, *, capture_attention: bool = False) -> model_registry.Model:
   """Every check that needs no device (names, ranges, the task's lengths): they touch no JAX
-  backend, so they run before ``jax.distributed`` starts (``check_devices`` is the rest).
+  backend, so they run before ``jax.distributed`` starts (``parallel.check_batch`` is the rest).
   Returns the typed model config at the run's dtype and longest length (before any sizing)."""
   for name, value in _flat_items(config):
     if isinstance(value, float) and not math.isfinite(value):
@@ -132,18 +132,14 @@ def _check_stopping(config) -> None:
     raise ValueError(f"patience={config.patience!r}; allowed: an integer >= 0 "
                      "(0: never stop early)")
   if not config.converge_epsilon >= 0:
-    raise ValueError(f"converge_epsilon={config.converge_epsilon!r}; allowed: converge_epsilon >= 0")
-
-
-def check_devices(config) -> None:
-  """The checks that need the device count (every process's devices once multi-host has started)."""
-  parallel.check_batch(config.batch_size, config.optimizer.grad_accum_steps)
+    raise ValueError(f"converge_epsilon={config.converge_epsilon!r}; allowed: "
+                     "converge_epsilon >= 0")
 
 
 def build(config, capture_attention: bool = False) -> Setup:
   """Validates ``config`` and builds its task and (width-sized) model; compiles nothing."""
   model_config = validate(config, capture_attention=capture_attention)
-  check_devices(config)
+  parallel.check_batch(config.batch_size, config.optimizer.grad_accum_steps)
   task = _task(config)
   eval_lengths = lengths_lib.check_eval_lengths(config.eval_lengths)
   if config.model.get("target_params"):

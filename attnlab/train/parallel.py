@@ -25,13 +25,9 @@ AXIS = "data"  # mesh axis and pmap axis name
 
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
                            process_id: int | None = None, auto: bool = False) -> None:
-  """Starts multi-host JAX from explicit flags, or (``auto``) lets JAX detect its cluster.
-
-  Call it before anything touches a JAX backend (``jax.devices()`` included). JAX's own detection
-  covers SLURM, Open MPI, Kubernetes and Cloud TPU pods; on a machine that is none of these,
-  ``auto`` is a ValueError, which is what a run asked to be distributed should get. Without flags
-  and ``auto`` this is a single-process run.
-  """
+  """Starts multi-host JAX from explicit flags, or (``auto``) lets JAX detect its SLURM, Open MPI,
+  Kubernetes or Cloud TPU cluster (none: ValueError); neither is a single-process run. Call it
+  before anything touches a JAX backend (``jax.devices()`` included)."""
   if coordinator_address:  # JAX's own ValueErrors name a missing or bad process count or id
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes, process_id=process_id)
@@ -47,9 +43,8 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
                        f"and --process_id instead") from e
   else:
     return
-  log.info("jax.distributed: process %d of %d, %d local / %d global devices",
-               jax.process_index(), jax.process_count(), jax.local_device_count(),
-               jax.device_count())
+  log.info("jax.distributed: process %d of %d, %d local / %d global devices", jax.process_index(),
+           jax.process_count(), jax.local_device_count(), jax.device_count())
 
 
 def check_batch(batch_size: int, accum_steps: int) -> None:
