@@ -6,18 +6,13 @@ Keys, from the config's four seeds:
            with the device index under pmap);
   data     ``PRNGKey(data_seed)``: batch S is sampled from ``fold_in(data, S)``, its per-example
            lengths (``train_length_draw="example"``) from ``fold_in(fold_in(data, S), 2**20)``;
-           with ``train_examples`` N > 0, batch S takes examples of a fixed set instead
-           (``finite.py``): example i from ``fold_in(set_key(data), i)``, epoch e's order from
-           ``fold_in(order_key(data), e)``;
+           with ``train_examples`` > 0, batch S takes examples of a fixed set instead
+           (``finite.py``, from ``set_key(data)`` and ``order_key(data)``);
   eval     ``PRNGKey(eval_seed)`` for the test batches, ``PRNGKey(val_seed)`` for the validation
            batches: evaluation batch i at length n from ``fold_in(fold_in(eval, n), i)``.
 Step S's training length is drawn on the host from ``(data_seed, S)`` (``lengths.train_length``).
 All of it is a function of the step, so a run resumed at step S sees the batches of the
 uninterrupted run.
-
-Compiled lengths: a program's static ``padded_length`` is the batch's exact length when length
-buckets are off (``length`` is None), else the bucket of its length, with the true length traced
-(``TrainData.program``), so one program serves a whole bucket.
 """
 
 from __future__ import annotations
@@ -110,8 +105,8 @@ class TrainData:
     return lengths_lib.train_length(self.seed, step, self.min_length, self.max_length)
 
   def program(self, length: int) -> tuple[jax.Array | None, int]:
-    """(the traced length argument, the static padded length) of the program training at
-    ``length``."""
+    """(the traced length, the static padded length) of the program training at ``length``: with
+    buckets, the bucket of ``length`` (one program serves a bucket), else None and ``length``."""
     if self.buckets is None:
       return None, int(length)
     if self.per_example:  # every row drawn in the step; the batch padded to the longest's bucket

@@ -1,18 +1,11 @@
 """Evaluation of a training state at many lengths: the loop's validation and test, a saved run's.
 
-Each length is scored on ``num_batches`` fixed batches: sampled on the device from ``seed`` (every
+Each length is scored on ``num_batches`` fixed batches: sampled on the device from a seed (every
 model sees the same examples), or read from the fixed tfds sets that ``scripts/build_data.py``
-built (``read_sets``: the same examples for every run and every attnlab version that keeps
-``tfds_builder.VERSION``; a missing or too small set is a ``ValueError`` naming the command that
-builds it, raised before anything compiles).
-
-Two splits (``from_config``): "test" (the ``eval_data_dir`` sets, else batches from ``eval_seed``)
-and "val" (always batches sampled from ``val_seed``). The seed is an argument of the compiled
-program, so sampled validation and test batches share one program per length (``resampled``).
-
-With length buckets one compiled program per bucket serves every length in it: batches are padded
-to the bucket and carry their true lengths, and the models compute on them exactly what they
-compute on the unpadded batch, so each length's metrics are those of its own examples.
+built (``read_sets``; a missing or too small set is a ``ValueError`` naming the command that builds
+it). The "test" split reads the ``eval_data_dir`` sets, else samples from ``eval_seed``; "val"
+samples from ``val_seed``. With length buckets one compiled program per bucket serves every length
+in it: the models compute on a padded batch exactly what they compute on the unpadded one.
 """
 
 from __future__ import annotations
@@ -42,10 +35,9 @@ def _jit(fn, mesh: Mesh | None, **kwargs):
 
 
 def sampled_eval_fn(task: base.Task, *, batch_size: int, num_batches: int, mesh: Mesh | None):
-  """Jitted ``fn(state, seed, length, padded_length)`` -> metrics averaged over the fixed batches
-  ``data.eval_batch(task, eval_key(seed), batch_size, i, length, padded_length)``, i <
-  num_batches; ``padded_length`` static (one compile each), ``seed`` traced, ``length`` traced or
-  None (exactly ``padded_length``). A length sees the same examples padded or not."""
+  """Jitted ``fn(state, seed, length, padded_length)`` -> metrics averaged over the batches
+  ``data.eval_batch(..., i, length, padded_length)``, i < num_batches; ``seed`` traced (validation
+  and test share a program), ``padded_length`` static, ``length`` traced or None (exact)."""
   loss_fn = step_lib.task_loss(task.output_kind)
 
   def fn(state, seed, length, padded_length):
@@ -62,8 +54,7 @@ def sampled_eval_fn(task: base.Task, *, batch_size: int, num_batches: int, mesh:
 
 
 def data_eval_fn(mesh: Mesh | None, loss_fn):
-  """Jitted ``fn(state, batches)`` -> metrics averaged over given batches (leading axis: batch
-  index); one compile per batch shape."""
+  """Jitted ``fn(state, batches)`` -> metrics averaged over batches stacked on a leading axis."""
 
   def fn(state, batches):
     return _mean_metrics(jax.lax.map(lambda b: step_lib.eval_step(state, b, loss_fn), batches))
@@ -100,9 +91,8 @@ class Evaluation:
   def __init__(self, task: base.Task, *, batch_size: int, num_batches: int, seed: int,
                mesh: Mesh | None = None, buckets: Sequence[int] | None = None,
                sets: dict[int, dict[str, np.ndarray]] | None = None):
-    """``mesh``: shard each batch over its data axis (None: one device, as under pmap);
-    ``buckets``: the run's length buckets (None: exact lengths); ``sets``: host batches per
-    length from ``read_sets`` (None: sampled from ``seed``)."""
+    """``mesh`` None: one device (as under pmap); ``buckets`` None: exact lengths; ``sets``: host
+    batches per length from ``read_sets`` (None: sampled from ``seed``)."""
     self.buckets = None if buckets is None else tuple(buckets)
     self.sets = sets
     self.seed = int(seed)
@@ -175,31 +165,26 @@ def flat_metrics(record: dict | None, prefix: str, per_length: Sequence[str]) ->
   return out
 
 
-def build_command(data_dir, task: base.Task, lengths, examples: int, seed: int) -> str:
-  """The ``scripts/build_data.py`` command that builds the sets a run needs."""
-  fields = " ".join(f"--task_config {k}={v}" for k, v in registry.task_fields(task).items())
-  return (f"scripts/build_data.py --task {task.name} --data_dir {data_dir} "
-          f"--lengths {','.join(str(n) for n in lengths)} --examples {examples} --seed {seed}"
-          + (f" {fields}" if fields else ""))
-
-
 def read_sets(data_dir: str, task: base.Task, lengths: Sequence[int], *, batch_size: int,
               num_batches: int, seed: int) -> dict[int, dict[str, np.ndarray]]:
   """{length: batches with a leading [num_batches, batch_size] pair of axes} read from the sets."""
   examples = batch_size * num_batches
+  fields = "".join(f" --task_config {k}={v}" for k, v in registry.task_fields(task).items())
+  build = (f"Build it with: scripts/build_data.py --task {task.name} --data_dir {data_dir} "
+           f"--lengths {','.join(str(n) for n in lengths)} --examples {examples} --seed {seed}"
+           f"{fields}")
   out = {}
   for n in lengths:
     try:
       batches = list(tfds_builder.eval_batches(data_dir, task, n, batch_size, seed=seed,
                                                num_batches=num_batches))
     except ValueError as e:
-      raise ValueError(f"eval_data_dir={data_dir!r}: {e}. Build it with: "
-                       f"{build_command(data_dir, task, lengths, examples, seed)}") from None
+      raise ValueError(f"eval_data_dir={data_dir!r}: {e}. {build}") from None
     if len(batches) < num_batches:
       raise ValueError(
           f"eval_data_dir={data_dir!r}: the {task.name} set at length {n} (seed {seed}) holds "
-          f"{len(batches) * batch_size} usable examples; eval_batches * batch_size = {examples} are "
-          f"needed. Build it with: {build_command(data_dir, task, lengths, examples, seed)}")
+          f"{len(batches) * batch_size} usable examples; eval_batches * batch_size = {examples} "
+          f"are needed. {build}")
     out[n] = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
   return out
 
@@ -217,16 +202,12 @@ def from_config(config, task: base.Task, mesh: Mesh | None, lengths: Sequence[in
     raise ValueError(f"split={split!r}; allowed: {SPLITS}")
   batch_size = batch_size or config.batch_size
   num_batches = num_batches or config.eval_batches
-  if split == "val":
-    return Evaluation(task, batch_size=batch_size, num_batches=num_batches, seed=config.val_seed,
-                      mesh=mesh, buckets=buckets)
-  data_dir = config.get("eval_data_dir", "")
-  sets = None
-  if data_dir:
-    sets = read_sets(data_dir, task, lengths, batch_size=batch_size, num_batches=num_batches,
-                     seed=config.eval_seed)
-  return Evaluation(task, batch_size=batch_size, num_batches=num_batches, seed=config.eval_seed,
-                    mesh=mesh, buckets=buckets, sets=sets)
+  seed = config.eval_seed if split == "test" else config.val_seed
+  data_dir = config.get("eval_data_dir", "") if split == "test" else ""
+  sets = read_sets(data_dir, task, lengths, batch_size=batch_size, num_batches=num_batches,
+                   seed=seed) if data_dir else None
+  return Evaluation(task, batch_size=batch_size, num_batches=num_batches, seed=seed, mesh=mesh,
+                    buckets=buckets, sets=sets)
 
 
 def splits(config, task: base.Task, mesh: Mesh | None, lengths: Sequence[int],

@@ -1,8 +1,5 @@
-"""The pure training and evaluation steps.
-
-``train_step(state, batch, rng, loss_fn=..., schedule=...) -> (state, metrics)``: the task's loss
-is passed in (``task_loss``), and dropout randomness is ``fold_in(rng, state.step)``, so a run
-resumed at step S computes exactly what the uninterrupted run did (the batches: ``data.py``).
+"""The pure training and evaluation steps: dropout randomness is ``fold_in(rng, state.step)``, so
+a run resumed at step S computes exactly what the uninterrupted run did (the batches: ``data.py``).
 """
 
 from __future__ import annotations
@@ -74,14 +71,10 @@ def _grads(state: TrainState, batch, rng, accum_steps: int, loss_fn):
 
 def train_step(state: TrainState, batch, rng, *, loss_fn, schedule, accum_steps: int = 1,
                axis_name=None):
-  """One optimizer update on ``batch`` (split into ``accum_steps`` micro-batches).
-
-  ``loss_fn``: ``task_loss(output_kind)``; ``schedule``: step -> learning rate (logged). Under
-  pmap, ``axis_name`` averages gradients and metrics over devices. Metrics include the learning
-  rate, grad/param/update norms and ``nonfinite_step``: the first step (counted after its update,
-  as ``state.step``) whose loss, gradients or new parameters were NaN/Inf, or -1. It is tracked in
-  the state so the host can check it at log time and still name the exact step.
-  """
+  """One optimizer update on ``batch`` (split into ``accum_steps`` micro-batches); ``loss_fn`` is
+  ``task_loss(output_kind)``, ``schedule`` the learning rate (logged), ``axis_name`` pmap's axis to
+  average over. ``nonfinite_step`` (state and metrics) keeps the first step (counted after its
+  update) whose loss, gradients or parameters were NaN/Inf, so the host names it when it checks."""
   rng = jax.random.fold_in(rng, state.step)
   grads, metrics = _grads(state, batch, rng, accum_steps, loss_fn)
   if axis_name is not None:
