@@ -143,6 +143,6 @@ def evaluate_lengths(run: Run, lengths: Sequence[int], *, batch_size: int | None
 def eval_batch(run: Run, batch_size: int, length: int, seed: int | None = None) -> dict:
   """A batch of the run's task (first evaluation batch's key unless ``seed`` is given)."""
   check_lengths(run, [length])
-  key = data_lib.eval_key(run.config.eval_seed if seed is None else seed)
+  key = jax.random.PRNGKey(run.config.eval_seed if seed is None else seed)
   batch = data_lib.eval_batch(run.setup.task, key, batch_size, 0, None, length)
   return jax.tree_util.tree_map(np.asarray, batch)

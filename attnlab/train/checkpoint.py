@@ -156,18 +156,14 @@ class Checkpointer:
       log.info("Checkpoint step %d already exists; not saving it again.", step)
       return False
     flat = _scalar_metrics(metrics)
-    ranked = flat if self.best_metric else None
     meta = {"step": step, "metrics": flat, "time": time.time()}
     if extra:
       meta["extra"] = dict(extra)
     with self._lock:
       self._pending.append(step)
-    saved = self._manager.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.PyTreeSave(state),
-            meta=ocp.args.JsonSave(meta)),
-        metrics=ranked, force=force)
+    args = ocp.args.Composite(state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta))
+    saved = self._manager.save(step, args=args, metrics=flat if self.best_metric else None,
+                               force=force)
     if not saved:
       with self._lock:
         self._pending.remove(step)

@@ -46,14 +46,12 @@ class Compilations:
     """Programs actually compiled (requests the cache did not answer)."""
     return self.requests - self.cache_hits
 
-  def _duration(self, event: str, seconds: float, **kwargs) -> None:
-    del kwargs
+  def _duration(self, event: str, seconds: float, **_) -> None:
     if event == _COMPILE_EVENT:
       self.requests += 1
       self.seconds += seconds
 
-  def _event(self, event: str, **kwargs) -> None:
-    del kwargs
+  def _event(self, event: str, **_) -> None:
     if event == _HIT_EVENT:
       self.cache_hits += 1
 

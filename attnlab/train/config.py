@@ -37,7 +37,6 @@ class Setup:
   model: task_model.SequenceModel  # the full model
   param_counts: dict  # {"total", "embed"/"input_proj", "backbone", "head"}
   eval_lengths: tuple  # sorted unique evaluation lengths
-  dtype: Any  # compute dtype
   buckets: tuple | None  # the run's length buckets; None: exact lengths
 
 
@@ -144,8 +143,7 @@ def build(config, capture_attention: bool = False) -> Setup:
   eval_lengths = lengths_lib.check_eval_lengths(config.eval_lengths)
   if config.model.get("target_params"):
     model_config = task_model.size_to_target(model_config, task, int(config.model.target_params))
-  dtype = COMPUTE_DTYPES[config.compute_dtype]
-  model = task_model.from_model(model_config, task, dtype)
+  model = task_model.from_model(model_config, task, COMPUTE_DTYPES[config.compute_dtype])
   counts = task_model.param_counts(task_model.abstract_params(model, task))
   lengths = list(range(int(config.train_min_length), int(config.train_max_length) + 1))
   buckets = data_lib.buckets(config, task, lengths + list(eval_lengths))
@@ -153,8 +151,7 @@ def build(config, capture_attention: bool = False) -> Setup:
     raise ValueError("train_length_draw='example' pads every batch: it needs length buckets "
                      f"(length_buckets={config.get('length_buckets', 'auto')!r} gives none here)")
   return Setup(task=task, model_config=model_config, model_fields=model_config.fields(),
-               model=model, param_counts=counts, eval_lengths=eval_lengths, dtype=dtype,
-               buckets=buckets)
+               model=model, param_counts=counts, eval_lengths=eval_lengths, buckets=buckets)
 
 
 def _model_fields(config) -> dict:

@@ -27,20 +27,8 @@ from attnlab.tasks import lengths as lengths_lib
 from attnlab.train import finite
 
 
-def init_key(seed: int) -> jax.Array:
-  return jax.random.PRNGKey(seed)
-
-
 def dropout_key(seed: int) -> jax.Array:
   return jax.random.fold_in(jax.random.PRNGKey(seed), 1)  # a stream apart from the init key
-
-
-def data_key(data_seed: int) -> jax.Array:
-  return jax.random.PRNGKey(data_seed)
-
-
-def eval_key(eval_seed: int) -> jax.Array:
-  return jax.random.PRNGKey(eval_seed)
 
 
 # The finite set's fold_in tags under the data key: above any step number, so never a batch's key.
@@ -72,7 +60,7 @@ def sample(task: base.Task, rng, batch_size: int, length, padded_length: int) ->
 
 
 def eval_batch(task: base.Task, key, batch_size: int, i, length, padded_length: int) -> dict:
-  """Evaluation batch ``i`` at ``length`` (None: ``padded_length`` exactly), from ``eval_key``."""
+  """Evaluation batch ``i`` at ``length`` (None: ``padded_length`` exactly), from the eval key."""
   n = padded_length if length is None else length
   return sample(task, jax.random.fold_in(jax.random.fold_in(key, n), i), batch_size, length,
                 padded_length)
@@ -85,7 +73,7 @@ class TrainData:
   task: base.Task
   batch_size: int  # the global batch
   seed: int  # data_seed: the lengths of the steps
-  key: jax.Array  # data_key(data_seed): the batches
+  key: jax.Array  # PRNGKey(data_seed): the batches
   min_length: int
   max_length: int
   buckets: tuple[int, ...] | None  # the run's length buckets; None: exact lengths
@@ -95,7 +83,7 @@ class TrainData:
   @classmethod
   def from_config(cls, config, task: base.Task, buckets) -> TrainData:
     return cls(task=task, batch_size=config.batch_size, seed=config.data_seed,
-               key=data_key(config.data_seed), min_length=int(config.train_min_length),
+               key=jax.random.PRNGKey(config.data_seed), min_length=int(config.train_min_length),
                max_length=int(config.train_max_length), buckets=buckets,
                per_example=config.get("train_length_draw", "batch") == "example",
                examples=int(config.get("train_examples", 0)))

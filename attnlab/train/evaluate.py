@@ -41,7 +41,7 @@ def sampled_eval_fn(task: base.Task, *, batch_size: int, num_batches: int, mesh:
   loss_fn = step_lib.task_loss(task.output_kind)
 
   def fn(state, seed, length, padded_length):
-    key = data_lib.eval_key(seed)
+    key = jax.random.PRNGKey(seed)
 
     def one(i):
       batch = data_lib.eval_batch(task, key, batch_size, i, length, padded_length)

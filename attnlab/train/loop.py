@@ -7,9 +7,8 @@ dispatched), so the host never stalls the device. NaN/Inf is tracked on the devi
 non-finite state is never saved.
 
 Every ``eval_every`` steps (and at the last) the state is scored on the validation batches, and the
-run stops once it has solved its task (``convergence.py``); the validation points travel with each
-checkpoint, so a resumed run stops where the uninterrupted one does. The test batches are scored
-once, on the state the run ends with (summary.json's ``final_eval`` and ``test_*`` keys).
+run stops once it has solved its task (``convergence.py``); the test batches are scored once, on
+the state the run ends with.
 """
 
 from __future__ import annotations
@@ -64,7 +63,7 @@ def _stop_request():
 def create_fn(config, setup: config_lib.Setup) -> Callable[[], state_lib.TrainState]:
   """``() -> a fresh TrainState`` of the run (jit it, or ``jax.eval_shape`` it to restore into)."""
   tx, _ = optim.make_optimizer(config.optimizer, config.num_steps)
-  key, dummy = data_lib.init_key(config.seed), task_model.dummy_inputs(setup.task)
+  key, dummy = jax.random.PRNGKey(config.seed), task_model.dummy_inputs(setup.task)
   return lambda: state_lib.create(setup.model, tx, key, dummy)
 
 

@@ -50,22 +50,22 @@ def _micro_batches(batch, k: int):
 
 
 def _grads(state: TrainState, batch, rng, accum_steps: int, loss_fn):
-  grad_fn = jax.value_and_grad(_loss, has_aux=True)
-  if accum_steps == 1:
-    (_, metrics), grads = grad_fn(state.params, state, batch, rng, False, loss_fn)
+  def grads_of(micro, rng):
+    (_, metrics), grads = jax.value_and_grad(_loss, has_aux=True)(
+        state.params, state, micro, rng, False, loss_fn)
     return grads, metrics
+
+  if accum_steps == 1:
+    return grads_of(batch, rng)
 
   def body(acc, xs):
     i, micro = xs
-    (_, m), g = grad_fn(state.params, state, micro, jax.random.fold_in(rng, i), False, loss_fn)
-    return jax.tree_util.tree_map(jnp.add, acc, (g, m)), None
+    return jax.tree_util.tree_map(jnp.add, acc, grads_of(micro, jax.random.fold_in(rng, i))), None
 
-  zeros = jax.tree_util.tree_map(jnp.zeros_like, state.params)
-  _, m0 = jax.eval_shape(lambda: _loss(state.params, state, jax.tree_util.tree_map(
-      lambda x: x[0], _micro_batches(batch, accum_steps)), rng, False, loss_fn))
-  zeros_m = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), m0)
-  (grads, metrics), _ = jax.lax.scan(
-      body, (zeros, zeros_m), (jnp.arange(accum_steps), _micro_batches(batch, accum_steps)))
+  micro_batches = _micro_batches(batch, accum_steps)
+  zeros = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
+      grads_of, jax.tree_util.tree_map(lambda x: x[0], micro_batches), rng))
+  (grads, metrics), _ = jax.lax.scan(body, zeros, (jnp.arange(accum_steps), micro_batches))
   return jax.tree_util.tree_map(lambda x: x / accum_steps, (grads, metrics))
 
 
