@@ -37,8 +37,7 @@ _BEST_MODES = ("max", "min")
 
 
 def _scalar_metrics(metrics: Mapping[str, Any] | None, prefix: str = "") -> dict[str, float]:
-  """Flat ({"a": {"b": 1}} -> {"a/b": 1.0}) copy of the finite scalar metrics (NaN never competes
-  for best)."""
+  """{"a": {"b": 1}} -> {"a/b": 1.0}, finite scalars only (NaN never competes for best)."""
   out = {}
   for k, v in (metrics or {}).items():
     if isinstance(v, Mapping):

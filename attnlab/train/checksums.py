@@ -73,8 +73,7 @@ def verify_step_dir(step_dir: str) -> bool:
 
 
 def write_sidecar(step_dir: str, step: int) -> None:
-  """Writes the sidecar of every file under ``step_dir`` but the markers (atomically: a .tmp file,
-  then rename)."""
+  """Writes the sidecar of every file under ``step_dir`` but the markers, atomically."""
   sizes = {}
   for dirpath, _, files in os.walk(step_dir):
     for name in files:

@@ -193,21 +193,17 @@ SPLITS = ("test", "val")
 
 
 def from_config(config, task: base.Task, mesh: Mesh | None, lengths: Sequence[int],
-                buckets: Sequence[int] | None, *, batch_size: int | None = None,
-                num_batches: int | None = None, split: str = "test") -> Evaluation:
+                buckets: Sequence[int] | None, *, split: str = "test") -> Evaluation:
   """The run's evaluation of ``split``, from its config fields (eval_data_dir, eval_seed or
-  val_seed, batch_size and eval_batches unless given): the sets are read here, before anything
-  compiles."""
+  val_seed, batch_size, eval_batches): the sets are read here, before anything compiles."""
   if split not in SPLITS:
     raise ValueError(f"split={split!r}; allowed: {SPLITS}")
-  batch_size = batch_size or config.batch_size
-  num_batches = num_batches or config.eval_batches
   seed = config.eval_seed if split == "test" else config.val_seed
   data_dir = config.get("eval_data_dir", "") if split == "test" else ""
-  sets = read_sets(data_dir, task, lengths, batch_size=batch_size, num_batches=num_batches,
-                   seed=seed) if data_dir else None
-  return Evaluation(task, batch_size=batch_size, num_batches=num_batches, seed=seed, mesh=mesh,
-                    buckets=buckets, sets=sets)
+  sets = read_sets(data_dir, task, lengths, batch_size=config.batch_size,
+                   num_batches=config.eval_batches, seed=seed) if data_dir else None
+  return Evaluation(task, batch_size=config.batch_size, num_batches=config.eval_batches,
+                    seed=seed, mesh=mesh, buckets=buckets, sets=sets)
 
 
 def splits(config, task: base.Task, mesh: Mesh | None, lengths: Sequence[int],

@@ -7,8 +7,9 @@ dispatched), so the host never stalls the device. NaN/Inf is tracked on the devi
 non-finite state is never saved.
 
 Every ``eval_every`` steps (and at the last) the state is scored on the validation batches, and the
-run stops once it has solved its task (``convergence.py``); the test batches are scored once, on
-the state the run ends with.
+run stops once it has solved its task (``convergence.py``; the points travel with each checkpoint,
+so a resumed run stops where the uninterrupted one does). The test batches are scored once, on the
+state the run ends with.
 """
 
 from __future__ import annotations
@@ -167,12 +168,9 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
           history.append(convergence.point(last_val, criterion))
           stopped = convergence.should_stop(history, config.patience)
           summary["eval_s"] += time.time() - t0
-          log.debug("evaluation at step %d took %.3f s", step, time.time() - t0)
         if save_now or stopped:
-          t0 = time.time()
           ckpt.save(step, devices.saved(state), _ckpt_metrics(last_val, step), force=True,
                     extra={"history": convergence.to_json(history)})
-          log.debug("checkpoint save of step %d blocked the loop %.3f s", step, time.time() - t0)
         if stopping:
           log.warning("%s received: saved step %d, stopping.", stopping, step)
           summary["status"] = "preempted"

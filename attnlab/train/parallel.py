@@ -51,12 +51,10 @@ class Jit:
   def init_state(self, create_fn):
     return jax.jit(create_fn, out_shardings=NamedSharding(self.mesh, P()))()
 
-  def saved(self, state):
-    """The state as checkpoints hold it (and evaluation reads it): one copy."""
+  def saved(self, state):  # as checkpoints hold it and evaluation reads it
     return state
 
-  def restored(self, state):
-    """A saved state as the compiled step takes it."""
+  def restored(self, state):  # a saved state as the compiled step takes it
     return state
 
   def train_fn(self, data, update, dropout_key):
