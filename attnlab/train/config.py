@@ -53,11 +53,11 @@ def _flat_items(cfg, prefix="") -> list[tuple[str, Any]]:
 def check_overrides(config, dotted_names: Sequence[str]) -> None:
   """ValueError for an override naming no config field, with the closest valid names."""
   for dotted in dotted_names:
-    node, walked = config, []
-    for part in dotted.split("."):
+    node, parts = config, dotted.split(".")
+    for i, part in enumerate(parts):
       if not hasattr(node, "items") or part not in node:
         valid = list(node.keys()) if hasattr(node, "keys") else []
-        here = ".".join(walked)
+        here = ".".join(parts[:i])
         close = difflib.get_close_matches(part, valid, n=3, cutoff=0.5)
         close_full = difflib.get_close_matches(dotted, [k for k, _ in _flat_items(config)], n=3,
                                                cutoff=0.6)
@@ -66,7 +66,6 @@ def check_overrides(config, dotted_names: Sequence[str]) -> None:
             f"--config.{dotted}: config{'.' + here if here else ''} has no field {part!r}; "
             f"closest valid names: {hint or '(none close)'}; fields here: {sorted(valid)}")
       node = node[part]
-      walked.append(part)
 
 
 def _task(config) -> base.Task:

@@ -24,42 +24,35 @@ from attnlab.train import parallel
 from attnlab.train import step as step_lib
 
 
-def _mean_metrics(per_batch):
-  return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), per_batch)
-
-
-def _jit(fn, mesh: Mesh | None, **kwargs):
-  if mesh is None:
-    return jax.jit(fn, **kwargs)
-  return jax.jit(fn, out_shardings=NamedSharding(mesh, P()), **kwargs)
-
-
-def sampled_eval_fn(task: base.Task, *, batch_size: int, num_batches: int, mesh: Mesh | None):
-  """Jitted ``fn(state, seed, length, padded_length)`` -> metrics averaged over the batches
-  ``data.eval_batch(..., i, length, padded_length)``, i < num_batches; ``seed`` traced (validation
-  and test share a program), ``padded_length`` static, ``length`` traced or None (exact)."""
+def _eval_fn(task: base.Task, *, batch_size: int, num_batches: int, mesh: Mesh | None,
+             sampled: bool):
+  """Jitted metrics averaged over fixed batches: ``fn(state, seed, length, padded_length)`` on the
+  batches ``data.eval_batch(..., i, length, padded_length)``, i < num_batches (``seed`` traced:
+  validation and test share a program; ``padded_length`` static; ``length`` traced or None, exact),
+  or ``fn(state, batches)`` on host batches stacked on a leading axis."""
   loss_fn = step_lib.task_loss(task.output_kind)
 
-  def fn(state, seed, length, padded_length):
+  def mean(state, batch_of, xs):
+    metrics = jax.lax.map(lambda x: step_lib.eval_step(state, batch_of(x), loss_fn), xs)
+    return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), metrics)
+
+  def from_seed(state, seed, length, padded_length):
     key = jax.random.PRNGKey(seed)
 
-    def one(i):
+    def batch_of(i):
       batch = data_lib.eval_batch(task, key, batch_size, i, length, padded_length)
-      if mesh is not None:
-        batch = jax.lax.with_sharding_constraint(batch, NamedSharding(mesh, P(parallel.AXIS)))
-      return step_lib.eval_step(state, batch, loss_fn)
-    return _mean_metrics(jax.lax.map(one, jnp.arange(num_batches)))
+      if mesh is None:
+        return batch
+      return jax.lax.with_sharding_constraint(batch, NamedSharding(mesh, P(parallel.AXIS)))
+    return mean(state, batch_of, jnp.arange(num_batches))
 
-  return _jit(fn, mesh, static_argnums=(3,))
+  def from_batches(state, batches):
+    return mean(state, lambda batch: batch, batches)
 
-
-def data_eval_fn(mesh: Mesh | None, loss_fn):
-  """Jitted ``fn(state, batches)`` -> metrics averaged over batches stacked on a leading axis."""
-
-  def fn(state, batches):
-    return _mean_metrics(jax.lax.map(lambda b: step_lib.eval_step(state, b, loss_fn), batches))
-
-  return _jit(fn, mesh)
+  out = {} if mesh is None else {"out_shardings": NamedSharding(mesh, P())}
+  if sampled:
+    return jax.jit(from_seed, static_argnums=(3,), **out)
+  return jax.jit(from_batches, **out)
 
 
 def pad_batches(batches: dict[str, np.ndarray], length: int, padded_length: int,
@@ -98,10 +91,8 @@ class Evaluation:
     self.seed = int(seed)
     self._mesh = mesh
     self._task = task
-    if sets is None:
-      self._fn = sampled_eval_fn(task, batch_size=batch_size, num_batches=num_batches, mesh=mesh)
-    else:
-      self._fn = data_eval_fn(mesh, step_lib.task_loss(task.output_kind))
+    self._fn = _eval_fn(task, batch_size=batch_size, num_batches=num_batches, mesh=mesh,
+                        sampled=sets is None)
     self._data: dict[int, Any] = {}
     self._compiled: dict[Any, Any] = {}
 
