@@ -119,22 +119,20 @@ def check_lengths(run: Run, lengths: Sequence[int]) -> tuple[int, ...]:
   return lengths
 
 
-def evaluate_lengths(run: Run, lengths: Sequence[int], *, batch_size: int | None = None,
-                     num_batches: int | None = None, split: str = "test") -> dict:
+def evaluate_lengths(run: Run, lengths: Sequence[int], *, split: str = "test") -> dict:
   """``{"step", "lengths": {"64": {metric: value}}, "mean": {metric: mean over lengths}}``.
 
   Uses the training run's evaluation data of ``split`` ("test": the tfds sets under
   ``eval_data_dir``, or batches sampled from ``eval_seed``; "val": batches sampled from
-  ``val_seed``; ``batch_size`` and ``eval_batches`` unless overridden), so at a trained length
-  it reproduces the run's final test evaluation, or with "val" its logged validation curve.
+  ``val_seed``; the run's ``batch_size`` and ``eval_batches``), so at a trained length it
+  reproduces the run's final test evaluation, or with "val" its logged validation curve.
   """
   lengths = check_lengths(run, lengths)
   config, task = run.config, run.setup.task
   # The evaluation the loop builds, over the lengths asked for (a saved run may be asked new ones).
   evaluation = evaluate_lib.from_config(
       config, task, parallel.make(config.parallelism, run.mesh).eval_mesh, lengths,
-      data_lib.buckets(config, task, lengths), batch_size=batch_size, num_batches=num_batches,
-      split=split)
+      data_lib.buckets(config, task, lengths), split=split)
   record = evaluate_lib.evaluate(evaluation, run.state, lengths, run.step)
   record["mean"] = evaluate_lib.mean_over_lengths(record)
   return record
@@ -143,6 +141,6 @@ def evaluate_lengths(run: Run, lengths: Sequence[int], *, batch_size: int | None
 def eval_batch(run: Run, batch_size: int, length: int, seed: int | None = None) -> dict:
   """A batch of the run's task (first evaluation batch's key unless ``seed`` is given)."""
   check_lengths(run, [length])
-  key = data_lib.eval_key(run.config.eval_seed if seed is None else seed)
+  key = jax.random.PRNGKey(run.config.eval_seed if seed is None else seed)
   batch = data_lib.eval_batch(run.setup.task, key, batch_size, 0, None, length)
   return jax.tree_util.tree_map(np.asarray, batch)

@@ -41,7 +41,7 @@ def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments: {argv[1:]}")
   common.quiet_logging()
-  compilation.enable_cache(compilation.cache_dir())
+  compilation.enable_cache()
   task_config = common.key_values(FLAGS.task_config, "--task_config")
   result = workdir_lib.evaluate_workdir(
       FLAGS.workdir, checkpoint=FLAGS.checkpoint, lengths=FLAGS.lengths,

@@ -67,6 +67,29 @@ def _config():
   return _CONFIG.value
 
 
+def _start_distributed():
+  """Starts multi-host JAX from the flags, or (--auto_distributed) lets JAX detect its SLURM, Open
+  MPI, Kubernetes or Cloud TPU cluster (none: ValueError); neither is a single-process run. Call it
+  before anything touches a JAX backend (``jax.devices()`` included)."""
+  if _COORDINATOR.value:  # JAX's own ValueErrors name a missing or bad process count or id
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  elif _NUM_PROCESSES.value is not None or _PROCESS_ID.value is not None:  # else one process
+    raise ValueError("--num_processes and --process_id need --coordinator_address (HOST:PORT of "
+                     "process 0); or use --auto_distributed on a cluster")
+  elif _AUTO_DISTRIBUTED.value:
+    try:
+      jax.distributed.initialize()
+    except ValueError as e:  # JAX asks for a coordinator_address when it finds no cluster
+      raise ValueError(f"--auto_distributed: JAX found no SLURM, Open MPI, Kubernetes or Cloud "
+                       f"TPU cluster to join ({e}); give --coordinator_address, --num_processes "
+                       f"and --process_id instead") from e
+  else:
+    return
+  log.info("jax.distributed: process %d of %d, %d local / %d global devices", jax.process_index(),
+           jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
 @common.guard(PROG)
 def main(argv):
   if len(argv) > 1:
@@ -77,10 +100,9 @@ def main(argv):
     raise ValueError("--workdir is required: the run directory (resumed if it holds a run)")
   config_lib.validate(config)  # before anything else: a bad config is one line, nothing started
   # jax.distributed must start before anything touches a backend (the device count included).
-  parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                                  _AUTO_DISTRIBUTED.value)
-  config_lib.check_devices(config)
-  cache = compilation.enable_cache(compilation.cache_dir())
+  _start_distributed()
+  parallel.check_batch(config.batch_size, config.optimizer.grad_accum_steps)
+  cache = compilation.enable_cache()
   log.info("JAX %s, process %d/%d, devices: %s; compilation cache: %s", jax.__version__,
            jax.process_index(), jax.process_count(), jax.devices(), cache or "off")
   try:

@@ -1,22 +1,14 @@
 """Checkpoints: orbax CheckpointManager with checksums, damaged-step fallback (and check_config).
 
-Layout of ``directory`` (orbax): one folder per step, ``<step>/state`` (the train state, orbax
-``PyTreeSave``, OCDBT), ``<step>/meta`` (JSON: step, metrics and the caller's ``extra``),
-``<step>/metrics`` (orbax's own copy used to rank the best step) and
-``<step>/attnlab_checksums.json`` (size and CRC-32 of every 16 MB chunk of every file of the step,
-written inside orbax's temporary folder just before its atomic rename, so a committed step always
-has one).
+``directory`` holds one folder per step: ``<step>/state`` (the train state), ``<step>/meta`` (JSON:
+step, metrics and the caller's ``extra``), ``<step>/metrics`` (orbax's copy, to rank the best step)
+and the checksum sidecar (``checksums.py``). Arrays are stored without zstd by default: float32
+parameters barely compress, and compression slows saving and restoring several times.
 
-Arrays are stored without zstd by default (``compress=False``): float32 parameters barely compress,
-and compression slows saving and restoring several times (``scripts/bench.py checkpoint``).
-
-Why the checksum sidecar and what it holds: ``checksums.py``.
-
-A step that fails to verify or restore is never deleted: ``restore_latest`` logs a warning naming
-the step and the cause, moves the step to ``<directory>_damaged/`` (so a resumed run can save that
-step number again) and falls back to the previous step. An interrupted save leaves only orbax's
-``<step>.orbax-checkpoint-tmp`` folder, which orbax never lists; it is removed at start-up with a
-warning (it was never committed).
+A damaged step is never deleted: ``restore_latest`` moves it to ``<directory>_damaged/`` (so a
+resumed run can save that step again) and falls back to the previous step. An interrupted save
+leaves only orbax's ``<step>.orbax-checkpoint-tmp`` folder (never committed), removed at the first
+save.
 """
 
 from __future__ import annotations
@@ -36,7 +28,7 @@ import orbax.checkpoint as ocp
 
 from attnlab.train.checksums import SIDECAR, verify_step_dir, write_sidecar
 # check_config is part of this module's API (the workdir contract); it lives in its own file.
-from attnlab.train.workdir_config import check_config, with_legacy_fields  # noqa: F401
+from attnlab.train.workdir_config import check_config, move_aside  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +36,19 @@ TMP_SUFFIX = ".orbax-checkpoint-tmp"
 _BEST_MODES = ("max", "min")
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  """{"a": {"b": 1}} -> {"a/b": 1}."""
-  flat = {}
-  for k, v in tree.items():
-    key = f"{prefix}{k}"
-    if isinstance(v, Mapping):
-      flat.update(_flatten(v, key + "/"))
-    else:
-      flat[key] = v
-  return flat
-
-
-def _scalar_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
-  """Flat JSON-safe copy of the finite scalar metrics (NaN never competes for best)."""
+def _scalar_metrics(metrics: Mapping[str, Any] | None, prefix: str = "") -> dict[str, float]:
+  """{"a": {"b": 1}} -> {"a/b": 1.0}, finite scalars only (NaN never competes for best)."""
   out = {}
-  for k, v in _flatten(metrics or {}).items():
+  for k, v in (metrics or {}).items():
+    if isinstance(v, Mapping):
+      out.update(_scalar_metrics(v, f"{prefix}{k}/"))
+      continue
     try:
       f = float(v)
     except (TypeError, ValueError):
       continue
     if math.isfinite(f):
-      out[k] = f
+      out[f"{prefix}{k}"] = f
   return out
 
 
@@ -81,11 +64,8 @@ def _abstract_leaf(x: Any) -> Any:
 
 
 class Checkpointer:
-  """Saves and restores a train-state pytree under ``directory`` (see module docstring).
-
-  Keeps the last ``keep`` steps plus the best step by ``best_metric`` (a key of the metrics passed
-  to ``save``; nested dicts are addressed as "a/b"), ``best_mode`` "max" or "min".
-  """
+  """Saves and restores a train-state pytree under ``directory``: the last ``keep`` steps, and the
+  best by ``best_metric`` (a key of ``save``'s metrics, nested ones as "a/b") and ``best_mode``."""
 
   def __init__(self, directory: str, *, keep: int = 3, best_metric: str | None = None,
                best_mode: str = "max", async_save: bool = True, verify: bool = True,
@@ -136,11 +116,8 @@ class Checkpointer:
     return sorted(n for n in os.listdir(self.directory) if TMP_SUFFIX in n)
 
   def _remove_interrupted_saves(self) -> None:
-    """Deletes orbax tmp folders left by a killed writer.
-
-    Only at the first save: then none of ours is in flight, and a reader of a live run (evaluation)
-    never saves, so it cannot remove the writer's in-flight save.
-    """
+    """Deletes orbax tmp folders left by a killed writer. Only at the first save: then none of ours
+    is in flight, and a reader of a live run (evaluation) never saves, so never removes its save."""
     self._interrupted_removed = True
     if not self._primary:
       return
@@ -169,12 +146,8 @@ class Checkpointer:
 
   def save(self, step: int, state: Any, metrics: Mapping[str, Any] | None = None,
            force: bool = False, extra: Mapping[str, Any] | None = None) -> bool:
-    """Starts saving ``state`` as ``step`` (asynchronously unless async_save=False), with
-    ``extra`` (plain JSON data) in its metadata.
-
-    Returns False (and saves nothing) if the step already exists or orbax's save policy declines.
-    The call returns once the arrays are copied; ``wait()`` blocks until the files are committed.
-    """
+    """Starts saving ``state`` as ``step`` with ``extra`` (plain JSON) in its metadata; ``wait()``
+    blocks until it is committed. False (nothing saved) if the step exists or orbax declines."""
     step = int(step)
     if not self._interrupted_removed:
       self._remove_interrupted_saves()
@@ -182,18 +155,14 @@ class Checkpointer:
       log.info("Checkpoint step %d already exists; not saving it again.", step)
       return False
     flat = _scalar_metrics(metrics)
-    ranked = flat if self.best_metric else None
     meta = {"step": step, "metrics": flat, "time": time.time()}
     if extra:
       meta["extra"] = dict(extra)
     with self._lock:
       self._pending.append(step)
-    saved = self._manager.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.PyTreeSave(state),
-            meta=ocp.args.JsonSave(meta)),
-        metrics=ranked, force=force)
+    args = ocp.args.Composite(state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta))
+    saved = self._manager.save(step, args=args, metrics=flat if self.best_metric else None,
+                               force=force)
     if not saved:
       with self._lock:
         self._pending.remove(step)
@@ -267,13 +236,9 @@ class Checkpointer:
     return restored["state"]
 
   def restore(self, step: int | str, abstract_state: Any) -> Any:
-    """Restores ``step`` (an int, "best" or "latest"); raises ValueError if absent or damaged.
-
-    ``abstract_state`` gives structure, shapes, dtypes and shardings (arrays or
-    jax.ShapeDtypeStruct); None restores the saved tree as nested dicts of numpy arrays (to
-    inspect a checkpoint without building the model).
-    "latest" means the latest good step, as ``restore_latest``.
-    """
+    """Restores ``step`` (an int, "best" or "latest": as ``restore_latest``); ValueError if absent
+    or damaged. ``abstract_state`` (arrays or ShapeDtypeStructs) gives the shapes, dtypes and
+    shardings; None restores the saved tree as numpy arrays (to inspect it without the model)."""
     if step == "latest":
       found = self.restore_latest(abstract_state)
       if found is None:
@@ -296,10 +261,8 @@ class Checkpointer:
                        f"{type(e).__name__}: {e}") from e
 
   def restore_latest(self, abstract_state: Any) -> tuple[Any, int] | None:
-    """(state, step) of the latest step that verifies and restores; None if there is none.
-
-    A damaged step is logged (step and cause), moved to ``<directory>_damaged/`` and skipped.
-    """
+    """(state, step) of the latest step that verifies and restores (None if there is none); a
+    damaged step is logged with its cause, moved to ``<directory>_damaged/`` and skipped."""
     self.wait()
     for step in reversed(self.steps()):
       try:
@@ -317,12 +280,8 @@ class Checkpointer:
     dst = os.path.join(self.damaged_directory, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
     if self._primary:
       os.makedirs(self.damaged_directory, exist_ok=True)
-      suffix = 0
-      while os.path.exists(dst + (f".{suffix}" if suffix else "")):
-        suffix += 1
-      dst += f".{suffix}" if suffix else ""
       try:
-        os.rename(src, dst)
+        dst = move_aside(src, dst)
       except OSError as e:  # e.g. removed meanwhile by the retention of a live run
         dst = f"(not moved: {e})"
     self._manager.reload()

@@ -1,16 +1,13 @@
 """Checksum sidecar of a checkpoint step: size and CRC-32 of every 16 MB chunk of every file.
 
-Why the checksum sidecar: orbax/tensorstore detect a missing or truncated data file and most bit
-flips in OCDBT index nodes, but a flipped bit inside array data restores silently with a wrong
-value (checked with orbax-checkpoint 0.12.8, compressed or not). Verifying the sidecar before each
-restore turns that into an error. CRC-32 rather than sha256: the sidecar guards against storage
-damage, not tampering (whoever can rewrite the data can rewrite the sidecar), and CRC-32 chunks
-were 2x cheaper to check than sha256 here (~570 vs ~260 MB/s). A step without a sidecar (written
-by another tool, or on multi-host where each host writes only its own files) is restored
-unverified, with a warning.
+Why: orbax/tensorstore detect a missing or truncated file, but a flipped bit inside array data
+restores silently with a wrong value; verifying the sidecar before each restore makes it an error.
+CRC-32, not sha256: it guards against storage damage, not tampering (whoever can rewrite the data
+can rewrite the sidecar), and is cheaper to check. A step without a sidecar (written by another
+tool, or multi-host, where each host writes only its own files) is restored unverified.
 
 The sidecar (``attnlab_checksums.json``) is written inside orbax's temporary folder just before its
-atomic rename, so a committed step always has one; ``verify_step_dir`` checks a step against it.
+atomic rename, so a committed step always has one.
 """
 
 from __future__ import annotations
@@ -50,22 +47,9 @@ def _digest_files(root: str, sizes: Mapping[str, int]) -> dict[str, list]:
   return out
 
 
-def file_digests(root: str) -> dict[str, list]:
-  """{relative path: [size, [chunk crc32...]]} of every file under ``root`` (markers excluded)."""
-  sizes = {}
-  for dirpath, _, files in os.walk(root):
-    for name in files:
-      if name not in _UNHASHED:
-        path = os.path.join(dirpath, name)
-        sizes[os.path.relpath(path, root)] = os.path.getsize(path)
-  return _digest_files(root, sizes)
-
-
 def verify_step_dir(step_dir: str) -> bool:
-  """Checks a step folder against its sidecar; raises ValueError naming the bad file.
-
-  Returns False when there is no sidecar (nothing to verify), True when all files match.
-  """
+  """True if a step folder matches its sidecar, False if it has none; else ValueError naming the
+  bad file."""
   sidecar = os.path.join(step_dir, SIDECAR)
   if not os.path.exists(sidecar):
     return False
@@ -89,9 +73,15 @@ def verify_step_dir(step_dir: str) -> bool:
 
 
 def write_sidecar(step_dir: str, step: int) -> None:
-  """Writes the sidecar of every file under ``step_dir`` (atomically: a .tmp file, then rename)."""
+  """Writes the sidecar of every file under ``step_dir`` but the markers, atomically."""
+  sizes = {}
+  for dirpath, _, files in os.walk(step_dir):
+    for name in files:
+      if name not in _UNHASHED:
+        path = os.path.join(dirpath, name)
+        sizes[os.path.relpath(path, step_dir)] = os.path.getsize(path)
   digests = {"algorithm": "crc32", "chunk_bytes": _CHUNK, "step": step,
-             "files": file_digests(step_dir)}
+             "files": _digest_files(step_dir, sizes)}
   with open(os.path.join(step_dir, SIDECAR + ".tmp"), "w") as f:
     json.dump(digests, f, indent=0, sort_keys=True)
   os.replace(os.path.join(step_dir, SIDECAR + ".tmp"), os.path.join(step_dir, SIDECAR))

@@ -1,14 +1,8 @@
 """What compiling costs a run: JAX's persistent compilation cache and a count of compilations.
 
-The cache (``jax_compilation_cache_dir``) keeps every compiled program on disk, keyed by the
-program and the machine, so another process compiling the same shapes (a resumed run, another
-seed of a sweep, an evaluation) loads it instead. ``cache_dir()`` is where the commands put it:
-``$ATTNLAB_COMPILATION_CACHE`` when set ("off" or empty switches it off), else
-``$XDG_CACHE_HOME/attnlab/jax`` (``~/.cache/attnlab/jax``).
-
-``Compilations`` counts from JAX's own monitoring events: every backend compile request is one
-``/jax/core/compile/backend_compile_duration`` event (its seconds included), and the requests the
-persistent cache answered are also ``/jax/compilation_cache/cache_hits`` events.
+The cache keeps every compiled program on disk, keyed by the program and the machine, so another
+process compiling the same shapes (a resumed run, another seed of a sweep, an evaluation) loads it
+instead of compiling it again.
 """
 
 from __future__ import annotations
@@ -19,24 +13,19 @@ import os
 import jax
 
 ENV = "ATTNLAB_COMPILATION_CACHE"
-_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # each backend compile request
+_HIT_EVENT = "/jax/compilation_cache/cache_hits"  # each request the persistent cache answered
 
 
-def cache_dir(environ=None) -> str | None:
-  """The cache directory the environment asks for (None: off)."""
-  environ = os.environ if environ is None else environ
-  value = environ.get(ENV)
-  if value is None:
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "attnlab", "jax")
-  return None if value.strip().lower() in ("", "off") else value
-
-
-def enable_cache(directory: str | None) -> str | None:
-  """Points JAX's persistent compilation cache at ``directory`` (None: leaves it off); every
-  program is cached, however fast it compiled. Call before the first compile."""
+def enable_cache() -> str | None:
+  """Points JAX's persistent compilation cache at ``$ATTNLAB_COMPILATION_CACHE`` ("off" or empty:
+  no cache), else at ``$XDG_CACHE_HOME/attnlab/jax`` (``~/.cache/attnlab/jax``), and caches every
+  program, however fast it compiled. Call it before the first compile; returns the directory."""
+  directory = os.environ.get(ENV)
   if directory is None:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = os.path.join(base, "attnlab", "jax")
+  elif directory.strip().lower() in ("", "off"):
     return None
   os.makedirs(directory, exist_ok=True)
   jax.config.update("jax_compilation_cache_dir", directory)
@@ -57,14 +46,12 @@ class Compilations:
     """Programs actually compiled (requests the cache did not answer)."""
     return self.requests - self.cache_hits
 
-  def _duration(self, event: str, seconds: float, **kwargs) -> None:
-    del kwargs
+  def _duration(self, event: str, seconds: float, **_) -> None:
     if event == _COMPILE_EVENT:
       self.requests += 1
       self.seconds += seconds
 
-  def _event(self, event: str, **kwargs) -> None:
-    del kwargs
+  def _event(self, event: str, **_) -> None:
     if event == _HIT_EVENT:
       self.cache_hits += 1
 

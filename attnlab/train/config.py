@@ -37,7 +37,6 @@ class Setup:
   model: task_model.SequenceModel  # the full model
   param_counts: dict  # {"total", "embed"/"input_proj", "backbone", "head"}
   eval_lengths: tuple  # sorted unique evaluation lengths
-  dtype: Any  # compute dtype
   buckets: tuple | None  # the run's length buckets; None: exact lengths
 
 
@@ -54,11 +53,11 @@ def _flat_items(cfg, prefix="") -> list[tuple[str, Any]]:
 def check_overrides(config, dotted_names: Sequence[str]) -> None:
   """ValueError for an override naming no config field, with the closest valid names."""
   for dotted in dotted_names:
-    node, walked = config, []
-    for part in dotted.split("."):
+    node, parts = config, dotted.split(".")
+    for i, part in enumerate(parts):
       if not hasattr(node, "items") or part not in node:
         valid = list(node.keys()) if hasattr(node, "keys") else []
-        here = ".".join(walked)
+        here = ".".join(parts[:i])
         close = difflib.get_close_matches(part, valid, n=3, cutoff=0.5)
         close_full = difflib.get_close_matches(dotted, [k for k, _ in _flat_items(config)], n=3,
                                                cutoff=0.6)
@@ -67,7 +66,6 @@ def check_overrides(config, dotted_names: Sequence[str]) -> None:
             f"--config.{dotted}: config{'.' + here if here else ''} has no field {part!r}; "
             f"closest valid names: {hint or '(none close)'}; fields here: {sorted(valid)}")
       node = node[part]
-      walked.append(part)
 
 
 def _task(config) -> base.Task:
@@ -87,7 +85,7 @@ def _task(config) -> base.Task:
 
 def validate(config, *, capture_attention: bool = False) -> model_registry.Model:
   """Every check that needs no device (names, ranges, the task's lengths): they touch no JAX
-  backend, so they run before ``jax.distributed`` starts (``check_devices`` is the rest).
+  backend, so they run before ``jax.distributed`` starts (``parallel.check_batch`` is the rest).
   Returns the typed model config at the run's dtype and longest length (before any sizing)."""
   for name, value in _flat_items(config):
     if isinstance(value, float) and not math.isfinite(value):
@@ -132,24 +130,19 @@ def _check_stopping(config) -> None:
     raise ValueError(f"patience={config.patience!r}; allowed: an integer >= 0 "
                      "(0: never stop early)")
   if not config.converge_epsilon >= 0:
-    raise ValueError(f"converge_epsilon={config.converge_epsilon!r}; allowed: converge_epsilon >= 0")
-
-
-def check_devices(config) -> None:
-  """The checks that need the device count (every process's devices once multi-host has started)."""
-  parallel.check_batch(config.batch_size, config.optimizer.grad_accum_steps)
+    raise ValueError(f"converge_epsilon={config.converge_epsilon!r}; allowed: "
+                     "converge_epsilon >= 0")
 
 
 def build(config, capture_attention: bool = False) -> Setup:
   """Validates ``config`` and builds its task and (width-sized) model; compiles nothing."""
   model_config = validate(config, capture_attention=capture_attention)
-  check_devices(config)
+  parallel.check_batch(config.batch_size, config.optimizer.grad_accum_steps)
   task = _task(config)
   eval_lengths = lengths_lib.check_eval_lengths(config.eval_lengths)
   if config.model.get("target_params"):
     model_config = task_model.size_to_target(model_config, task, int(config.model.target_params))
-  dtype = COMPUTE_DTYPES[config.compute_dtype]
-  model = task_model.from_model(model_config, task, dtype)
+  model = task_model.from_model(model_config, task, COMPUTE_DTYPES[config.compute_dtype])
   counts = task_model.param_counts(task_model.abstract_params(model, task))
   lengths = list(range(int(config.train_min_length), int(config.train_max_length) + 1))
   buckets = data_lib.buckets(config, task, lengths + list(eval_lengths))
@@ -157,8 +150,7 @@ def build(config, capture_attention: bool = False) -> Setup:
     raise ValueError("train_length_draw='example' pads every batch: it needs length buckets "
                      f"(length_buckets={config.get('length_buckets', 'auto')!r} gives none here)")
   return Setup(task=task, model_config=model_config, model_fields=model_config.fields(),
-               model=model, param_counts=counts, eval_lengths=eval_lengths, dtype=dtype,
-               buckets=buckets)
+               model=model, param_counts=counts, eval_lengths=eval_lengths, buckets=buckets)
 
 
 def _model_fields(config) -> dict:

@@ -6,18 +6,13 @@ Keys, from the config's four seeds:
            with the device index under pmap);
   data     ``PRNGKey(data_seed)``: batch S is sampled from ``fold_in(data, S)``, its per-example
            lengths (``train_length_draw="example"``) from ``fold_in(fold_in(data, S), 2**20)``;
-           with ``train_examples`` N > 0, batch S takes examples of a fixed set instead
-           (``finite.py``): example i from ``fold_in(set_key(data), i)``, epoch e's order from
-           ``fold_in(order_key(data), e)``;
+           with ``train_examples`` > 0, batch S takes examples of a fixed set instead
+           (``finite.py``, from ``set_key(data)`` and ``order_key(data)``);
   eval     ``PRNGKey(eval_seed)`` for the test batches, ``PRNGKey(val_seed)`` for the validation
            batches: evaluation batch i at length n from ``fold_in(fold_in(eval, n), i)``.
 Step S's training length is drawn on the host from ``(data_seed, S)`` (``lengths.train_length``).
 All of it is a function of the step, so a run resumed at step S sees the batches of the
 uninterrupted run.
-
-Compiled lengths: a program's static ``padded_length`` is the batch's exact length when length
-buckets are off (``length`` is None), else the bucket of its length, with the true length traced
-(``TrainData.program``), so one program serves a whole bucket.
 """
 
 from __future__ import annotations
@@ -32,20 +27,8 @@ from attnlab.tasks import lengths as lengths_lib
 from attnlab.train import finite
 
 
-def init_key(seed: int) -> jax.Array:
-  return jax.random.PRNGKey(seed)
-
-
 def dropout_key(seed: int) -> jax.Array:
   return jax.random.fold_in(jax.random.PRNGKey(seed), 1)  # a stream apart from the init key
-
-
-def data_key(data_seed: int) -> jax.Array:
-  return jax.random.PRNGKey(data_seed)
-
-
-def eval_key(eval_seed: int) -> jax.Array:
-  return jax.random.PRNGKey(eval_seed)
 
 
 # The finite set's fold_in tags under the data key: above any step number, so never a batch's key.
@@ -77,7 +60,7 @@ def sample(task: base.Task, rng, batch_size: int, length, padded_length: int) ->
 
 
 def eval_batch(task: base.Task, key, batch_size: int, i, length, padded_length: int) -> dict:
-  """Evaluation batch ``i`` at ``length`` (None: ``padded_length`` exactly), from ``eval_key``."""
+  """Evaluation batch ``i`` at ``length`` (None: ``padded_length`` exactly), from the eval key."""
   n = padded_length if length is None else length
   return sample(task, jax.random.fold_in(jax.random.fold_in(key, n), i), batch_size, length,
                 padded_length)
@@ -90,7 +73,7 @@ class TrainData:
   task: base.Task
   batch_size: int  # the global batch
   seed: int  # data_seed: the lengths of the steps
-  key: jax.Array  # data_key(data_seed): the batches
+  key: jax.Array  # PRNGKey(data_seed): the batches
   min_length: int
   max_length: int
   buckets: tuple[int, ...] | None  # the run's length buckets; None: exact lengths
@@ -100,7 +83,7 @@ class TrainData:
   @classmethod
   def from_config(cls, config, task: base.Task, buckets) -> TrainData:
     return cls(task=task, batch_size=config.batch_size, seed=config.data_seed,
-               key=data_key(config.data_seed), min_length=int(config.train_min_length),
+               key=jax.random.PRNGKey(config.data_seed), min_length=int(config.train_min_length),
                max_length=int(config.train_max_length), buckets=buckets,
                per_example=config.get("train_length_draw", "batch") == "example",
                examples=int(config.get("train_examples", 0)))
@@ -110,8 +93,8 @@ class TrainData:
     return lengths_lib.train_length(self.seed, step, self.min_length, self.max_length)
 
   def program(self, length: int) -> tuple[jax.Array | None, int]:
-    """(the traced length argument, the static padded length) of the program training at
-    ``length``."""
+    """(the traced length, the static padded length) of the program training at ``length``: with
+    buckets, the bucket of ``length`` (one program serves a bucket), else None and ``length``."""
     if self.buckets is None:
       return None, int(length)
     if self.per_example:  # every row drawn in the step; the batch padded to the longest's bucket

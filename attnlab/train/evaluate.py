@@ -1,18 +1,11 @@
 """Evaluation of a training state at many lengths: the loop's validation and test, a saved run's.
 
-Each length is scored on ``num_batches`` fixed batches: sampled on the device from ``seed`` (every
+Each length is scored on ``num_batches`` fixed batches: sampled on the device from a seed (every
 model sees the same examples), or read from the fixed tfds sets that ``scripts/build_data.py``
-built (``read_sets``: the same examples for every run and every attnlab version that keeps
-``tfds_builder.VERSION``; a missing or too small set is a ``ValueError`` naming the command that
-builds it, raised before anything compiles).
-
-Two splits (``from_config``): "test" (the ``eval_data_dir`` sets, else batches from ``eval_seed``)
-and "val" (always batches sampled from ``val_seed``). The seed is an argument of the compiled
-program, so sampled validation and test batches share one program per length (``resampled``).
-
-With length buckets one compiled program per bucket serves every length in it: batches are padded
-to the bucket and carry their true lengths, and the models compute on them exactly what they
-compute on the unpadded batch, so each length's metrics are those of its own examples.
+built (``read_sets``; a missing or too small set is a ``ValueError`` naming the command that builds
+it). The "test" split reads the ``eval_data_dir`` sets, else samples from ``eval_seed``; "val"
+samples from ``val_seed``. With length buckets one compiled program per bucket serves every length
+in it: the models compute on a padded batch exactly what they compute on the unpadded one.
 """
 
 from __future__ import annotations
@@ -31,44 +24,35 @@ from attnlab.train import parallel
 from attnlab.train import step as step_lib
 
 
-def _mean_metrics(per_batch):
-  return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), per_batch)
-
-
-def _jit(fn, mesh: Mesh | None, **kwargs):
-  if mesh is None:
-    return jax.jit(fn, **kwargs)
-  return jax.jit(fn, out_shardings=NamedSharding(mesh, P()), **kwargs)
-
-
-def sampled_eval_fn(task: base.Task, *, batch_size: int, num_batches: int, mesh: Mesh | None):
-  """Jitted ``fn(state, seed, length, padded_length)`` -> metrics averaged over the fixed batches
-  ``data.eval_batch(task, eval_key(seed), batch_size, i, length, padded_length)``, i <
-  num_batches; ``padded_length`` static (one compile each), ``seed`` traced, ``length`` traced or
-  None (exactly ``padded_length``). A length sees the same examples padded or not."""
+def _eval_fn(task: base.Task, *, batch_size: int, num_batches: int, mesh: Mesh | None,
+             sampled: bool):
+  """Jitted metrics averaged over fixed batches: ``fn(state, seed, length, padded_length)`` on the
+  batches ``data.eval_batch(..., i, length, padded_length)``, i < num_batches (``seed`` traced:
+  validation and test share a program; ``padded_length`` static; ``length`` traced or None, exact),
+  or ``fn(state, batches)`` on host batches stacked on a leading axis."""
   loss_fn = step_lib.task_loss(task.output_kind)
 
-  def fn(state, seed, length, padded_length):
-    key = data_lib.eval_key(seed)
+  def mean(state, batch_of, xs):
+    metrics = jax.lax.map(lambda x: step_lib.eval_step(state, batch_of(x), loss_fn), xs)
+    return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), metrics)
 
-    def one(i):
+  def from_seed(state, seed, length, padded_length):
+    key = jax.random.PRNGKey(seed)
+
+    def batch_of(i):
       batch = data_lib.eval_batch(task, key, batch_size, i, length, padded_length)
-      if mesh is not None:
-        batch = jax.lax.with_sharding_constraint(batch, NamedSharding(mesh, P(parallel.AXIS)))
-      return step_lib.eval_step(state, batch, loss_fn)
-    return _mean_metrics(jax.lax.map(one, jnp.arange(num_batches)))
+      if mesh is None:
+        return batch
+      return jax.lax.with_sharding_constraint(batch, NamedSharding(mesh, P(parallel.AXIS)))
+    return mean(state, batch_of, jnp.arange(num_batches))
 
-  return _jit(fn, mesh, static_argnums=(3,))
+  def from_batches(state, batches):
+    return mean(state, lambda batch: batch, batches)
 
-
-def data_eval_fn(mesh: Mesh | None, loss_fn):
-  """Jitted ``fn(state, batches)`` -> metrics averaged over given batches (leading axis: batch
-  index); one compile per batch shape."""
-
-  def fn(state, batches):
-    return _mean_metrics(jax.lax.map(lambda b: step_lib.eval_step(state, b, loss_fn), batches))
-
-  return _jit(fn, mesh)
+  out = {} if mesh is None else {"out_shardings": NamedSharding(mesh, P())}
+  if sampled:
+    return jax.jit(from_seed, static_argnums=(3,), **out)
+  return jax.jit(from_batches, **out)
 
 
 def pad_batches(batches: dict[str, np.ndarray], length: int, padded_length: int,
@@ -100,18 +84,15 @@ class Evaluation:
   def __init__(self, task: base.Task, *, batch_size: int, num_batches: int, seed: int,
                mesh: Mesh | None = None, buckets: Sequence[int] | None = None,
                sets: dict[int, dict[str, np.ndarray]] | None = None):
-    """``mesh``: shard each batch over its data axis (None: one device, as under pmap);
-    ``buckets``: the run's length buckets (None: exact lengths); ``sets``: host batches per
-    length from ``read_sets`` (None: sampled from ``seed``)."""
+    """``mesh`` None: one device (as under pmap); ``buckets`` None: exact lengths; ``sets``: host
+    batches per length from ``read_sets`` (None: sampled from ``seed``)."""
     self.buckets = None if buckets is None else tuple(buckets)
     self.sets = sets
     self.seed = int(seed)
     self._mesh = mesh
     self._task = task
-    if sets is None:
-      self._fn = sampled_eval_fn(task, batch_size=batch_size, num_batches=num_batches, mesh=mesh)
-    else:
-      self._fn = data_eval_fn(mesh, step_lib.task_loss(task.output_kind))
+    self._fn = _eval_fn(task, batch_size=batch_size, num_batches=num_batches, mesh=mesh,
+                        sampled=sets is None)
     self._data: dict[int, Any] = {}
     self._compiled: dict[Any, Any] = {}
 
@@ -175,31 +156,26 @@ def flat_metrics(record: dict | None, prefix: str, per_length: Sequence[str]) ->
   return out
 
 
-def build_command(data_dir, task: base.Task, lengths, examples: int, seed: int) -> str:
-  """The ``scripts/build_data.py`` command that builds the sets a run needs."""
-  fields = " ".join(f"--task_config {k}={v}" for k, v in registry.task_fields(task).items())
-  return (f"scripts/build_data.py --task {task.name} --data_dir {data_dir} "
-          f"--lengths {','.join(str(n) for n in lengths)} --examples {examples} --seed {seed}"
-          + (f" {fields}" if fields else ""))
-
-
 def read_sets(data_dir: str, task: base.Task, lengths: Sequence[int], *, batch_size: int,
               num_batches: int, seed: int) -> dict[int, dict[str, np.ndarray]]:
   """{length: batches with a leading [num_batches, batch_size] pair of axes} read from the sets."""
   examples = batch_size * num_batches
+  fields = "".join(f" --task_config {k}={v}" for k, v in registry.task_fields(task).items())
+  build = (f"Build it with: scripts/build_data.py --task {task.name} --data_dir {data_dir} "
+           f"--lengths {','.join(str(n) for n in lengths)} --examples {examples} --seed {seed}"
+           f"{fields}")
   out = {}
   for n in lengths:
     try:
       batches = list(tfds_builder.eval_batches(data_dir, task, n, batch_size, seed=seed,
                                                num_batches=num_batches))
     except ValueError as e:
-      raise ValueError(f"eval_data_dir={data_dir!r}: {e}. Build it with: "
-                       f"{build_command(data_dir, task, lengths, examples, seed)}") from None
+      raise ValueError(f"eval_data_dir={data_dir!r}: {e}. {build}") from None
     if len(batches) < num_batches:
       raise ValueError(
           f"eval_data_dir={data_dir!r}: the {task.name} set at length {n} (seed {seed}) holds "
-          f"{len(batches) * batch_size} usable examples; eval_batches * batch_size = {examples} are "
-          f"needed. Build it with: {build_command(data_dir, task, lengths, examples, seed)}")
+          f"{len(batches) * batch_size} usable examples; eval_batches * batch_size = {examples} "
+          f"are needed. {build}")
     out[n] = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
   return out
 
@@ -208,25 +184,17 @@ SPLITS = ("test", "val")
 
 
 def from_config(config, task: base.Task, mesh: Mesh | None, lengths: Sequence[int],
-                buckets: Sequence[int] | None, *, batch_size: int | None = None,
-                num_batches: int | None = None, split: str = "test") -> Evaluation:
+                buckets: Sequence[int] | None, *, split: str = "test") -> Evaluation:
   """The run's evaluation of ``split``, from its config fields (eval_data_dir, eval_seed or
-  val_seed, batch_size and eval_batches unless given): the sets are read here, before anything
-  compiles."""
+  val_seed, batch_size, eval_batches): the sets are read here, before anything compiles."""
   if split not in SPLITS:
     raise ValueError(f"split={split!r}; allowed: {SPLITS}")
-  batch_size = batch_size or config.batch_size
-  num_batches = num_batches or config.eval_batches
-  if split == "val":
-    return Evaluation(task, batch_size=batch_size, num_batches=num_batches, seed=config.val_seed,
-                      mesh=mesh, buckets=buckets)
-  data_dir = config.get("eval_data_dir", "")
-  sets = None
-  if data_dir:
-    sets = read_sets(data_dir, task, lengths, batch_size=batch_size, num_batches=num_batches,
-                     seed=config.eval_seed)
-  return Evaluation(task, batch_size=batch_size, num_batches=num_batches, seed=config.eval_seed,
-                    mesh=mesh, buckets=buckets, sets=sets)
+  seed = config.eval_seed if split == "test" else config.val_seed
+  data_dir = config.get("eval_data_dir", "") if split == "test" else ""
+  sets = read_sets(data_dir, task, lengths, batch_size=config.batch_size,
+                   num_batches=config.eval_batches, seed=seed) if data_dir else None
+  return Evaluation(task, batch_size=config.batch_size, num_batches=config.eval_batches,
+                    seed=seed, mesh=mesh, buckets=buckets, sets=sets)
 
 
 def splits(config, task: base.Task, mesh: Mesh | None, lengths: Sequence[int],

@@ -1,22 +1,20 @@
 """``train_and_evaluate(config, workdir)``: the one training loop every comparison goes through.
 
 Straight-line: build, restore, then per step dispatch the compiled step and do the periodic work
-(log, evaluate, checkpoint). Between those the host only dispatches; metrics of a log step are read
-one step late (after the next step is dispatched), so the host never stalls the device. NaN/Inf is
-tracked on the device (``state.nonfinite_step``, the first bad step) and checked at log steps, and
-synchronously before an evaluation or a checkpoint, so a non-finite state is never saved.
+(log, evaluate, checkpoint). Metrics of a log step are read one step late (after the next step is
+dispatched), so the host never stalls the device. NaN/Inf is tracked on the device
+(``state.nonfinite_step``) and checked at log steps, and before an evaluation or a checkpoint, so a
+non-finite state is never saved.
 
-Every ``eval_every`` steps (and at the last) the state is scored on the validation batches
-(``val_seed``; eval.jsonl, ``"split": "val"``), and the run stops early once it has solved its
-task (``convergence``: the threshold met at every length for ``patience`` evaluations in a row).
-The validation points travel with each checkpoint, so a resumed run stops where the uninterrupted
-one does. The test batches (``eval_seed`` or the ``eval_data_dir`` sets) are scored once, on the
-state the run ends with (the last, not the best, checkpoint): summary.json's ``final_eval`` and
-``test_*`` keys, beside ``val_*`` (the last validation), ``solved_step`` and ``converged``.
+Every ``eval_every`` steps (and at the last) the state is scored on the validation batches, and the
+run stops once it has solved its task (``convergence.py``; the points travel with each checkpoint,
+so a resumed run stops where the uninterrupted one does). The test batches are scored once, on the
+state the run ends with.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -49,52 +47,34 @@ class NonFiniteLossError(FloatingPointError):
   """The loss, gradients or parameters became NaN/Inf; the run stopped without saving them."""
 
 
-class _StopRequest:
-  """Set by SIGTERM/SIGINT: the loop finishes the current step, saves and returns."""
-
-  def __init__(self):
-    self.signal = None
-    self._old = {}
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      for sig in (signal.SIGTERM, signal.SIGINT):
-        self._old[sig] = signal.signal(sig, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    self.signal = signal.Signals(signum).name
-
-  def __exit__(self, *exc):
-    for sig, handler in self._old.items():
+@contextlib.contextmanager
+def _stop_request():
+  """Yields a dict whose "signal" SIGTERM/SIGINT set: the loop finishes the step, saves, returns."""
+  stop, old = {"signal": None}, {}
+  if threading.current_thread() is threading.main_thread():
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      old[sig] = signal.signal(sig, lambda n, _: stop.update(signal=signal.Signals(n).name))
+  try:
+    yield stop
+  finally:
+    for sig, handler in old.items():
       signal.signal(sig, handler)
-
-
-def best_mode(metric: str) -> str:
-  """How checkpoints rank by ``metric``: "min" for losses and errors, else "max"."""
-  return "min" if metric.split("/")[-1] in _MIN_METRICS else "max"
-
-
-def _write_summary(workdir: str, summary: dict) -> None:
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-      json.dump(summary, f, indent=1)
 
 
 def create_fn(config, setup: config_lib.Setup) -> Callable[[], state_lib.TrainState]:
   """``() -> a fresh TrainState`` of the run (jit it, or ``jax.eval_shape`` it to restore into)."""
   tx, _ = optim.make_optimizer(config.optimizer, config.num_steps)
-  key, dummy = data_lib.init_key(config.seed), task_model.dummy_inputs(setup.task)
+  key, dummy = jax.random.PRNGKey(config.seed), task_model.dummy_inputs(setup.task)
   return lambda: state_lib.create(setup.model, tx, key, dummy)
 
 
 def checkpointer(config, workdir: str) -> checkpoint_lib.Checkpointer:
   """The run's checkpoints, ``workdir/checkpoints``, kept and ranked as its config says."""
   metric = config.get("best_metric") or None
+  mode = "min" if metric and metric.split("/")[-1] in _MIN_METRICS else "max"
   return checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                      keep=config.keep_checkpoints, best_metric=metric,
-                                     best_mode=best_mode(metric) if metric else "max")
+                                     best_mode=mode)
 
 
 def update_fn(config, setup: config_lib.Setup) -> Callable:
@@ -164,7 +144,7 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
   tick = (start, time.time())  # throughput window start: (step, time)
   step = start
   try:
-    with _StopRequest() as stop:
+    with _stop_request() as stop:
       while step < config.num_steps and not stopped:
         length = data.length(step)
         state, metrics = train(state, length)
@@ -176,7 +156,7 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
         is_last = step == config.num_steps
         if step % config.log_every == 0 or is_last:
           pending = (step, metrics, length)
-        stopping = stop.signal  # read once: the save and the stop agree (a later one: next step)
+        stopping = stop["signal"]  # read once: the save and the stop agree (a later one: next step)
         evaluate_now = step % config.eval_every == 0 or is_last
         save_now = step % config.checkpoint_every == 0 or is_last or stopping
         if evaluate_now or save_now:  # never evaluate or save a non-finite state
@@ -188,12 +168,9 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
           history.append(convergence.point(last_val, criterion))
           stopped = convergence.should_stop(history, config.patience)
           summary["eval_s"] += time.time() - t0
-          log.debug("evaluation at step %d took %.3f s", step, time.time() - t0)
         if save_now or stopped:
-          t0 = time.time()
           ckpt.save(step, devices.saved(state), _ckpt_metrics(last_val, step), force=True,
                     extra={"history": convergence.to_json(history)})
-          log.debug("checkpoint save of step %d blocked the loop %.3f s", step, time.time() - t0)
         if stopping:
           log.warning("%s received: saved step %d, stopping.", stopping, step)
           summary["status"] = "preempted"
@@ -229,7 +206,9 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
                    **evaluate_lib.flat_metrics(last_val, "val_", [criterion.metric]),
                    **evaluate_lib.flat_metrics(last_test, "test_", [criterion.metric]),
                    **compiles.summary())
-    _write_summary(workdir, summary)
+    if lead:
+      with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
     log.info("%s at step %d in %.1f s: %d programs compiled in %.1f s, %d loaded from the "
              "compilation cache", summary["status"], step, summary["wall_s"], compiles.compiled,
              compiles.seconds, compiles.cache_hits)

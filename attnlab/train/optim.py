@@ -22,11 +22,9 @@ def validate(opt_cfg: Any) -> None:
     raise ValueError(f"optimizer.name={opt_cfg.name!r}; allowed: {OPTIMIZERS}")
   if opt_cfg.decay not in DECAYS:
     raise ValueError(f"optimizer.decay={opt_cfg.decay!r}; allowed: {DECAYS}")
-  for field in ("learning_rate", "weight_decay", "clip_norm"):
+  for field in ("learning_rate", "weight_decay", "clip_norm", "warmup_steps"):
     if opt_cfg[field] < 0:
       raise ValueError(f"optimizer.{field}={opt_cfg[field]!r}; must be >= 0")
-  if opt_cfg.warmup_steps < 0:
-    raise ValueError(f"optimizer.warmup_steps={opt_cfg.warmup_steps!r}; must be >= 0")
   if opt_cfg.grad_accum_steps < 1:
     raise ValueError(f"optimizer.grad_accum_steps={opt_cfg.grad_accum_steps!r}; must be >= 1")
 

@@ -6,50 +6,17 @@ each device (and each process, multi-host) generates only its own rows, and the 
 depend on the sharding. ``Pmap``: the state carries a leading device axis; each device samples the
 same global batch and keeps its slice; gradients and metrics are averaged with ``pmean``. Both
 answer the same calls (``init_state``, ``train_fn``, ``saved``, ``restored``, ``eval_mesh``), so no
-caller branches on the parallelism. Multi-host start-up and the device-count check live here too.
+caller branches on the parallelism. The device-count check lives here too.
 """
 
 from __future__ import annotations
-
-import logging
 
 import flax.jax_utils
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-log = logging.getLogger(__name__)
-
 AXIS = "data"  # mesh axis and pmap axis name
-
-
-def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None, auto: bool = False) -> None:
-  """Starts multi-host JAX from explicit flags, or (``auto``) lets JAX detect its cluster.
-
-  Call it before anything touches a JAX backend (``jax.devices()`` included). JAX's own detection
-  covers SLURM, Open MPI, Kubernetes and Cloud TPU pods; on a machine that is none of these,
-  ``auto`` is a ValueError, which is what a run asked to be distributed should get. Without flags
-  and ``auto`` this is a single-process run.
-  """
-  if coordinator_address:  # JAX's own ValueErrors name a missing or bad process count or id
-    jax.distributed.initialize(coordinator_address=coordinator_address,
-                               num_processes=num_processes, process_id=process_id)
-  elif num_processes is not None or process_id is not None:  # else silently one process
-    raise ValueError("--num_processes and --process_id need --coordinator_address (HOST:PORT of "
-                     "process 0); or use --auto_distributed on a cluster")
-  elif auto:
-    try:
-      jax.distributed.initialize()
-    except ValueError as e:  # JAX asks for a coordinator_address when it finds no cluster
-      raise ValueError(f"--auto_distributed: JAX found no SLURM, Open MPI, Kubernetes or Cloud "
-                       f"TPU cluster to join ({e}); give --coordinator_address, --num_processes "
-                       f"and --process_id instead") from e
-  else:
-    return
-  log.info("jax.distributed: process %d of %d, %d local / %d global devices",
-               jax.process_index(), jax.process_count(), jax.local_device_count(),
-               jax.device_count())
 
 
 def check_batch(batch_size: int, accum_steps: int) -> None:
@@ -84,12 +51,10 @@ class Jit:
   def init_state(self, create_fn):
     return jax.jit(create_fn, out_shardings=NamedSharding(self.mesh, P()))()
 
-  def saved(self, state):
-    """The state as checkpoints hold it (and evaluation reads it): one copy."""
+  def saved(self, state):  # as checkpoints hold it and evaluation reads it
     return state
 
-  def restored(self, state):
-    """A saved state as the compiled step takes it."""
+  def restored(self, state):  # a saved state as the compiled step takes it
     return state
 
   def train_fn(self, data, update, dropout_key):

@@ -1,8 +1,5 @@
-"""The pure training and evaluation steps.
-
-``train_step(state, batch, rng, loss_fn=..., schedule=...) -> (state, metrics)``: the task's loss
-is passed in (``task_loss``), and dropout randomness is ``fold_in(rng, state.step)``, so a run
-resumed at step S computes exactly what the uninterrupted run did (the batches: ``data.py``).
+"""The pure training and evaluation steps: dropout randomness is ``fold_in(rng, state.step)``, so
+a run resumed at step S computes exactly what the uninterrupted run did (the batches: ``data.py``).
 """
 
 from __future__ import annotations
@@ -53,35 +50,31 @@ def _micro_batches(batch, k: int):
 
 
 def _grads(state: TrainState, batch, rng, accum_steps: int, loss_fn):
-  grad_fn = jax.value_and_grad(_loss, has_aux=True)
-  if accum_steps == 1:
-    (_, metrics), grads = grad_fn(state.params, state, batch, rng, False, loss_fn)
+  def grads_of(micro, rng):
+    (_, metrics), grads = jax.value_and_grad(_loss, has_aux=True)(
+        state.params, state, micro, rng, False, loss_fn)
     return grads, metrics
+
+  if accum_steps == 1:
+    return grads_of(batch, rng)
 
   def body(acc, xs):
     i, micro = xs
-    (_, m), g = grad_fn(state.params, state, micro, jax.random.fold_in(rng, i), False, loss_fn)
-    return jax.tree_util.tree_map(jnp.add, acc, (g, m)), None
+    return jax.tree_util.tree_map(jnp.add, acc, grads_of(micro, jax.random.fold_in(rng, i))), None
 
-  zeros = jax.tree_util.tree_map(jnp.zeros_like, state.params)
-  _, m0 = jax.eval_shape(lambda: _loss(state.params, state, jax.tree_util.tree_map(
-      lambda x: x[0], _micro_batches(batch, accum_steps)), rng, False, loss_fn))
-  zeros_m = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), m0)
-  (grads, metrics), _ = jax.lax.scan(
-      body, (zeros, zeros_m), (jnp.arange(accum_steps), _micro_batches(batch, accum_steps)))
+  micro_batches = _micro_batches(batch, accum_steps)
+  zeros = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
+      grads_of, jax.tree_util.tree_map(lambda x: x[0], micro_batches), rng))
+  (grads, metrics), _ = jax.lax.scan(body, zeros, (jnp.arange(accum_steps), micro_batches))
   return jax.tree_util.tree_map(lambda x: x / accum_steps, (grads, metrics))
 
 
 def train_step(state: TrainState, batch, rng, *, loss_fn, schedule, accum_steps: int = 1,
                axis_name=None):
-  """One optimizer update on ``batch`` (split into ``accum_steps`` micro-batches).
-
-  ``loss_fn``: ``task_loss(output_kind)``; ``schedule``: step -> learning rate (logged). Under
-  pmap, ``axis_name`` averages gradients and metrics over devices. Metrics include the learning
-  rate, grad/param/update norms and ``nonfinite_step``: the first step (counted after its update,
-  as ``state.step``) whose loss, gradients or new parameters were NaN/Inf, or -1. It is tracked in
-  the state so the host can check it at log time and still name the exact step.
-  """
+  """One optimizer update on ``batch`` (split into ``accum_steps`` micro-batches); ``loss_fn`` is
+  ``task_loss(output_kind)``, ``schedule`` the learning rate (logged), ``axis_name`` pmap's axis to
+  average over. ``nonfinite_step`` (state and metrics) keeps the first step (counted after its
+  update) whose loss, gradients or parameters were NaN/Inf, so the host names it when it checks."""
   rng = jax.random.fold_in(rng, state.step)
   grads, metrics = _grads(state, batch, rng, accum_steps, loss_fn)
   if axis_name is not None:

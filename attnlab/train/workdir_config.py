@@ -1,7 +1,5 @@
-"""``check_config``: a workdir's ``config.json`` is written once and every resume must match it.
-
-Re-exported by ``attnlab.train.checkpoint`` (the workdir contract names it there).
-"""
+"""``check_config``: a workdir's ``config.json`` is written once and every resume must match it
+(re-exported by ``attnlab.train.checkpoint``, the workdir contract)."""
 
 from __future__ import annotations
 
@@ -18,11 +16,11 @@ from attnlab.train import convergence
 
 log = logging.getLogger(__name__)
 
-# Fields that only change bookkeeping, never the trained parameters or the evaluations: a resumed run
-# may change them freely. Everything else (num_steps included: it sets the learning-rate schedule's
-# horizon) must match unless allow_mismatch is asked.
-# converge_epsilon only changes the summary's "converged"; eval_every is neutral only without early
-# stopping (patience 0): with it, the evaluations decide the step a run stops at.
+# Fields that only change bookkeeping, never the trained parameters or the evaluations: a resumed
+# run may change them freely. Everything else (num_steps included: it sets the learning-rate
+# schedule's horizon) must match unless allow_mismatch is asked. converge_epsilon only changes the
+# summary's "converged"; eval_every is neutral only without early stopping (patience 0): with it,
+# the evaluations decide the step a run stops at.
 RESULT_NEUTRAL = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
                   "converge_epsilon")
 _MISSING = "<missing>"
@@ -73,32 +71,30 @@ def _write_json_atomic(path: str, data: Any) -> None:
   os.replace(tmp, path)
 
 
-def _move_aside(path: str) -> str:
-  stamp = time.strftime("%Y%m%d-%H%M%S")
-  dst, n = f"{path.rstrip('/')}.old-{stamp}", 0
+def move_aside(src: str, dst: str) -> str:
+  """Renames ``src`` to ``dst``, or to ``dst.1``, ``dst.2``... if taken; returns the new name."""
+  n = 0
   while os.path.exists(dst + (f".{n}" if n else "")):
     n += 1
   dst += f".{n}" if n else ""
-  os.rename(path, dst)
+  os.rename(src, dst)
   return dst
 
 
 def check_config(workdir: str, config_dict: Any, *, overwrite: bool = False,
                  allow_mismatch: bool = False) -> dict[str, tuple[Any, Any]]:
-  """Writes ``workdir/config.json`` or checks that the run there used the same config.
+  """Writes ``workdir/config.json`` or checks that the run there used the same config; call it
+  before anything else writes to the workdir. Returns the accepted differences.
 
-  A workdir holding a different config raises ValueError listing "field: old -> new", unless
-  ``overwrite`` (the old workdir is renamed to ``<workdir>.old-<time>`` and a fresh one started) or
-  ``allow_mismatch`` (continue; the previous config.json is kept as ``config.old-<time>.json``).
-  Differences only in RESULT_NEUTRAL fields (eval_every only with patience 0) are accepted and
-  recorded. Call it before anything
-  else writes to the workdir. Returns the accepted differences.
+  A different config raises ValueError listing "field: old -> new", unless ``overwrite`` (the old
+  workdir is renamed to ``<workdir>.old-<time>``) or ``allow_mismatch`` (the previous config.json
+  is kept as ``config.old-<time>.json``). RESULT_NEUTRAL fields may differ (recorded).
   """
   new = _config_tree(config_dict)
   path = os.path.join(workdir, "config.json")
   primary = jax.process_index() == 0
   if overwrite and os.path.exists(workdir) and os.listdir(workdir) and primary:
-    moved = _move_aside(workdir)
+    moved = move_aside(workdir, f"{workdir.rstrip('/')}.old-{time.strftime('%Y%m%d-%H%M%S')}")
     log.warning("overwrite: moved the previous run in %s to %s", workdir, moved)
   if primary:
     os.makedirs(workdir, exist_ok=True)

@@ -97,9 +97,9 @@ class MetricWriter:
     self._eval.write(json.dumps(record) + "\n")
     self._eval.flush()
 
-  def advance(self, steps: int = 1) -> None:
+  def advance(self) -> None:
     if self.enabled and self._bar is not None:
-      self._bar.update(steps)
+      self._bar.update()
 
   def close(self) -> None:
     if not self.enabled:
