@@ -120,6 +120,11 @@ def word_problem_claim(exps, results_dir):
   checks.append((best is not None and best[1].mean >= SOLVES,
                  f"control: the best decoder/mamba on z60 at length {longest} ({best[0]}): "
                  f"{best[1].mean:.3f} (threshold >= {SOLVES})" if best else "z60 was not run"))
+  if best is None or best[1].mean < SOLVES:  # the control failed: nothing here is the group's
+    return (kit.UNDETERMINED, "the control failed (" + checks[-1][1] + "): the budget or the "
+            "setup, not the group, decides these cells. Checks as they stand: " + "; ".join(
+                ("holds: " if ok else "fails: ") + text for ok, text in checks[:-1]),
+            "\n\n".join(body))
   rests_on = {**{f"lstm (1 layer) on s5 at {x}": c for x, c in lstm.items()},
               **{f"{m} on s5 at {longest}": c for m, c in shallow.items()},
               **({f"{best[0]} on z60 at {longest}": best[1]} if best else {})}
