@@ -117,13 +117,9 @@ TRIAL_ANALYSES = ("ood",)
 
 def per_trial(sweep_dir: str, file: str) -> dict[str, Any]:
   """``{trial: content}`` of ``file`` in every trial directory of the sweep that has one."""
-  manifest = runner.read_json(os.path.join(sweep_dir, "sweep.json")) or {}
-  out = {}
-  for trial in manifest.get("trials", []):
-    content = runner.read_json(os.path.join(sweep_dir, trial["name"], file))
-    if content is not None:
-      out[trial["name"]] = content
-  return out
+  found = {name: runner.read_json(os.path.join(d, file))
+           for name, d in _trial_dirs(sweep_dir).items()}
+  return {name: content for name, content in found.items() if content is not None}
 
 
 def validation_curve(trial_dir: str) -> dict[str, list] | None:
@@ -145,15 +141,16 @@ def validation_curve(trial_dir: str) -> dict[str, list] | None:
   return out
 
 
+def _trial_dirs(sweep_dir: str) -> dict[str, str]:
+  """Trial name -> its directory, for every trial of the sweep's manifest."""
+  manifest = runner.read_json(os.path.join(sweep_dir, "sweep.json")) or {}
+  return {t["name"]: os.path.join(sweep_dir, t["name"]) for t in manifest.get("trials", [])}
+
+
 def curves(sweep_dir: str) -> dict[str, dict]:
   """Every trial's validation curve (``validation_curve``), by trial name."""
-  manifest = runner.read_json(os.path.join(sweep_dir, "sweep.json")) or {}
-  out = {}
-  for trial in manifest.get("trials", []):
-    curve = validation_curve(os.path.join(sweep_dir, trial["name"]))
-    if curve:
-      out[trial["name"]] = curve
-  return out
+  found = {name: validation_curve(d) for name, d in _trial_dirs(sweep_dir).items()}
+  return {name: curve for name, curve in found.items() if curve}
 
 
 def _write(out_dir: str, name: str, content) -> str:

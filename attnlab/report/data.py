@@ -163,25 +163,27 @@ def markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
   return "\n".join(lines)
 
 
+def _cells_table(table: Mapping[str, Mapping[Any, Cell | None]], corner: str,
+                 text: Callable[[Cell], str]) -> str:
+  """A pivot as Markdown: one row per model, one column per grid value, ``text`` of each cell."""
+  columns = sorted({c for cells in table.values() for c in cells}, key=_sortable)
+  body = [[model] + [text(cells[c]) if cells.get(c) else "-" for c in columns]
+          for model, cells in table.items()]
+  return markdown([corner] + [f"{c:g}" if isinstance(c, float) else str(c) for c in columns],
+                  body)
+
+
 def pivot_table(table: Mapping[str, Mapping[Any, Cell | None]], column_label: str,
                 digits: int = 3) -> str:
-  """A pivot as Markdown: one row per model, one column per grid value."""
-  columns = sorted({c for cells in table.values() for c in cells}, key=_sortable)
-  body = [[model] + [cells[c].text(digits) if cells.get(c) else "-" for c in columns]
-          for model, cells in table.items()]
-  return markdown([f"model \\ {column_label}"] + [f"{c:g}" if isinstance(c, float) else str(c)
-                                                  for c in columns], body)
+  """A pivot's scores: one row per model, one column per grid value."""
+  return _cells_table(table, f"model \\ {column_label}", lambda c: c.text(digits))
 
 
 def steps_table(table: Mapping[str, Mapping[Any, Cell | None]], column_label: str) -> str:
   """Steps to solve, beside a pivot's scores: per cell the median step at which its chosen
   trials solved the task (validation threshold held for ``patience`` evaluations) and how many
   solved it."""
-  columns = sorted({c for cells in table.values() for c in cells}, key=_sortable)
-  body = [[model] + [cells[c].steps_text() if cells.get(c) else "-" for c in columns]
-          for model, cells in table.items()]
-  return markdown([f"steps to solve \\ {column_label}"] + [f"{c:g}" if isinstance(c, float)
-                                                           else str(c) for c in columns], body)
+  return _cells_table(table, f"steps to solve \\ {column_label}", Cell.steps_text)
 
 
 def params_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
