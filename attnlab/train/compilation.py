@@ -20,8 +20,14 @@ _HIT_EVENT = "/jax/compilation_cache/cache_hits"  # each request the persistent 
 def enable_cache() -> str | None:
   """Points JAX's persistent compilation cache at ``$ATTNLAB_COMPILATION_CACHE`` ("off" or empty:
   no cache), else at ``$XDG_CACHE_HOME/attnlab/jax`` (``~/.cache/attnlab/jax``), and caches every
-  program, however fast it compiled. Call it before the first compile; returns the directory."""
+  program, however fast it compiled. Call it before the first compile (and after
+  ``jax.distributed.initialize``); returns the directory.
+
+  A multi-process run gets no cache: with JAX 0.12's CPU (gloo) collectives, a process that loads
+  a step from the cache while its peer compiles it deadlocks in the step's first collective."""
   directory = os.environ.get(ENV)
+  if jax.process_count() > 1:
+    return None
   if directory is None:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     directory = os.path.join(base, "attnlab", "jax")
