@@ -67,3 +67,21 @@ def test_every_registered_model_traces(name):
   out = jax.eval_shape(lambda: setup.model.init_with_output(jax.random.PRNGKey(0), inputs)[0])
   assert out.shape == (2, 8, setup.task.output_size)
   assert setup.param_counts["backbone"] > 0
+
+
+@pytest.mark.parametrize("shape", ["quadratic", "linear", "stepped", "flat_start", "cubic"])
+def test_first_reaching_equals_a_scan(shape):
+  """The width search against a scan of every width, for counts the quadratic guess fits well,
+  badly (stepped, cubic) or not at all (flat start), at targets below, inside and above range."""
+  count = {"quadratic": lambda u: 37 * u * u + 500 * u + 1_000,
+           "linear": lambda u: 900 * u + 40,
+           "stepped": lambda u: 64 * (u // 5) ** 2 + 3 * u,  # rounded fields, as in Mamba's dt_rank
+           "flat_start": lambda u: 5_000 + max(u - 20, 0) ** 2,
+           "cubic": lambda u: u ** 3 + 10}[shape]
+  top = 300
+  calls = []
+  counted = lambda u: calls.append(u) or count(u)
+  for target in (1, 5_000, 5_001, 20_000, 123_457, 10 ** 9):
+    want = next((u for u in range(1, top + 1) if count(u) >= target), top)
+    assert task_model.first_reaching(counted, target, top) == want, target
+  assert len(calls) < 6 * 30  # a search, not a scan
