@@ -1,14 +1,9 @@
 """Checkpoints: orbax CheckpointManager with checksums, damaged-step fallback (and check_config).
 
-``directory`` holds one folder per step: ``<step>/state`` (the train state), ``<step>/meta`` (JSON:
-step, metrics and the caller's ``extra``), ``<step>/metrics`` (orbax's copy, to rank the best step)
-and the checksum sidecar (``checksums.py``). Arrays are stored without zstd by default: float32
-parameters barely compress, and compression slows saving and restoring several times.
-
-A damaged step is never deleted: ``restore_latest`` moves it to ``<directory>_damaged/`` (so a
-resumed run can save that step again) and falls back to the previous step. An interrupted save
-leaves only orbax's ``<step>.orbax-checkpoint-tmp`` folder (never committed), removed at the first
-save.
+``directory`` holds one folder per step: ``state`` (the train state), ``meta`` (JSON: step, metrics
+and the caller's ``extra``), ``metrics`` (orbax's copy, to rank the best step) and the checksum
+sidecar (``checksums.py``). Arrays are stored without zstd by default: float32 parameters barely
+compress, and compression slows saving and restoring several times.
 """
 
 from __future__ import annotations
@@ -54,10 +49,8 @@ def _scalar_metrics(metrics: Mapping[str, Any] | None, prefix: str = "") -> dict
 
 def _abstract_leaf(x: Any) -> Any:
   """Shape, dtype and sharding to restore into (the first device if x has no sharding)."""
-  x = ocp.utils.to_shape_dtype_struct(x)
-  if not hasattr(x, "shape"):  # a Python scalar, restored as such
-    return x
-  if getattr(x, "sharding", None) is None:
+  x = ocp.utils.to_shape_dtype_struct(x)  # a Python scalar has no shape: restored as such
+  if hasattr(x, "shape") and getattr(x, "sharding", None) is None:
     x = jax.ShapeDtypeStruct(x.shape, x.dtype,
                              sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]))
   return x
@@ -84,11 +77,14 @@ class Checkpointer:
     self._lock = threading.Lock()
     self._primary = jax.process_index() == 0
     os.makedirs(self.directory, exist_ok=True)
-    self._interrupted_removed = False
-    for name in self._interrupted_saves():
-      log.warning("Checkpoint %s is a half-written save (interrupted before commit); "
-                      "ignoring it (removed at this Checkpointer's first save).",
-                      os.path.join(self.directory, name))
+    # orbax's tmp folders left by a killed writer (never committed): removed at the first save, as
+    # then none of ours is in flight; a reader of a live run (evaluation) never saves, so never
+    # removes the writer's save in flight.
+    self._interrupted = sorted(os.path.join(self.directory, name)
+                               for name in os.listdir(self.directory) if TMP_SUFFIX in name)
+    for path in self._interrupted:
+      log.warning("Checkpoint %s is a half-written save (interrupted before commit); ignoring it "
+                  "(removed at this Checkpointer's first save).", path)
 
     policies = [ocp.checkpoint_managers.LatestN(n=keep)]
     best_fn = None
@@ -111,20 +107,6 @@ class Checkpointer:
                        "meta": ocp.JsonCheckpointHandler()})
 
   # -- saving ------------------------------------------------------------------------------------
-
-  def _interrupted_saves(self) -> list[str]:
-    return sorted(n for n in os.listdir(self.directory) if TMP_SUFFIX in n)
-
-  def _remove_interrupted_saves(self) -> None:
-    """Deletes orbax tmp folders left by a killed writer. Only at the first save: then none of ours
-    is in flight, and a reader of a live run (evaluation) never saves, so never removes its save."""
-    self._interrupted_removed = True
-    if not self._primary:
-      return
-    for name in self._interrupted_saves():
-      log.warning("Removing half-written checkpoint %s (never committed).",
-                      os.path.join(self.directory, name))
-      shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
   def _write_sidecar(self) -> None:
     """orbax callback: runs in its save thread after the step is written, before the rename."""
@@ -149,8 +131,10 @@ class Checkpointer:
     """Starts saving ``state`` as ``step`` with ``extra`` (plain JSON) in its metadata; ``wait()``
     blocks until it is committed. False (nothing saved) if the step exists or orbax declines."""
     step = int(step)
-    if not self._interrupted_removed:
-      self._remove_interrupted_saves()
+    for path in self._interrupted if self._primary else []:  # other hosts: the primary removes
+      log.warning("Removing half-written checkpoint %s (never committed).", path)
+      shutil.rmtree(path, ignore_errors=True)
+    self._interrupted = []
     if step in self._manager.all_steps():
       log.info("Checkpoint step %d already exists; not saving it again.", step)
       return False
@@ -247,10 +231,9 @@ class Checkpointer:
     if step == "best":
       if not self.best_metric:
         raise ValueError("restore('best') needs a Checkpointer with best_metric set")
-      best = self.best_step()
-      if best is None:
+      step = self.best_step()
+      if step is None:
         raise ValueError(f"no checkpoint in {self.directory} has metric {self.best_metric!r}")
-      step = best
     if not isinstance(step, int) or step not in self.steps():
       raise ValueError(f"step={step!r} not found; allowed: 'best', 'latest' or one of "
                        f"{self.steps()}")
@@ -269,13 +252,13 @@ class Checkpointer:
         return self._restore_step(step, abstract_state), step
       except Exception as e:  # pylint: disable=broad-except
         cause = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        moved = self._quarantine(step)
-        log.warning("Checkpoint step %d is damaged (%s); moved it to %s and falling back "
-                        "to the previous step.", step, cause, moved)
+        log.warning("Checkpoint step %d is damaged (%s); moved it to %s and falling back to the "
+                    "previous step.", step, cause, self._quarantine(step))
     return None
 
   def _quarantine(self, step: int) -> str:
-    """Moves a damaged step out of orbax's sight (never deletes it)."""
+    """Moves a damaged step out of orbax's sight, so a resumed run can save that step again (it
+    never deletes it)."""
     src = os.path.join(self.directory, str(step))
     dst = os.path.join(self.damaged_directory, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
     if self._primary:
