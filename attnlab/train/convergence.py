@@ -1,20 +1,9 @@
 """When a run has solved its task, when it stops early, and whether it converged.
 
-Pure functions of the run's validation evaluations (``evaluate.evaluate`` records on the
-``val_seed`` batches), each reduced to a ``Point``. The loop saves the points with every
-checkpoint, so a resumed run decides exactly as the uninterrupted one.
-
-  solved       an evaluation meets the task's threshold at every evaluated length: accuracy >=
-               ``solve_accuracy`` (tasks scored by accuracy), MSE <= ``solve_mse`` (regression);
-  solved_step  the step of the first evaluation of the first run of ``max(patience, 1)``
-               consecutive solved evaluations; None if there is none;
-  stop         ``patience > 0`` and that run exists: the run stops at its last evaluation;
-  converged    solved, or no longer improving: the best validation metric (mean over lengths)
-               of the last third of the run beats the best up to its start by less than
-               ``epsilon`` (the last third: the evaluations after the last one at or before 2/3
-               of the final step; at least one). "Improving", not "moving": a run flat at chance
-               whose validation accuracy jumps between class frequencies is not improving, and
-               neither is one that got worse.
+Pure functions of the run's validation evaluations, each reduced to a ``Point``. The loop saves the
+points with every checkpoint, so a resumed run decides exactly as the uninterrupted one. Converged
+means solved or no longer *improving*, not "no longer moving": a run flat at chance whose validation
+accuracy jumps between class frequencies has not improved, nor has one that got worse.
 """
 
 from __future__ import annotations

@@ -1,15 +1,11 @@
 """A finite training set (the run's ``train_examples``, MAD's training-set size): N examples of
-the task drawn once and repeated in epochs; ``data.TrainData.batch`` makes a run's batches from it
-and holds its two keys (``data.set_key``, ``data.order_key``).
+the task drawn once and repeated in epochs; ``data.TrainData.batch`` makes a run's batches from it.
 
-Example i is row 0 of a batch of one sampled from ``fold_in(set_key, i)`` (padded like the run's
-other batches): the set is defined by its keys, never stored, and rebuilt on the device inside the
-compiled step. Epoch e visits the N examples in the order ``argsort(bits(fold_in(order_key, e),
-N))``, and batch ``step`` takes the B examples at positions step * B .. step * B + B - 1 of that
-endless sequence of epochs (a batch may straddle two epochs). So a batch is a pure function of
-(data_seed, step): a run killed and resumed at any step trains on exactly the batches of the
-uninterrupted run. Training lengths must be fixed (``check``): an example is the same sequence
-every time it is seen.
+The set is defined by its two keys (``data.set_key``, ``data.order_key``), never stored: example i
+is sampled from ``fold_in(set_key, i)`` inside the compiled step, and batch ``step`` takes the next B
+examples of an endless sequence of shuffled epochs. So a batch is a pure function of (data_seed,
+step): a resumed run trains on exactly the batches of the uninterrupted run. Training lengths must
+be fixed (``check``): an example is the same sequence every time it is seen.
 """
 
 from __future__ import annotations

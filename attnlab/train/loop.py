@@ -1,15 +1,10 @@
 """``train_and_evaluate(config, workdir)``: the one training loop every comparison goes through.
 
-Straight-line: build, restore, then per step dispatch the compiled step and do the periodic work
-(log, evaluate, checkpoint). Metrics of a log step are read one step late (after the next step is
-dispatched), so the host never stalls the device. NaN/Inf is tracked on the device
-(``state.nonfinite_step``) and checked at log steps, and before an evaluation or a checkpoint, so a
-non-finite state is never saved.
-
-Every ``eval_every`` steps (and at the last) the state is scored on the validation batches, and the
-run stops once it has solved its task (``convergence.py``; the points travel with each checkpoint,
-so a resumed run stops where the uninterrupted one does). The test batches are scored once, on the
-state the run ends with.
+Metrics of a log step are read one step late (after the next step is dispatched), so the host never
+stalls the device. NaN/Inf is tracked on the device (``state.nonfinite_step``) and checked before an
+evaluation or a checkpoint, so a non-finite state is never saved. The run stops once its validation
+evaluations say it has solved its task (``convergence.py``); the test batches are scored once, on
+the state it ends with.
 """
 
 from __future__ import annotations
@@ -152,10 +147,8 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
         writer.advance()
         if pending is not None:  # read the previous log step while this one runs
           tick = _report(writer, pending, tick, config.batch_size)
-          pending = None
         is_last = step == config.num_steps
-        if step % config.log_every == 0 or is_last:
-          pending = (step, metrics, length)
+        pending = (step, metrics, length) if step % config.log_every == 0 or is_last else None
         stopping = stop["signal"]  # read once: the save and the stop agree (a later one: next step)
         evaluate_now = step % config.eval_every == 0 or is_last
         save_now = step % config.checkpoint_every == 0 or is_last or stopping
@@ -217,8 +210,7 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
 
 def _validate(validation, state, lengths, step) -> dict:
   """One eval.jsonl record of the validation batches: ``{"step", "split": "val", "lengths"}``."""
-  record = evaluate_lib.evaluate(validation, state, lengths, step)
-  return {"step": step, "split": "val", "lengths": record["lengths"]}
+  return {"step": step, "split": "val", **evaluate_lib.evaluate(validation, state, lengths, step)}
 
 
 def _ckpt_metrics(record, step):
