@@ -1,13 +1,10 @@
 """Checksum sidecar of a checkpoint step: size and CRC-32 of every 16 MB chunk of every file.
 
 Why: orbax/tensorstore detect a missing or truncated file, but a flipped bit inside array data
-restores silently with a wrong value; verifying the sidecar before each restore makes it an error.
-CRC-32, not sha256: it guards against storage damage, not tampering (whoever can rewrite the data
-can rewrite the sidecar), and is cheaper to check. A step without a sidecar (written by another
-tool, or multi-host, where each host writes only its own files) is restored unverified.
-
-The sidecar (``attnlab_checksums.json``) is written inside orbax's temporary folder just before its
-atomic rename, so a committed step always has one.
+restores silently with a wrong value; the sidecar makes it an error. CRC-32, not sha256: it guards
+against storage damage, not tampering (whoever can rewrite the data can rewrite the sidecar), and is
+cheaper. It is written inside orbax's temporary folder just before the atomic rename, so a committed
+step always has one; a step without one (another tool's, or multi-host) is restored unverified.
 """
 
 from __future__ import annotations

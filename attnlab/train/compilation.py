@@ -21,12 +21,11 @@ def enable_cache() -> str | None:
   """Points JAX's persistent compilation cache at ``$ATTNLAB_COMPILATION_CACHE`` ("off" or empty:
   no cache), else at ``$XDG_CACHE_HOME/attnlab/jax`` (``~/.cache/attnlab/jax``), and caches every
   program, however fast it compiled. Call it before the first compile (and after
-  ``jax.distributed.initialize``); returns the directory.
-
-  A multi-process run gets no cache: with JAX 0.12's CPU (gloo) collectives, a process that loads
-  a step from the cache while its peer compiles it deadlocks in the step's first collective."""
+  ``jax.distributed.initialize``); returns the directory, None for no cache."""
   directory = os.environ.get(ENV)
   if jax.process_count() > 1:
+    # No cache: with JAX 0.12's CPU (gloo) collectives, a process that loads a step from the cache
+    # while its peer compiles it deadlocks in the step's first collective.
     return None
   if directory is None:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

@@ -1,11 +1,10 @@
 """Evaluation of a training state at many lengths: the loop's validation and test, a saved run's.
 
-Each length is scored on ``num_batches`` fixed batches: sampled on the device from a seed (every
-model sees the same examples), or read from the fixed tfds sets that ``scripts/build_data.py``
-built (``read_sets``; a missing or too small set is a ``ValueError`` naming the command that builds
-it). The "test" split reads the ``eval_data_dir`` sets, else samples from ``eval_seed``; "val"
-samples from ``val_seed``. With length buckets one compiled program per bucket serves every length
-in it: the models compute on a padded batch exactly what they compute on the unpadded one.
+Each length is scored on ``num_batches`` fixed batches, the same for every model: sampled on the
+device from a seed ("test": ``eval_seed``, "val": ``val_seed``), or for "test" read from the tfds
+sets under ``eval_data_dir`` that ``scripts/build_data.py`` built. With length buckets one compiled
+program serves every length of a bucket: the models compute on a padded batch exactly what they
+compute on the unpadded one.
 """
 
 from __future__ import annotations
@@ -26,10 +25,9 @@ from attnlab.train import step as step_lib
 
 def _eval_fn(task: base.Task, *, batch_size: int, num_batches: int, mesh: Mesh | None,
              sampled: bool):
-  """Jitted metrics averaged over fixed batches: ``fn(state, seed, length, padded_length)`` on the
-  batches ``data.eval_batch(..., i, length, padded_length)``, i < num_batches (``seed`` traced:
-  validation and test share a program; ``padded_length`` static; ``length`` traced or None, exact),
-  or ``fn(state, batches)`` on host batches stacked on a leading axis."""
+  """Jitted metrics averaged over fixed batches: ``fn(state, seed, length, padded_length)`` on
+  batches sampled from ``seed`` (traced: validation and test share a program), or
+  ``fn(state, batches)`` on host batches stacked on a leading axis."""
   loss_fn = step_lib.task_loss(task.output_kind)
 
   def mean(state, batch_of, xs):

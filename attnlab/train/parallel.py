@@ -1,12 +1,10 @@
 """Data parallelism: where the train state lives and how the train step is compiled for it.
 
-``Jit`` (default): the state is replicated over a 1-D device mesh (``P()``) and donated; the global
-batch is sampled inside the step and constrained to ``P("data")``, so with partitionable threefry
-each device (and each process, multi-host) generates only its own rows, and the values do not
-depend on the sharding. ``Pmap``: the state carries a leading device axis; each device samples the
-same global batch and keeps its slice; gradients and metrics are averaged with ``pmean``. Both
-answer the same calls (``init_state``, ``train_fn``, ``saved``, ``restored``, ``eval_mesh``), so no
-caller branches on the parallelism. The device-count check lives here too.
+``Jit`` (default): the state is replicated over a 1-D device mesh and donated; the global batch is
+sampled inside the step and constrained to ``P("data")``, so with partitionable threefry each device
+(and process) generates only its own rows, and the values do not depend on the sharding. ``Pmap``:
+the state carries a leading device axis; each device samples the global batch and keeps its slice.
+Both answer the same calls, so no caller branches on the parallelism.
 """
 
 from __future__ import annotations
