@@ -70,7 +70,7 @@ def check_overrides(config, dotted_names: Sequence[str]) -> None:
 
 def _task(config) -> base.Task:
   """The run's task; ValueError if a train or eval length is below its minimum length."""
-  fields = dict(config.task.to_dict() if hasattr(config.task, "to_dict") else config.task)
+  fields = config.task.to_dict()  # a ConfigDict's sections are ConfigDicts
   name = fields.pop("name", None)
   if name not in registry.TASKS:
     raise ValueError(f"task.name={name!r}; allowed: {sorted(registry.TASKS)}")
@@ -112,7 +112,7 @@ def validate(config, *, capture_attention: bool = False) -> model_registry.Model
   if draw not in LENGTH_DRAWS:
     raise ValueError(f"train_length_draw={draw!r}; allowed: {LENGTH_DRAWS}")
   _check_stopping(config)
-  return model_registry.make_config(_model_fields(config), dtype=COMPUTE_DTYPES[
+  return model_registry.make_config(config.model.to_dict(), dtype=COMPUTE_DTYPES[
       config.compute_dtype], max_length=longest, capture_attention=capture_attention)
 
 
@@ -151,8 +151,3 @@ def build(config, capture_attention: bool = False) -> Setup:
                      f"(length_buckets={config.get('length_buckets', 'auto')!r} gives none here)")
   return Setup(task=task, model_config=model_config, model_fields=model_config.fields(),
                model=model, param_counts=counts, eval_lengths=eval_lengths, buckets=buckets)
-
-
-def _model_fields(config) -> dict:
-  """The model section as a plain dict."""
-  return dict(config.model.to_dict() if hasattr(config.model, "to_dict") else config.model)

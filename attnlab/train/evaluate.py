@@ -106,14 +106,6 @@ class Evaluation:
       self._data[n] = to_devices(batches, self._mesh)
     return (self._data[n],), (), padded
 
-  def resampled(self, seed: int) -> Evaluation:
-    """The same evaluation on the batches sampled from ``seed``, sharing the compiled programs."""
-    if self.sets is not None:
-      raise ValueError("an evaluation read from eval_data_dir sets cannot be resampled")
-    other = copy.copy(self)  # the program caches are shared, not copied
-    other.seed = int(seed)
-    return other
-
   def compile(self, state, lengths: Sequence[int]) -> int:
     """Compiles the programs ``lengths`` need now (a shape error shows at start and no compile
     lands mid-run); returns how many programs that is."""
@@ -199,6 +191,8 @@ def splits(config, task: base.Task, mesh: Mesh | None, lengths: Sequence[int],
            buckets: Sequence[int] | None) -> tuple[Evaluation, Evaluation]:
   """(validation, test) of a run; sampled test batches share the validation's programs."""
   test = from_config(config, task, mesh, lengths, buckets, split="test")
-  if test.sets is None:
-    return test.resampled(config.val_seed), test
-  return from_config(config, task, mesh, lengths, buckets, split="val"), test
+  if test.sets is not None:
+    return from_config(config, task, mesh, lengths, buckets, split="val"), test
+  val = copy.copy(test)  # the compiled programs are shared (the seed is traced), not copied
+  val.seed = int(config.val_seed)
+  return val, test

@@ -189,8 +189,7 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
     log.error("%s", e)
     raise
   finally:
-    ckpt.wait()
-    ckpt.close()
+    ckpt.close()  # waits for the save in flight
     writer.close()
     summary.update(step=step, wall_s=time.time() - start_time, final_eval=last_test,
                    solved_step=convergence.solved_step(history, config.patience),
