@@ -71,12 +71,9 @@ def verify_step_dir(step_dir: str) -> bool:
 
 def write_sidecar(step_dir: str, step: int) -> None:
   """Writes the sidecar of every file under ``step_dir`` but the markers, atomically."""
-  sizes = {}
-  for dirpath, _, files in os.walk(step_dir):
-    for name in files:
-      if name not in _UNHASHED:
-        path = os.path.join(dirpath, name)
-        sizes[os.path.relpath(path, step_dir)] = os.path.getsize(path)
+  paths = [os.path.join(folder, name) for folder, _, names in os.walk(step_dir) for name in names
+           if name not in _UNHASHED]
+  sizes = {os.path.relpath(path, step_dir): os.path.getsize(path) for path in paths}
   digests = {"algorithm": "crc32", "chunk_bytes": _CHUNK, "step": step,
              "files": _digest_files(step_dir, sizes)}
   with open(os.path.join(step_dir, SIDECAR + ".tmp"), "w") as f:

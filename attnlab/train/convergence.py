@@ -58,16 +58,11 @@ def point(record: Mapping[str, Any], crit: Criterion) -> Point:
 
 def solved_step(history: Sequence[Point], patience: int) -> int | None:
   """The first step of the first ``max(patience, 1)`` consecutive solved evaluations."""
-  need, held, first = max(int(patience), 1), 0, None
-  for p in history:
-    if not p.solved:
-      held = 0
-      continue
-    if held == 0:
-      first = p.step
-    held += 1
-    if held >= need:
-      return first
+  need, held = max(int(patience), 1), 0
+  for i, p in enumerate(history):
+    held = held + 1 if p.solved else 0
+    if held == need:
+      return history[i - need + 1].step
   return None
 
 
@@ -79,11 +74,9 @@ def should_stop(history: Sequence[Point], patience: int) -> bool:
 def last_third(history: Sequence[Point]) -> list[Point]:
   """The evaluations from the last one at or before 2/3 of the final step through the final one
   (all of them when none is that early)."""
-  if not history:
-    return []
-  final = history[-1].step
-  early = [i for i, p in enumerate(history) if 3 * p.step <= 2 * final]
-  return list(history[early[-1] if early else 0:])
+  final = history[-1].step if history else 0
+  start = max((i for i, p in enumerate(history) if 3 * p.step <= 2 * final), default=0)
+  return list(history[start:])
 
 
 def converged(history: Sequence[Point], patience: int, epsilon: float,

@@ -2,8 +2,8 @@
 the task drawn once and repeated in epochs; ``data.TrainData.batch`` makes a run's batches from it.
 
 The set is defined by its two keys (``data.set_key``, ``data.order_key``), never stored: example i
-is sampled from ``fold_in(set_key, i)`` inside the compiled step, and batch ``step`` takes the next B
-examples of an endless sequence of shuffled epochs. So a batch is a pure function of (data_seed,
+is sampled from ``fold_in(set_key, i)`` inside the compiled step, and batch ``step`` takes the next
+B examples of an endless sequence of shuffled epochs. So a batch is a pure function of (data_seed,
 step): a resumed run trains on exactly the batches of the uninterrupted run. Training lengths must
 be fixed (``check``): an example is the same sequence every time it is seen.
 """
