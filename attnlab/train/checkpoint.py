@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import shutil
-import threading
 import time
 from typing import Any, Mapping
 
@@ -73,8 +72,6 @@ class Checkpointer:
     self._async = async_save
     # Multi-host: each host writes its own files, so no single host can checksum the step.
     self._checksums = verify and jax.process_count() == 1
-    self._pending: list[int] = []  # steps saved but not yet given a sidecar
-    self._lock = threading.Lock()
     self._primary = jax.process_index() == 0
     os.makedirs(self.directory, exist_ok=True)
     # orbax's tmp folders left by a killed writer (never committed): removed at the first save, as
@@ -109,22 +106,17 @@ class Checkpointer:
   # -- saving ------------------------------------------------------------------------------------
 
   def _write_sidecar(self) -> None:
-    """orbax callback: runs in its save thread after the step is written, before the rename."""
+    """orbax callback: runs in its save thread after the step is written, before the rename. The
+    one tmp folder then is that step's: orbax starts a save only once the previous one is done."""
     if not self._checksums or not self._primary:
       return
-    with self._lock:
-      pending = list(self._pending)
-    for step in pending:
-      tmp = os.path.join(self.directory, f"{step}{TMP_SUFFIX}")
-      if not os.path.isdir(tmp):
-        continue
-      try:
-        write_sidecar(tmp, step)
-      except Exception as e:  # pylint: disable=broad-except
-        # Never fail the save over its checksums: the step stays, unverified.
-        log.error("Could not write checksums for checkpoint step %d: %s", step, e)
-      with self._lock:
-        self._pending.remove(step)
+    for name in os.listdir(self.directory):
+      if name.endswith(TMP_SUFFIX):
+        try:
+          write_sidecar(os.path.join(self.directory, name), int(name[:-len(TMP_SUFFIX)]))
+        except Exception as e:  # pylint: disable=broad-except
+          # Never fail the save over its checksums: the step stays, unverified.
+          log.error("Could not write checksums for checkpoint %s: %s", name, e)
 
   def save(self, step: int, state: Any, metrics: Mapping[str, Any] | None = None,
            force: bool = False, extra: Mapping[str, Any] | None = None) -> bool:
@@ -142,15 +134,10 @@ class Checkpointer:
     meta = {"step": step, "metrics": flat, "time": time.time()}
     if extra:
       meta["extra"] = dict(extra)
-    with self._lock:
-      self._pending.append(step)
     args = ocp.args.Composite(state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta))
     saved = self._manager.save(step, args=args, metrics=flat if self.best_metric else None,
                                force=force)
-    if not saved:
-      with self._lock:
-        self._pending.remove(step)
-    elif not self._async:
+    if saved and not self._async:
       self.wait()
     return bool(saved)
 
