@@ -74,9 +74,8 @@ class Checkpointer:
     self._checksums = verify and jax.process_count() == 1
     self._primary = jax.process_index() == 0
     os.makedirs(self.directory, exist_ok=True)
-    # orbax's tmp folders left by a killed writer (never committed): removed at the first save, as
-    # then none of ours is in flight; a reader of a live run (evaluation) never saves, so never
-    # removes the writer's save in flight.
+    # A killed writer's half-written saves (never committed) go at the first save, when none of
+    # ours is in flight: a reader of a live run (evaluation) never saves, so never removes its save.
     self._interrupted = sorted(os.path.join(self.directory, name)
                                for name in os.listdir(self.directory) if TMP_SUFFIX in name)
     for path in self._interrupted:
@@ -244,8 +243,7 @@ class Checkpointer:
     return None
 
   def _quarantine(self, step: int) -> str:
-    """Moves a damaged step out of orbax's sight, so a resumed run can save that step again (it
-    never deletes it)."""
+    """Moves a damaged step aside (never deleted), so a resumed run can save that step again."""
     src = os.path.join(self.directory, str(step))
     dst = os.path.join(self.damaged_directory, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
     if self._primary:

@@ -45,8 +45,7 @@ def _digest_files(root: str, sizes: Mapping[str, int]) -> dict[str, list]:
 
 
 def verify_step_dir(step_dir: str) -> bool:
-  """True if a step folder matches its sidecar, False if it has none; else ValueError naming the
-  bad file."""
+  """True if the folder matches its sidecar, False without one, else ValueError naming the file."""
   sidecar = os.path.join(step_dir, SIDECAR)
   if not os.path.exists(sidecar):
     return False

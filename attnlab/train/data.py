@@ -1,18 +1,14 @@
 """The data path: which batch each step trains on, the length it is compiled for, and every key.
 
-Keys, from the config's four seeds:
+Every key comes from the config's four seeds and every batch is a function of the step, so a run
+resumed at step S sees the batches of the uninterrupted run:
   init     ``PRNGKey(seed)``: the parameters;
-  dropout  ``fold_in(PRNGKey(seed), 1)``, folded with the step inside ``step.train_step`` (and
-           with the device index under pmap);
-  data     ``PRNGKey(data_seed)``: batch S is sampled from ``fold_in(data, S)``, its per-example
-           lengths (``train_length_draw="example"``) from ``fold_in(fold_in(data, S), 2**20)``;
-           with ``train_examples`` > 0, batch S takes examples of a fixed set instead
-           (``finite.py``, from ``set_key(data)`` and ``order_key(data)``);
-  eval     ``PRNGKey(eval_seed)`` for the test batches, ``PRNGKey(val_seed)`` for the validation
-           batches: evaluation batch i at length n from ``fold_in(fold_in(eval, n), i)``.
-Step S's training length is drawn on the host from ``(data_seed, S)`` (``lengths.train_length``).
-All of it is a function of the step, so a run resumed at step S sees the batches of the
-uninterrupted run.
+  dropout  ``fold_in(PRNGKey(seed), 1)``, folded with the step (and under pmap the device index);
+  data     ``PRNGKey(data_seed)``: batch S from ``fold_in(data, S)``, its per-example lengths from
+           ``fold_in(fold_in(data, S), 2**20)``, or with ``train_examples`` its examples of a fixed
+           set (``finite.py``); step S's training length on the host from ``(data_seed, S)``;
+  eval     ``PRNGKey(eval_seed)`` (test), ``PRNGKey(val_seed)`` (validation): evaluation batch i
+           at length n from ``fold_in(fold_in(eval, n), i)``.
 """
 
 from __future__ import annotations
@@ -46,8 +42,7 @@ def order_key(data: jax.Array) -> jax.Array:
 
 
 def buckets(config, task: base.Task, lengths) -> tuple[int, ...] | None:
-  """``config.length_buckets`` resolved over ``lengths`` (a run's training and evaluation lengths,
-  or those a saved run is evaluated at); None: exact lengths."""
+  """``config.length_buckets`` resolved over the lengths a run uses; None: exact lengths."""
   return lengths_lib.resolve_buckets(config.get("length_buckets", "auto"), lengths, task.pads)
 
 

@@ -34,8 +34,7 @@ def batch_indices(order_key: jax.Array, step, batch_size: int, num_examples: int
 
 
 def examples(sample_one, set_key: jax.Array, indices_B: jax.Array) -> dict:
-  """The batch of examples ``indices_B``; ``sample_one(rng)`` is a batch of one of the task, of the
-  run's length and padding."""
+  """The examples ``indices_B``; ``sample_one(rng)``: a batch of one, padded as the run's are."""
   def one(index):
     return jax.tree_util.tree_map(lambda x: x[0], sample_one(jax.random.fold_in(set_key, index)))
 

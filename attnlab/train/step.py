@@ -71,9 +71,8 @@ def _grads(state: TrainState, batch, rng, accum_steps: int, loss_fn):
 
 def train_step(state: TrainState, batch, rng, *, loss_fn, schedule, accum_steps: int = 1,
                axis_name=None):
-  """One optimizer update on ``batch`` (split into ``accum_steps`` micro-batches); ``loss_fn`` is
-  ``task_loss(output_kind)``, ``schedule`` the learning rate (logged), ``axis_name`` pmap's axis to
-  average over. ``nonfinite_step`` (state and metrics) keeps the first step (counted after its
+  """One optimizer update on ``batch`` (in ``accum_steps`` micro-batches, averaged over pmap's
+  ``axis_name``). ``nonfinite_step`` (state and metrics) keeps the first step (counted after its
   update) whose loss, gradients or parameters were NaN/Inf, so the host names it when it checks."""
   rng = jax.random.fold_in(rng, state.step)
   grads, metrics = _grads(state, batch, rng, accum_steps, loss_fn)

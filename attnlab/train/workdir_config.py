@@ -83,13 +83,10 @@ def move_aside(src: str, dst: str) -> str:
 
 def check_config(workdir: str, config_dict: Any, *, overwrite: bool = False,
                  allow_mismatch: bool = False) -> dict[str, tuple[Any, Any]]:
-  """Writes ``workdir/config.json`` or checks that the run there used the same config; call it
-  before anything else writes to the workdir. Returns the accepted differences.
-
-  A different config raises ValueError listing "field: old -> new", unless ``overwrite`` (the old
-  workdir is renamed to ``<workdir>.old-<time>``) or ``allow_mismatch`` (the previous config.json
-  is kept as ``config.old-<time>.json``). RESULT_NEUTRAL fields may differ (recorded).
-  """
+  """Writes ``workdir/config.json`` or checks that the run there used the same config (call it
+  before anything else writes there); returns the accepted differences. A different config raises,
+  unless ``overwrite`` (the old workdir is moved aside) or ``allow_mismatch`` (the old config.json
+  is kept as ``config.old-<time>.json``); RESULT_NEUTRAL fields may differ."""
   new = _config_tree(config_dict)
   path = os.path.join(workdir, "config.json")
   primary = jax.process_index() == 0

@@ -1,7 +1,5 @@
-"""Where metrics go: absl log lines, metrics.jsonl / eval.jsonl (the validation curve), TensorBoard
-(tb/), a progress bar.
-
-Only the lead process writes; the others get a writer that does nothing but keep the same calls.
+"""Where metrics go: log lines, metrics.jsonl, eval.jsonl (the validation curve), TensorBoard (tb/)
+and a progress bar. Only the lead process writes; the others' writer takes the calls, does nothing.
 """
 
 from __future__ import annotations
