@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 
@@ -31,25 +32,25 @@ def _import_tensorboardx():
 tensorboardX = _import_tensorboardx()
 
 
-def _step_of(line: str) -> int | None:
-  try:  # a kill mid-write can leave a partial last line: it is dropped
+def _step_of(line: str) -> float:
+  try:
     return int(json.loads(line)["step"])
-  except (ValueError, KeyError, TypeError):
-    return None
+  except (ValueError, KeyError, TypeError):  # a kill mid-write can leave a partial last line
+    return math.inf  # after every step: dropped
 
 
-def _drop_records_after(path: str, step: int) -> None:
-  """Removes records of steps after ``step``: a resumed run redoes them, so they'd appear twice."""
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    lines = f.readlines()
-  keep = [line for line in lines if _step_of(line) is not None and _step_of(line) <= step]
-  if len(keep) != len(lines):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-      f.writelines(keep)
-    os.replace(tmp, path)  # atomic: a kill here leaves the old or the new file, never half of one
+def _open_resumed(path: str, step: int):
+  """``path`` opened to append, minus the records after ``step``: a resumed run redoes those."""
+  if os.path.exists(path):
+    with open(path) as f:
+      lines = f.readlines()
+    keep = [line for line in lines if _step_of(line) <= step]
+    if len(keep) != len(lines):
+      tmp = path + ".tmp"
+      with open(tmp, "w") as f:
+        f.writelines(keep)
+      os.replace(tmp, path)  # atomic: a kill here leaves the old or the new file, never half of one
+  return open(path, "a")
 
 
 def fmt(scalars: dict) -> str:
@@ -64,10 +65,8 @@ class MetricWriter:
     if not enabled:
       return
     os.makedirs(workdir, exist_ok=True)
-    for name in ("metrics.jsonl", "eval.jsonl"):
-      _drop_records_after(os.path.join(workdir, name), initial_step)
-    self._metrics = open(os.path.join(workdir, "metrics.jsonl"), "a")
-    self._eval = open(os.path.join(workdir, "eval.jsonl"), "a")
+    self._metrics = _open_resumed(os.path.join(workdir, "metrics.jsonl"), initial_step)
+    self._eval = _open_resumed(os.path.join(workdir, "eval.jsonl"), initial_step)
     self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tb"))
     self._bar = (tqdm.tqdm(total=total_steps, initial=initial_step, dynamic_ncols=True)
                  if sys.stderr.isatty() else None)
