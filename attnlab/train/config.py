@@ -125,10 +125,9 @@ def _check_stopping(config) -> None:
     raise ValueError(f"solve_accuracy={config.solve_accuracy!r}; allowed: 0 < solve_accuracy <= 1")
   if not config.solve_mse > 0:
     raise ValueError(f"solve_mse={config.solve_mse!r}; allowed: solve_mse > 0")
-  if isinstance(config.patience, bool) or int(config.patience) != config.patience \
-      or config.patience < 0:
-    raise ValueError(f"patience={config.patience!r}; allowed: an integer >= 0 "
-                     "(0: never stop early)")
+  patience = config.patience
+  if isinstance(patience, bool) or int(patience) != patience or patience < 0:
+    raise ValueError(f"patience={patience!r}; allowed: an integer >= 0 (0: never stop early)")
   if not config.converge_epsilon >= 0:
     raise ValueError(f"converge_epsilon={config.converge_epsilon!r}; allowed: "
                      "converge_epsilon >= 0")

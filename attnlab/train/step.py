@@ -88,9 +88,8 @@ def train_step(state: TrainState, batch, rng, *, loss_fn, schedule, accum_steps:
              "update_norm": optax.tree.norm(updates),
              "learning_rate": jnp.asarray(schedule(state.step), jnp.float32),
              "nonfinite_step": nonfinite_step}
-  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                            nonfinite_step=nonfinite_step)
-  return new_state, metrics
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                       nonfinite_step=nonfinite_step), metrics
 
 
 def eval_step(state: TrainState, batch, loss_fn) -> dict:

@@ -40,13 +40,6 @@ def with_legacy_fields(tree: Mapping[str, Any]) -> dict:
   return tree
 
 
-def _config_tree(config: Any) -> dict:
-  """A ConfigDict or mapping as plain JSON data (tuples -> lists, dtypes -> str)."""
-  if hasattr(config, "to_dict"):
-    config = config.to_dict()
-  return json.loads(json.dumps(config, sort_keys=True, default=str))
-
-
 def _flat_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
   flat = {}
   for k, v in tree.items():
@@ -87,7 +80,9 @@ def check_config(workdir: str, config_dict: Any, *, overwrite: bool = False,
   before anything else writes there); returns the accepted differences. A different config raises,
   unless ``overwrite`` (the old workdir is moved aside) or ``allow_mismatch`` (the old config.json
   is kept as ``config.old-<time>.json``); RESULT_NEUTRAL fields may differ."""
-  new = _config_tree(config_dict)
+  if hasattr(config_dict, "to_dict"):  # a ConfigDict
+    config_dict = config_dict.to_dict()
+  new = json.loads(json.dumps(config_dict, sort_keys=True, default=str))  # as config.json holds it
   path = os.path.join(workdir, "config.json")
   primary = jax.process_index() == 0
   if overwrite and os.path.exists(workdir) and os.listdir(workdir) and primary:
