@@ -93,8 +93,7 @@ class Checkpointer:
           keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
-        best_fn=best_fn, best_mode=best_mode,
-        enable_async_checkpointing=True,
+        best_fn=best_fn, best_mode=best_mode, enable_async_checkpointing=True,
         async_options=ocp.AsyncOptions(post_finalization_callback=self._write_sidecar),
         cleanup_tmp_directories=False)
     self._manager = ocp.CheckpointManager(
@@ -160,8 +159,7 @@ class Checkpointer:
     return sorted(self._manager.all_steps())
 
   def latest_step(self) -> int | None:
-    steps = self.steps()
-    return steps[-1] if steps else None
+    return max(self.steps(), default=None)
 
   def best_step(self) -> int | None:
     """The step with the best ``best_metric`` (None if no saved step carries it)."""

@@ -129,8 +129,7 @@ def _train_and_evaluate(config, workdir: str, compiles, *, overwrite: bool,
   writer = writer_lib.MetricWriter(workdir, enabled=lead, total_steps=config.num_steps,
                                    initial_step=start)
   summary = {"status": "failed", "step": start, "param_count": setup.param_counts["total"],
-             "d_model": setup.model_fields["d_model"], "init": setup.model_fields["init"],
-             "block": setup.model_fields["block"],
+             **{k: setup.model_fields[k] for k in ("d_model", "init", "block")},
              "state_size": setup.model_config.state_size(setup.eval_lengths[-1]),
              "final_eval": None, "eval_s": 0.0,
              "buckets": list(setup.buckets) if setup.buckets else None}

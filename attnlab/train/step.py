@@ -94,5 +94,4 @@ def train_step(state: TrainState, batch, rng, *, loss_fn, schedule, accum_steps:
 
 def eval_step(state: TrainState, batch, loss_fn) -> dict:
   """Metrics of the deterministic model on one batch."""
-  _, metrics = _loss(state.params, state, batch, jax.random.PRNGKey(0), True, loss_fn)
-  return metrics
+  return _loss(state.params, state, batch, jax.random.PRNGKey(0), True, loss_fn)[1]
