@@ -94,9 +94,8 @@ def _report(*args):
 
 def test_check_fails_once_a_number_is_edited(tree, tmp_path):
   out = str(tmp_path / "results.md")
-  assert _report(f"--results={tree}", f"--out={out}").returncode == 0
-  ok = _report(f"--results={tree}", f"--out={out}", "--check")
-  assert ok.returncode == 0, ok.stderr
+  built = _report(f"--results={tree}", f"--out={out}")
+  assert built.returncode == 0, built.stderr  # --check passing on a fresh build: build.check below
   with open(out) as f:
     text = f.read()
   with open(out, "w") as f:
