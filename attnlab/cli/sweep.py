@@ -117,10 +117,15 @@ def main(argv):
                      "(or --status to see a sweep's state)")
   options = _options()
   sweep.check_executor(FLAGS.executor, **options)
-  rows, table = sweep.run_sweep(FLAGS.config, FLAGS.workdir, executor=FLAGS.executor,
-                                workers=FLAGS.workers, metric=FLAGS.metric,
-                                collect_only=FLAGS.collect_only, preflight=FLAGS.preflight,
-                                resume_from=FLAGS.resume_from, **options)
+  try:
+    rows, table = sweep.run_sweep(FLAGS.config, FLAGS.workdir, executor=FLAGS.executor,
+                                  workers=FLAGS.workers, metric=FLAGS.metric,
+                                  collect_only=FLAGS.collect_only, preflight=FLAGS.preflight,
+                                  resume_from=FLAGS.resume_from, **options)
+  except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the running trials saved and stopped
+    print(f"sweep: interrupted ({e or 'Ctrl-C'}); the running trials saved a checkpoint and "
+          "stopped: the same command resumes the sweep", file=sys.stderr)
+    return 130
   print(table)
   print(f"\nresults: {FLAGS.workdir}/results.csv, table: {FLAGS.workdir}/results.md")
   bad = sweep.failed(rows)
