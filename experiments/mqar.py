@@ -58,10 +58,9 @@ def get_config(arg: str | None = None):
 
 def get_sweep(arg: str | None = None) -> list[dict]:
   _, size = spec.sized(arg, SIZES, keys=("model",))
-  trials = spec.grid_with_variants(size, arg__model=size["models"],
-                                   model__d_model=size["widths"], seed=size["seeds"])
-  # Seed-major order: a sweep stopped part-way has every cell at its first seeds.
-  return sorted(trials, key=lambda t: t["seed"])
+  return spec.seed_major(spec.grid_with_variants(size, arg__model=size["models"],
+                                                 model__d_model=size["widths"],
+                                                 seed=size["seeds"]))
 
 
 # --- The report's claim (scripts/report.py) -------------------------------------------------

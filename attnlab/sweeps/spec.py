@@ -180,6 +180,12 @@ def grid_with_variants(size: Mapping[str, Any], **axes: Sequence[Any]) -> list[d
   return trials + extra + (negative_eigenvalues(trials) if size.get("negative_eigenvalues") else [])
 
 
+def seed_major(trials: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+  """The trials ordered by seed, otherwise as given: a sweep stopped part-way (and committed as
+  partial results) holds every cell at its first seeds rather than some cells at every seed."""
+  return sorted((dict(t) for t in trials), key=lambda t: t.get("seed", 0))
+
+
 NEGATIVE_EIGENVALUES = "model.allow_negative_eigenvalues"
 
 

@@ -87,6 +87,14 @@ def test_grid_with_variants_repeats_a_model_with_any_of_its_fields():
   assert spec.trial_name(trials[2]) == "lstm-blockresidual-seed0"
 
 
+def test_seed_major_keeps_each_seeds_trials_in_grid_order():
+  trials = spec.grid(arg__model=["rnn", "lstm"], seed=[0, 1]) + [{"arg.model": "gru", "seed": 0}]
+  assert spec.seed_major(trials) == [
+      {"arg.model": "rnn", "seed": 0}, {"arg.model": "lstm", "seed": 0},
+      {"arg.model": "gru", "seed": 0}, {"arg.model": "rnn", "seed": 1},
+      {"arg.model": "lstm", "seed": 1}]
+
+
 def test_report_rows_spell_out_their_variant():
   from attnlab.report import data  # pylint: disable=import-outside-toplevel
   rows = spec.grid_with_variants({"variants": [("lstm", "forget_bias", (1.0,)),
