@@ -47,9 +47,12 @@ def uniform(bound: float):
   return init
 
 
-def embedding(scheme: str):
-  """The token embedding table's initializer."""
+def embedding(scheme: str, std: float = 0.0):
+  """The token embedding table's initializer: N(0, std^2) for ``std`` > 0 (the model section's
+  ``embed_std``), else the scheme's."""
   check(scheme)
+  if std > 0:
+    return nn.initializers.normal(std)
   return nn.initializers.normal(1.0) if scheme == "torch" else nn.linear.default_embed_init
 
 

@@ -111,8 +111,10 @@ MIXERS = {**{n: (e.config, e.fixed) for n, e in MODELS.items() if e.backbone is 
 # Dataclass fields the run sets (compute dtype, attention capture), never a config file.
 RUNTIME = ("dtype", "param_dtype", "capture_attention")
 # Fields of every model section that are not the model's: target_params > 0 sizes d_model to
-# that many parameters (within 10%).
-COMMON = {"target_params": 0}
+# that many parameters (within 10%); embed_std > 0 draws the token embedding N(0, embed_std^2)
+# instead of the init scheme's (0.02: the LM wrappers of Mamba's, Zoology's and
+# flash-linear-attention's reference code, where the scheme's N(0, 1) keeps Mamba off MQAR).
+COMMON = {"target_params": 0, "embed_std": 0.0}
 # Section defaults that differ from the dataclass's: placeholders filled by the run (max_len: the
 # longest train/eval length) or meaning the default (attention_impl "": the backend's;
 # num_kv_heads 0: num_heads).
@@ -223,6 +225,10 @@ def make_config(fields: Mapping[str, Any], *, dtype=None, max_length: int = 0,
   if unknown:
     raise ValueError(f"model.name={name!r} has no field(s) {unknown}; its fields: "
                      f"{sorted(own + list(COMMON))}")
+  embed_std = fields.get("embed_std", 0.0)
+  if isinstance(embed_std, bool) or not isinstance(embed_std, (int, float)) or not embed_std >= 0:
+    raise ValueError(f"model.embed_std={embed_std!r}; allowed: a number >= 0 (0: the init "
+                     "scheme's embedding)")
   block = fields.get("block", e.blocks[0])
   if block not in e.blocks:
     raise ValueError(f"model.block={block!r}; allowed for {name!r}: {e.blocks}")

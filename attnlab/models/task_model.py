@@ -28,13 +28,15 @@ class SequenceModel(nn.Module):
   output_kind: str  # base.OUTPUT_KINDS
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
   init_scheme: str = initializers.DEFAULT  # the embedding's and head's (initializers.SCHEMES)
+  embed_std: float = 0.0  # > 0: the token embedding N(0, embed_std^2), not the scheme's
 
   @nn.compact
   def __call__(self, inputs, lengths_B=None, *, deterministic=True):
     scheme = self.init_scheme
     if self.input_kind == base.TOKENS:
       x_BLD = nn.Embed(self.vocab_size, self.d_model, dtype=self.dtype,
-                       embedding_init=initializers.embedding(scheme), name="embed")(inputs)
+                       embedding_init=initializers.embedding(scheme, self.embed_std),
+                       name="embed")(inputs)
     else:
       x_BLD = nn.Dense(self.d_model, dtype=self.dtype, name="input_proj",
                        **initializers.linear(scheme, inputs.shape[-1]))(inputs)
@@ -59,16 +61,18 @@ def build(fields, task: base.Task, dtype=jnp.float32, *, max_length: int = 0,
   """The full model for ``task`` from a model section (see ``registry``)."""
   model = registry.make_config(fields, dtype=dtype, max_length=max_length,
                                capture_attention=capture_attention)
-  return from_model(model, task, dtype)
+  return from_model(model, task, dtype, embed_std=float(fields.get("embed_std", 0.0)))
 
 
-def from_model(model: registry.Model, task: base.Task, dtype=jnp.float32) -> SequenceModel:
-  """The full model for ``task`` around a resolved ``registry.Model`` (built with ``dtype``)."""
+def from_model(model: registry.Model, task: base.Task, dtype=jnp.float32, *,
+               embed_std: float = 0.0) -> SequenceModel:
+  """The full model for ``task`` around a resolved ``registry.Model`` (built with ``dtype``);
+  ``embed_std``: the model section's (registry.COMMON)."""
   resolved = model.fields()
   return SequenceModel(backbone=model.backbone(), d_model=resolved["d_model"],
                        vocab_size=task.vocab_size, input_kind=task.input_kind,
                        output_size=task.output_size, output_kind=task.output_kind, dtype=dtype,
-                       init_scheme=resolved["init"])
+                       init_scheme=resolved["init"], embed_std=embed_std)
 
 
 def dummy_inputs(task: base.Task, batch_size: int = 1, length: int = 4):

@@ -141,7 +141,8 @@ def build(config, capture_attention: bool = False) -> Setup:
   eval_lengths = lengths_lib.check_eval_lengths(config.eval_lengths)
   if config.model.get("target_params"):
     model_config = task_model.size_to_target(model_config, task, int(config.model.target_params))
-  model = task_model.from_model(model_config, task, COMPUTE_DTYPES[config.compute_dtype])
+  model = task_model.from_model(model_config, task, COMPUTE_DTYPES[config.compute_dtype],
+                                embed_std=float(config.model.get("embed_std", 0.0)))
   counts = task_model.param_counts(task_model.abstract_params(model, task))
   lengths = list(range(int(config.train_min_length), int(config.train_max_length) + 1))
   buckets = data_lib.buckets(config, task, lengths + list(eval_lengths))

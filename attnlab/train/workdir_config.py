@@ -26,7 +26,7 @@ RESULT_NEUTRAL = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoin
 _MISSING = "<missing>"
 # Fields added after runs were saved without them, with the value those runs used: an old
 # config.json reads as the run it describes (those runs never stopped early).
-LEGACY_MODEL_FIELDS = {"init": initializers.LEGACY}
+LEGACY_MODEL_FIELDS = {"init": initializers.LEGACY, "embed_std": 0.0}
 LEGACY_FIELDS = {"val_seed": convergence.VAL_SEED, "solve_accuracy": convergence.SOLVE_ACCURACY,
                  "solve_mse": convergence.SOLVE_MSE, "patience": 0,
                  "converge_epsilon": convergence.CONVERGE_EPSILON}

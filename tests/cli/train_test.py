@@ -27,6 +27,7 @@ MISTAKES = [
     ([SMOKE, "--config.model.num_heads=2"], r"config.model has no field 'num_heads'"),
     ([SMOKE, "--config.batch_size=abc"], r"--config.batch_size=abc"),
     ([SMOKE, "--config.batch_size=0"], r"batch_size=0; must be >= 1"),
+    ([SMOKE, "--config.model.embed_std=-0.5"], r"model.embed_std=-0.5; allowed: a number >= 0"),
     ([f"--config={BASE}:task=copyy"], r"task.name='copyy'; allowed"),
     ([SMOKE, "--config.train_min_length=9", "--config.train_max_length=5"],
      r"train_max_length=5 < train_min_length=9"),

@@ -43,6 +43,18 @@ def test_embeddings_are_standard_normal_under_torch_and_one_over_sqrt_d_under_fl
   np.testing.assert_allclose(std("flax"), 1 / 8, rtol=0.03)
 
 
+@pytest.mark.parametrize("scheme", initializers.SCHEMES)
+def test_embed_std_replaces_the_embedding_and_nothing_else(scheme):
+  # Mamba's LM wrapper (mamba_ssm), Zoology's and flash-linear-attention's draw N(0, 0.02).
+  params = {std: config_lib.build(helpers.tiny_config(
+      "mamba", "copy", **{"model.init": scheme, "model.embed_std": std})).model.init(
+          KEY, jnp.zeros((1, 4), jnp.int32))["params"] for std in (0.0, 0.02)}
+  np.testing.assert_allclose(float(jnp.std(params[0.02]["embed"]["embedding"])), 0.02, rtol=0.15)
+  assert float(jnp.std(params[0.0]["embed"]["embedding"])) > 0.1
+  rest = lambda p: {k: v for k, v in p.items() if k != "embed"}  # noqa: E731
+  jax.tree_util.tree_map(np.testing.assert_array_equal, rest(params[0.0]), rest(params[0.02]))
+
+
 def test_flax_is_flaxs_own_defaults():
   # The same initializers Flax's Dense and Embed use, so flax-scheme parameters are bit for bit
   # the ones attnlab drew before the scheme existed.
