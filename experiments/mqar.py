@@ -89,6 +89,7 @@ def mqar(exps, results_dir):
   widths = sorted({x for cells in table.values() for x in cells})
   body += kit.training(exp, table, "model.d_model", "d_model", widths[0], "accuracy",
                        results_dir, ylim=(-0.02, 1.02))
+  body += kit.controls(exp, results_dir)
   by_state = data.pivot([r for r in exp.rows if isinstance(r.get("state_size"), (int, float))],
                         "state_size", "accuracy")
   if by_state:  # Zoology's axis: what the model keeps per sequence to decode the next token

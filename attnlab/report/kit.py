@@ -8,6 +8,7 @@ convergence was not recorded.
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 from typing import Mapping
@@ -49,6 +50,21 @@ def training(exp, table, column: str, label: str, x, metric: str, results_dir: s
                              "chosen lr)", **plot)
     parts.append(figure(fig, f"learning curves at {label} {x}", results_dir))
   return parts
+
+
+def controls(exp, results_dir: str) -> list[str]:
+  """The experiment's committed controls (``controls.csv`` beside its results, one row per run
+  outside the sweep: an independent implementation, another initialisation) as a Markdown table
+  under a heading; nothing when it has none."""
+  path = os.path.join(exp.directory, "controls.csv")
+  if not os.path.exists(path):
+    return []
+  with open(path, newline="", encoding="utf-8") as f:
+    rows = list(csv.reader(f))
+  rel = os.path.relpath(path, os.path.dirname(os.path.abspath(results_dir)))
+  return [f"*Controls* ({rel}): runs outside the sweep that tell whether a failing cell is the "
+          "model's, its initialisation's or attnlab's implementation's, with the command of each.",
+          data.markdown(rows[0], rows[1:])]
 
 
 def at(table, model_prefix: str, x):
