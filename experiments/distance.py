@@ -94,7 +94,8 @@ def forget(exps, results_dir):
                                   "rate with the best mean validation accuracy (lr)"),
           data.pivot_table(table, "distance"), kit.figure(fig, "accuracy vs distance", results_dir),
           *kit.training(exp, table, "task.distance", "distance", far, "accuracy", results_dir,
-                        ylim=(-0.02, 1.02), hline=CHANCE_DISTANCE)]
+                        ylim=(-0.02, 1.02), hline=CHANCE_DISTANCE),
+          *kit.controls(exp, results_dir)]
   family = lambda *names: {m: cells.get(far) for m, cells in table.items()  # noqa: E731
                            if m.split(" ")[0] in names and cells.get(far)}
   rnns, gated, attention = family("rnn"), family("lstm", "gru"), family("transformer")
