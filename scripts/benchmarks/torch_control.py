@@ -77,7 +77,8 @@ def run(torch, config) -> dict:
   decayed = lambda n, p: p.dim() >= 2 and "embed" not in n  # noqa: E731
   opt = torch.optim.AdamW(
       [{"params": [p for n, p in named if decayed(n, p)], "weight_decay": opt_cfg.weight_decay},
-       {"params": [p for n, p in named if not decayed(n, p)], "weight_decay": 0.0}], lr=opt_cfg.learning_rate)
+       {"params": [p for n, p in named if not decayed(n, p)], "weight_decay": 0.0}],
+      lr=opt_cfg.learning_rate)
 
   def loss_and_accuracy(batch):
     logits = model(torch.from_numpy(np.asarray(batch["inputs"], np.int64)))
