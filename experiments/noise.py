@@ -26,9 +26,16 @@ SIZES = {
                  # Widths step by 2 * num_heads: at 4 heads no sLSTM is within 10% of 58k
                  # (the nearest, d_model 48, has 49.7k); at 2 heads 48 gives 59.0k.
                  heads={"slstm": 2}),
-    "report": dict(rates=(0.0, 0.25, 0.5, 0.75), distance=16, seeds=(0, 1), num_steps=1500,
-                   batch_size=32, target_params=20_000, num_layers=1,
-                   models=("lstm", "gru", "mingru", "transformer", "mamba"), lrs=(1e-3, 3e-3)),
+    # docs/results.md, under the converged protocol: the claim's Transformer and gated RNNs (the
+    # LSTM and GRU in both blocks) and Mamba; no noise, half and three quarters of the filler
+    # replaced (0.25, and minGRU, are the full size's: fewer cells, not shorter trials); three
+    # seeds, two learning rates. Trials stop once solved (accuracy >= 0.99 on the validation
+    # batches 3 evaluations in a row) or at 6000 steps, four times the earlier budget, validating
+    # every 300: distance.py's budget, under which every gated RNN solves distance 16 noise-free.
+    "report": dict(rates=(0.0, 0.5, 0.75), distance=16, seeds=(0, 1, 2), num_steps=6000,
+                   evals=20, batch_size=32, target_params=20_000, num_layers=1,
+                   models=("lstm", "gru", "transformer", "mamba"), lrs=(1e-3, 3e-3),
+                   variants=[(m, "block", ("residual",)) for m in ("lstm", "gru")]),
     "smoke": dict(rates=(0.0, 0.5), distance=4, seeds=(0,), num_steps=20, batch_size=8,
                   target_params=3_900, num_layers=1, models=("lstm", "transformer")),
 }
@@ -48,14 +55,14 @@ def get_config(arg: str | None = None):
   if c.model.name in size.get("heads", {}):
     c.model.num_heads = size["heads"][c.model.name]
   spec.set_schedule(c, num_steps=size["num_steps"], batch_size=size["batch_size"],
-                    learning_rate=3e-3)
+                    learning_rate=3e-3, evals=size.get("evals", 2))
   return c
 
 
 def get_sweep(arg: str | None = None) -> list[dict]:
   _, size = spec.sized(arg, SIZES, keys=("model",))
-  return spec.grid_with_variants(size, arg__model=size["models"], task__noise_rate=size["rates"],
-                                 seed=size["seeds"])
+  return spec.seed_major(spec.grid_with_variants(
+      size, arg__model=size["models"], task__noise_rate=size["rates"], seed=size["seeds"]))
 
 
 # --- The report's claim (scripts/report.py) -------------------------------------------------
@@ -72,23 +79,29 @@ def noise(exps, results_dir):
   fig = plotting.line_plot(kit.series(table), os.path.join(exp.directory, "accuracy_vs_noise.png"),
                            xlabel="distractor rate", ylabel="accuracy", ylim=(-0.02, 1.02),
                            title="accuracy vs distractor rate")
-  body = [data.protocol_text(exp, "final accuracy, mean ± std over seeds at the best learning "
-                                  "rate"),
+  body = [data.protocol_text(exp, "final test accuracy, mean ± std over seeds at the learning "
+                                  "rate with the best mean validation accuracy (lr)"),
           data.pivot_table(table, "noise rate"), kit.figure(fig, "noise", results_dir)]
   rates = sorted({x for cells in table.values() for x in cells})
   body += kit.training(exp, table, "task.noise_rate", "noise rate", rates[-1], "accuracy",
                        results_dir, ylim=(-0.02, 1.02))
-  drop = {}
-  for model, cells in table.items():
-    if cells.get(rates[0]) and cells.get(rates[-1]):
-      drop[model.split(" ")[0]] = cells[rates[0]].mean - cells[rates[-1]].mean
-  gated = [drop[m] for m in ("lstm", "gru", "mingru") if m in drop]
-  checks = [(drop.get("transformer", 0) >= 0.1,
-             f"the Transformer loses {drop.get('transformer', math.nan):.3f} from rate "
-             f"{rates[0]:g} to {rates[-1]:g} (threshold >= 0.1)"),
-            (bool(gated) and drop.get("transformer", -1) > max(gated),
-             f"more than the gated RNNs (largest loss {max(gated, default=math.nan):.3f})")]
-  return (*kit.verdict(checks, kit.cells(table, "rate ")), "\n\n".join(body))
+  body += kit.controls(exp, results_dir)
+  low, high = rates[0], rates[-1]
+  ends = {m: (cells.get(low), cells.get(high)) for m, cells in table.items()
+          if cells.get(low) and cells.get(high)}
+  drop = {m: a.mean - b.mean for m, (a, b) in ends.items()}
+  gated = {m: d for m, d in drop.items() if m.split(" ")[0] in ("lstm", "gru", "mingru")}
+  att = drop.get("transformer", math.nan)
+  worst = max(gated.items(), key=lambda kv: kv[1], default=(None, math.nan))
+  checks = [(att >= 0.1, f"the Transformer loses {att:.3f} from rate {low:g} to {high:g} "
+                         "(threshold >= 0.1)"),
+            (bool(gated) and att > worst[1],
+             f"more than every gated RNN (the largest loss: {worst[0]}, {worst[1]:.3f})")]
+  # The verdict rests on the cells the checks read: the Transformer and every gated RNN at the
+  # lowest and highest rates.
+  rests_on = {f"{m} at rate {x:g}": c for m, pair in ends.items()
+              if m == "transformer" or m in gated for x, c in zip((low, high), pair)}
+  return (*kit.verdict(checks, rests_on), "\n\n".join(body))
 
 
 CLAIMS = (

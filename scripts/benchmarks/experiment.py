@@ -94,7 +94,10 @@ def torch_model(torch, setup):
   class Model(nn.Module):
     def __init__(self):
       super().__init__()
-      self.embed = nn.Embedding(task.vocab_size, d)
+      if task.input_kind == base.FEATURES:  # attnlab's input_proj, decayed as a matrix
+        self.input_proj = nn.Linear(task.input_features, d)
+      else:
+        self.embed = nn.Embedding(task.vocab_size, d)
       if name in TRANSFORMERS:
         gelu = functools.partial(torch.nn.functional.gelu, approximate="tanh")  # flax's nn.gelu
         layer = nn.TransformerEncoderLayer(d, f["num_heads"], f["d_ff"], dropout=0.0,
@@ -107,7 +110,7 @@ def torch_model(torch, setup):
       self.head = nn.Linear(d, task.output_size)
 
     def forward(self, inputs_BL):
-      x_BLD = self.embed(inputs_BL)
+      x_BLD = (self.input_proj if task.input_kind == base.FEATURES else self.embed)(inputs_BL)
       length = inputs_BL.shape[1]
       if name in TRANSFORMERS:
         pe_LD = torch.from_numpy(np.array(pos_lib.sinusoidal(np.arange(length), d)))
@@ -121,7 +124,8 @@ def torch_model(torch, setup):
         y_BLD, _ = self.body(x_BLD)
       if task.output_kind != base.PER_TOKEN:
         y_BLD = y_BLD[:, -1]
-      return self.head(y_BLD)
+      out = self.head(y_BLD)
+      return out[..., 0] if task.output_kind == base.REGRESSION else out  # attnlab's [B]
 
   if name not in TRANSFORMERS and name not in TORCH_RNNS:
     raise ValueError(f"model {name!r} has no PyTorch counterpart here; allowed: "
@@ -130,6 +134,12 @@ def torch_model(torch, setup):
     raise ValueError(f"the PyTorch Transformer here has sinusoidal positions and a dense "
                      f"feed-forward; got position={f['position']!r}, moe_experts={f['moe_experts']}")
   return Model()
+
+
+def torch_inputs(torch, task, inputs):
+  """A batch's inputs as the PyTorch model takes them: token ids as int64, features as float32."""
+  return torch.from_numpy(np.array(inputs, np.float32 if task.input_kind == base.FEATURES
+                                   else np.int64))
 
 
 def torch_step(torch, setup, config, batch):

@@ -1,15 +1,18 @@
 """The control for a failing cell of any experiment: PyTorch's own model of the same shape
-(``experiment.torch_model``: nn.Embedding, nn.LSTM/GRU/RNN or a pre-norm nn.TransformerEncoder,
-nn.Linear, at PyTorch's default initialisation), trained the way the experiment file trains
-attnlab's (AdamW decaying matrices only, linear warmup then cosine to zero, global-norm clipping,
-the same batches from ``data.TrainData``, the same step budget), then scored on the run's test
-batches. If PyTorch also fails the cell, the failure is the model's and the budget's, not attnlab's
-implementation. No early stopping: the control runs its whole budget.
+(``experiment.torch_model``: nn.Embedding, or nn.Linear for feature inputs; nn.LSTM/GRU/RNN or a
+pre-norm nn.TransformerEncoder; nn.Linear; at PyTorch's default initialisation), trained the way
+the experiment file trains attnlab's (AdamW decaying matrices only, linear warmup then cosine to
+zero, global-norm clipping, the same batches from ``data.TrainData``, the same step budget, the
+same loss: cross-entropy, or squared error for a regression such as the adding problem), then
+scored on the run's test batches (accuracy, or MSE). If PyTorch also fails the cell, the failure
+is the model's and the budget's, not attnlab's implementation. No early stopping: the control runs
+its whole budget.
 
   python scripts/benchmarks/torch_control.py --config experiments/distance.py:report,model=lstm \
       --set task.distance=64 --lrs 1e-3 3e-3 --seeds 0
   python scripts/benchmarks/torch_control.py --config experiments/mqar.py:report,model=gru \
       --set model.d_model=64 --lrs 1e-3 3e-3 --seeds 0 1
+  python scripts/benchmarks/torch_control.py --config experiments/adding.py:report,model=lstm,length=400
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from attnlab import configs  # noqa: E402
+from attnlab.tasks import base  # noqa: E402
 from attnlab.train import config as config_lib, data as data_lib  # noqa: E402
 from benchmarks import experiment  # noqa: E402
 
@@ -80,11 +84,20 @@ def run(torch, config) -> dict:
        {"params": [p for n, p in named if not decayed(n, p)], "weight_decay": 0.0}],
       lr=opt_cfg.learning_rate)
 
-  def loss_and_accuracy(batch):
-    logits = model(torch.from_numpy(np.asarray(batch["inputs"], np.int64)))
-    targets = torch.from_numpy(np.asarray(batch["targets"], np.int64)).reshape(-1)
+  regression = setup.task.output_kind == base.REGRESSION
+  metric = "mse" if regression else "accuracy"
+
+  def loss_and_metric(batch):
+    """The masked-mean loss (attnlab's: squared error for a regression, cross-entropy otherwise)
+    and the test metric (MSE or accuracy)."""
+    out = model(experiment.torch_inputs(torch, setup.task, batch["inputs"]))
     mask = torch.from_numpy(np.array(batch["mask"], np.float32)).reshape(-1)
-    flat = logits.reshape(-1, logits.shape[-1])
+    if regression:
+      targets = torch.from_numpy(np.array(batch["targets"], np.float32)).reshape(-1)
+      loss = ((out.reshape(-1) - targets) ** 2 * mask).sum() / mask.sum()
+      return loss, float(loss)
+    targets = torch.from_numpy(np.asarray(batch["targets"], np.int64)).reshape(-1)
+    flat = out.reshape(-1, out.shape[-1])
     per_token = torch.nn.functional.cross_entropy(flat, targets, reduction="none")
     right = (flat.argmax(-1) == targets).float()
     return (per_token * mask).sum() / mask.sum(), float((right * mask).sum() / mask.sum())
@@ -94,19 +107,19 @@ def run(torch, config) -> dict:
     for group in opt.param_groups:
       group["lr"] = _lr(step, opt_cfg.learning_rate, opt_cfg.warmup_steps, steps)
     opt.zero_grad(set_to_none=True)
-    loss, _ = loss_and_accuracy(jax.device_get(batch_at(step)))
+    loss, _ = loss_and_metric(jax.device_get(batch_at(step)))
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg.clip_norm)
     opt.step()
     losses.append(loss.item())
   key = jax.random.PRNGKey(config.eval_seed)
   with torch.no_grad():
-    accuracy = float(np.mean([loss_and_accuracy(jax.device_get(data_lib.eval_batch(
+    score = float(np.mean([loss_and_metric(jax.device_get(data_lib.eval_batch(
         setup.task, key, config.batch_size, i, None, length)))[1]
         for i in range(config.eval_batches)]))
   return {"model": setup.model_fields["name"], "d_model": setup.model_fields["d_model"],
           "lr": opt_cfg.learning_rate, "seed": int(config.seed), "steps": steps,
-          "test_accuracy": accuracy, "first_loss": losses[0],
+          f"test_{metric}": score, "first_loss": losses[0],
           "last_loss": float(np.mean(losses[-100:])), "wall_s": time.time() - start}
 
 

@@ -4,26 +4,36 @@ and its records carry what the docs read (no timing asserted)."""
 from __future__ import annotations
 
 import json
+import os
 
 import jax
 import numpy as np
 import pytest
 
 from benchmarks import experiment
+from attnlab import configs
 from attnlab.models import task_model
 from attnlab.train import config as config_lib
 from tests.benchmarks import torch_layout
 
 torch = pytest.importorskip("torch")
 
-# The two Transformers (causal per-token, bidirectional sequence output) and an RNN (the three
-# torch.nn RNNs share their parameter names with attnlab's).
-CASES = [("mqar", "decoder"), ("distance", "transformer"), ("noise", "lstm")]
+# The two Transformers (causal per-token, bidirectional sequence output), an RNN (the three
+# torch.nn RNNs share their parameter names with attnlab's), and a regression on feature inputs
+# (the adding problem: a Linear input projection, one output).
+CASES = [("mqar", "decoder"), ("distance", "transformer"), ("noise", "lstm"), ("adding", "gru")]
+
+
+def _config(exp, name):
+  if exp in experiment.EXPERIMENTS:
+    return experiment.load_config(exp, name, quick=True)
+  path = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", f"{exp}.py")
+  return configs.load_config_file(f"{path}:model={name},smoke")
 
 
 @pytest.mark.parametrize("exp, name", CASES)
 def test_the_torch_model_is_the_attnlab_model(exp, name):
-  config = experiment.load_config(exp, name, quick=True)
+  config = _config(exp, name)
   setup = config_lib.build(config)
   batch = experiment.fixed_batch(setup, config)
   # Random parameters of the model's shapes (no init to compile; norms and biases non-trivial).
@@ -37,7 +47,7 @@ def test_the_torch_model_is_the_attnlab_model(exp, name):
                           torch_layout.to_torch(params, name).items()}, strict=True)
   want = jax.jit(setup.model.apply)({"params": params}, batch["inputs"])
   with torch.no_grad():
-    got = module(torch.from_numpy(np.array(batch["inputs"], np.int64))).numpy()
+    got = module(experiment.torch_inputs(torch, setup.task, batch["inputs"])).numpy()
   assert got.shape == want.shape
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 

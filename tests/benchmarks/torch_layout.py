@@ -18,8 +18,12 @@ def _t(x):
 
 
 def entries(params, name: str) -> list[tuple[tuple, str, object, object]]:
-  out = [(("embed", "embedding"), "embed.weight", np.asarray, np.asarray),
-         (("head", "kernel"), "head.weight", _t, _t),
+  if "input_proj" in params:  # feature inputs (the adding problem): a Linear, not an Embedding
+    out = [(("input_proj", "kernel"), "input_proj.weight", _t, _t),
+           (("input_proj", "bias"), "input_proj.bias", np.asarray, np.asarray)]
+  else:
+    out = [(("embed", "embedding"), "embed.weight", np.asarray, np.asarray)]
+  out += [(("head", "kernel"), "head.weight", _t, _t),
          (("head", "bias"), "head.bias", np.asarray, np.asarray)]
   if name not in experiment.TRANSFORMERS:
     return out + [(("backbone", "rnn", k), "body." + k, np.asarray, np.asarray)
