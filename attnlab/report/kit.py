@@ -2,13 +2,14 @@
 tables of ``data.py``: figure links, plot series, cell lookup and the verdict rules.
 
 A verdict is yes / no / partly from the claim's checks, and "undetermined at this budget" when a
-cell it rests on has a trial that had not converged (``train/convergence.py``) or whose
-convergence was not recorded.
+cell it rests on has a trial that had not converged (``train/convergence.py``), whose
+convergence was not recorded, or that a committed control overrules (``overruled``).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 from typing import Mapping
@@ -52,15 +53,22 @@ def training(exp, table, column: str, label: str, x, metric: str, results_dir: s
   return parts
 
 
-def controls(exp, results_dir: str) -> list[str]:
-  """The experiment's committed controls (``controls.csv`` beside its results, one row per run
-  outside the sweep: an independent implementation, another initialisation) as a Markdown table
-  under a heading; nothing when it has none."""
+def _control_rows(exp) -> list[list[str]]:
   path = os.path.join(exp.directory, "controls.csv")
   if not os.path.exists(path):
     return []
   with open(path, newline="", encoding="utf-8") as f:
-    rows = list(csv.reader(f))
+    return list(csv.reader(f))
+
+
+def controls(exp, results_dir: str) -> list[str]:
+  """The experiment's committed controls (``controls.csv`` beside its results, one row per run
+  outside the sweep: an independent implementation, another initialisation, a longer budget) as a
+  Markdown table under a heading; nothing when it has none."""
+  rows = _control_rows(exp)
+  if not rows:
+    return []
+  path = os.path.join(exp.directory, "controls.csv")
   rel = os.path.relpath(path, os.path.dirname(os.path.abspath(results_dir)))
   return [f"*Controls* ({rel}): runs outside the sweep that tell whether a failing cell is the "
           "model's, its initialisation's or attnlab's implementation's, with the command of each.",
@@ -73,6 +81,27 @@ def at(table, model_prefix: str, x):
     if model.split(" ")[0] == model_prefix and cells.get(x) is not None:
       return cells[x]
   return None
+
+
+def overruled(exp, rests_on: Mapping[str, data.Cell | None]) -> dict[str, data.Cell | None]:
+  """``rests_on`` with every cell that a committed control overrules marked as not converged.
+
+  A control row overrules a cell when its ``overrules`` column names the cell's label (``lstm at
+  T=400``): a run of the same cell with a longer budget that left the plateau the sweep's trials
+  sat on, say. Flat validation curves then met the convergence test without the trials having
+  finished; the verdict must not rest on them. The label gains "(overruled by a control)"."""
+  rows = _control_rows(exp)
+  if not rows or "overrules" not in rows[0]:
+    return dict(rests_on)
+  at = rows[0].index("overrules")
+  named = {r[at].strip() for r in rows[1:] if len(r) > at and r[at].strip()}
+  out = {}
+  for label, c in rests_on.items():
+    if label in named and c is not None:
+      out[f"{label} (overruled by a control)"] = dataclasses.replace(c, converged=False)
+    else:
+      out[label] = c
+  return out
 
 
 UNDETERMINED = "undetermined at this budget"
