@@ -71,7 +71,8 @@ def controls(exp, results_dir: str) -> list[str]:
   path = os.path.join(exp.directory, "controls.csv")
   rel = os.path.relpath(path, os.path.dirname(os.path.abspath(results_dir)))
   return [f"*Controls* ({rel}): runs outside the sweep that tell whether a failing cell is the "
-          "model's, its initialisation's or attnlab's implementation's, with the command of each.",
+          "model's, its initialisation's, its budget's or attnlab's implementation's, with the "
+          "command of each.",
           data.markdown(rows[0], rows[1:])]
 
 
