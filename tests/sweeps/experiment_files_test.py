@@ -54,8 +54,10 @@ def test_length_generalization_selects_one_cell():
 def test_length_generalization_runs_state_tracking_again_with_negative_eigenvalues():
   path = os.path.join(ROOT, "experiments", "length_generalization.py")
   names = [t.name for t in spec.load_trials(f"{path}:task=cycle_navigation,model=gated_deltanet")]
-  assert names[3:] == [f"cycle_navigation-gated_deltanet-allow_negative_eigenvaluesTrue-seed{s}"
-                       for s in range(3)]
+  # Seed-major: each seed's plain trial, then the same with negative eigenvalues.
+  assert names == [name for s in range(3) for name in (
+      f"cycle_navigation-gated_deltanet-seed{s}",
+      f"cycle_navigation-gated_deltanet-allow_negative_eigenvaluesTrue-seed{s}")]
   assert len(spec.load_trials(f"{path}:task=reverse_string,model=gated_deltanet")) == 3
   trials = spec.load_trials(path)
   for model in ("slstm", "mlstm", "xlstm", "mamba2", "gated_deltanet", "deltanet"):
