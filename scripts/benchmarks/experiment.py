@@ -152,7 +152,7 @@ def torch_step(torch, setup, config, batch):
   opt = torch.optim.AdamW([{"params": decay, "weight_decay": opt_cfg.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=opt_cfg.learning_rate)
-  inputs = torch.from_numpy(np.asarray(batch["inputs"]).astype(np.int64))
+  inputs = torch_inputs(torch, setup.task, batch["inputs"])
   targets = torch.from_numpy(np.asarray(batch["targets"]).astype(np.int64))
   mask = torch.from_numpy(np.array(batch["mask"], np.float32))
 
